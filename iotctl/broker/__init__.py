@@ -1,0 +1,1 @@
+"""Broker identity: accounts, hashed passwords, ACLs, generated Mosquitto files."""

@@ -1,0 +1,410 @@
+"""The one contract between devices, ingest, simulator, tail and tests: topics, payloads, units.
+
+Everything that names a topic or reads a payload imports this module; the firmware mirrors it in
+``firmware/lib/iots6/contract.py`` and a test proves the two agree.  Documented in ``docs/contract.md``; the JSON
+Schema in ``docs/contract.schema.json`` is generated from :data:`FIELDS` by :func:`json_schema`.
+
+Topics (``<base>`` defaults to ``iots6``):
+
+* ``<base>/<device_id>/telemetry``: periodic readings, payload v1, QoS 1.
+* ``<base>/<device_id>/event``: a motion or switch edge, payload v1 with ``event`` set, QoS 1.
+* ``<base>/<device_id>/status``: retained ``online`` / ``offline`` (the last will).
+* ``<base>/<device_id>/config``: retained config-change notice from the config server (devices read it).
+* ``<base>/<device_id>``: the older Pico firmware's JSON (see :func:`parse_legacy`), converted on ingest.
+
+Units in storage and in payload v1: temperature °C, humidity %RH, pressure hPa, rssi dBm.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+PAYLOAD_VERSION = 1
+DEFAULT_TOPIC_BASE = "iots6"
+DEVICE_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN + r"\Z")
+#: Largest payload accepted, in bytes. A v1 reading is ~250 bytes; the legacy format ~400.
+MAX_PAYLOAD_BYTES = 4096
+#: Timestamps before this are a device whose clock was never set (RP2040 RTC starts at 2021-01-01).
+EARLIEST_TS = datetime(2022, 1, 1, tzinfo=UTC)
+#: How far ahead of the receiver's clock a device timestamp may be.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+
+TELEMETRY = "telemetry"
+EVENT = "event"
+STATUS = "status"
+CONFIG = "config"
+LEGACY = "legacy"
+#: Kinds of reading stored in ``sensor_data.kind``.
+KIND_TELEMETRY = "telemetry"
+KIND_MOTION = "motion"
+KIND_SWITCH = "switch"
+EVENT_KINDS = (KIND_MOTION, KIND_SWITCH)
+STATUS_VALUES = ("online", "offline")
+
+#: Payload v1 fields: name -> (json type, unit, minimum, maximum, required, description).
+#: Ranges are what any supported sensor can physically report; a value outside is rejected with a reason.
+FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]] = {
+    "v": ("integer", None, 1, 1, False, "payload version; 1 when absent"),
+    "device_id": ("string", None, None, None, True, "the publishing device; must equal the topic's device id"),
+    "ts": ("string", None, None, None, True, "time of the reading, RFC 3339 in UTC (`Z` or `+00:00`)"),
+    "seq": ("integer", None, 0, 2**63 - 1, True, "per-device counter, +1 per message, kept across reboots"),
+    "temperature": ("number", "°C", -50.0, 125.0, False, "air temperature; null when no sensor"),
+    "humidity": ("number", "%RH", 0.0, 100.0, False, "relative humidity; null when no sensor"),
+    "pressure": ("number", "hPa", 300.0, 1100.0, False, "barometric pressure; null when no sensor"),
+    "motion": ("boolean", None, None, None, False, "PIR state; null when unknown"),
+    "switch": ("boolean", None, None, None, False, "switch/reed state, true = closed; null when unknown"),
+    "event": ("string", None, None, None, False, "on the event topic: `motion` or `switch`, the input that changed"),
+    "rssi": ("integer", "dBm", -127, 0, False, "Wi-Fi signal strength"),
+    "uptime_s": ("integer", "s", 0, 2**31 - 1, False, "seconds since boot"),
+    "fw": ("string", None, None, None, False, "firmware version, at most 32 characters"),
+    "dropped": ("integer", None, 0, 2**31 - 1, False, "readings dropped from a full offline buffer since last sent"),
+}
+MAX_FW_LEN = 32
+
+#: Columns of ``sensor_data`` in the order :class:`Reading` holds them (and COPY writes them).
+READING_COLUMNS = (
+    "time",
+    "device_id",
+    "kind",
+    "seq",
+    "temperature",
+    "humidity",
+    "pressure",
+    "motion",
+    "switch",
+    "rssi",
+    "uptime_s",
+    "fw",
+)
+
+
+class Reading(NamedTuple):
+    """One validated reading, in storage units, ready to be written."""
+
+    time: datetime
+    device_id: str
+    kind: str
+    seq: int
+    temperature: float | None
+    humidity: float | None
+    pressure: float | None
+    motion: bool | None
+    switch: bool | None
+    rssi: int | None
+    uptime_s: int | None
+    fw: str | None
+
+
+class ContractError(ValueError):
+    """A payload or topic that breaks the contract. ``reason`` is a short code stored in ``dead_letter``."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Topic(NamedTuple):
+    device_id: str
+    channel: str  # one of TELEMETRY, EVENT, STATUS, CONFIG, LEGACY
+
+
+# --------------------------------------------------------------------------------------------------- topics
+
+
+def valid_device_id(device_id: str) -> bool:
+    return isinstance(device_id, str) and DEVICE_ID_RE.match(device_id) is not None
+
+
+def topic(base: str, device_id: str, channel: str) -> str:
+    """The topic for ``channel`` of ``device_id``; ``channel`` LEGACY gives ``<base>/<device_id>``."""
+    if not valid_device_id(device_id):
+        raise ContractError("bad_device_id", f"device id {device_id!r} does not match {DEVICE_ID_PATTERN}")
+    if channel == LEGACY:
+        return f"{base}/{device_id}"
+    if channel not in (TELEMETRY, EVENT, STATUS, CONFIG):
+        raise ValueError(f"unknown channel {channel!r}")
+    return f"{base}/{device_id}/{channel}"
+
+
+def subscription(base: str) -> str:
+    """The filter that covers every device topic (ingest adds ``$share/<group>/`` in front)."""
+    return f"{base}/#"
+
+
+def parse_topic(base: str, name: str) -> Topic:
+    """Split a topic into device id and channel, or raise ContractError('bad_topic')."""
+    prefix = base + "/"
+    if not name.startswith(prefix):
+        raise ContractError("bad_topic", f"topic {name!r} is not under {base!r}")
+    parts = name[len(prefix) :].split("/")
+    if len(parts) == 1:
+        device_id, channel = parts[0], LEGACY
+    elif len(parts) == 2 and parts[1] in (TELEMETRY, EVENT, STATUS, CONFIG):
+        device_id, channel = parts
+    else:
+        raise ContractError(
+            "bad_topic", f"topic {name!r} is not {base}/<device_id>[/telemetry|/event|/status|/config]"
+        )
+    if not valid_device_id(device_id):
+        raise ContractError("bad_device_id", f"device id {device_id!r} does not match {DEVICE_ID_PATTERN}")
+    return Topic(device_id, channel)
+
+
+# --------------------------------------------------------------------------------------------------- values
+
+
+def format_ts(when: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, millisecond precision."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_ts(raw: Any, now: datetime | None = None) -> datetime:
+    if not isinstance(raw, str):
+        raise ContractError("bad_type", f"ts must be an RFC 3339 string, got {type(raw).__name__}")
+    if len(raw) < 20 or raw[10] not in "Tt" or not (raw.endswith(("Z", "z", "+00:00"))):
+        raise ContractError("bad_timestamp", f"ts {raw!r} is not RFC 3339 in UTC (YYYY-MM-DDTHH:MM:SS[.fff]Z)")
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ContractError("bad_timestamp", f"ts {raw!r} is not a valid RFC 3339 time") from None
+    if when < EARLIEST_TS:
+        raise ContractError("clock_not_set", f"ts {raw} is before {EARLIEST_TS.date()}: the device clock is not set")
+    if when > (now or datetime.now(UTC)) + MAX_CLOCK_SKEW:
+        raise ContractError("future_timestamp", f"ts {raw} is more than {MAX_CLOCK_SKEW} ahead of the receiver")
+    return when
+
+
+def _number(name: str, raw: Any) -> float | None:
+    if raw is None:
+        return None
+    # bool is an int subclass in Python; a JSON true is not a temperature.
+    if raw.__class__ not in (int, float):
+        raise ContractError("bad_type", f"{name} must be a number or null, got {type(raw).__name__}")
+    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    if not lo <= raw <= hi:  # also false for NaN
+        unit = FIELDS[name][1]
+        raise ContractError("impossible_value", f"{name} {raw} {unit} is outside {lo}..{hi} {unit}")
+    return float(raw)
+
+
+def _integer(name: str, raw: Any, required: bool = False) -> int | None:
+    if raw is None:
+        if required:
+            raise ContractError("missing_field", f"{name} is required")
+        return None
+    if raw.__class__ is not int:
+        raise ContractError("bad_type", f"{name} must be an integer, got {type(raw).__name__}")
+    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    if not lo <= raw <= hi:
+        raise ContractError("impossible_value", f"{name} {raw} is outside {lo}..{hi}")
+    return raw
+
+
+def _boolean(name: str, raw: Any) -> bool | None:
+    if raw is None or raw is True or raw is False:
+        return raw
+    raise ContractError("bad_type", f"{name} must be true, false or null, got {type(raw).__name__}")
+
+
+def _fw(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_FW_LEN:
+        raise ContractError("bad_type", f"fw must be a string of at most {MAX_FW_LEN} characters")
+    return raw
+
+
+# --------------------------------------------------------------------------------------------------- payloads
+
+
+def _load_object(payload: bytes | str) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError("oversized", f"payload is {len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError("not_json", f"payload is not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ContractError("not_object", f"payload is a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def parse_v1(payload: bytes | str, topic_device: str, channel: str, now: datetime | None = None) -> Reading:
+    """Validate a payload v1 published on ``<base>/<topic_device>/<channel>`` and return a Reading."""
+    data = _load_object(payload)
+    version = data.get("v", 1)
+    if version != PAYLOAD_VERSION or version.__class__ is not int:
+        raise ContractError("bad_version", f"payload version {version!r} is not supported (expected 1)")
+    device_id = data.get("device_id")
+    if device_id is None:
+        raise ContractError("missing_field", "device_id is required")
+    if device_id != topic_device:
+        raise ContractError("device_mismatch", f"payload device_id {device_id!r} differs from topic's {topic_device!r}")
+    if "ts" not in data:
+        raise ContractError("missing_field", "ts is required")
+    when = parse_ts(data["ts"], now)
+    if channel == EVENT:
+        kind = data.get("event")
+        if kind not in EVENT_KINDS:
+            raise ContractError("bad_event", f"event must be one of {', '.join(EVENT_KINDS)}, got {kind!r}")
+    else:
+        kind = KIND_TELEMETRY
+    return Reading(
+        when,
+        device_id,
+        kind,
+        _integer("seq", data.get("seq"), required=True),
+        _number("temperature", data.get("temperature")),
+        _number("humidity", data.get("humidity")),
+        _number("pressure", data.get("pressure")),
+        _boolean("motion", data.get("motion")),
+        _boolean("switch", data.get("switch")),
+        _integer("rssi", data.get("rssi")),
+        _integer("uptime_s", data.get("uptime_s")),
+        _fw(data.get("fw")),
+    )
+
+
+LEGACY_PREFIX = "MQTT event:"
+_LEGACY_KINDS = {"heartbeat": KIND_TELEMETRY, "motion": KIND_MOTION, "switch": KIND_SWITCH}
+_LEGACY_STATES = {"HIGH": True, "LOW": False, "UNKNOWN": None}
+INHG_TO_HPA = 33.8638866667
+
+
+def fahrenheit_to_celsius(value: float) -> float:
+    return (value - 32.0) * 5.0 / 9.0
+
+
+def inhg_to_hpa(value: float) -> float:
+    return value * INHG_TO_HPA
+
+
+def _legacy_number(name: str, raw: Any, convert) -> float | None:
+    if raw is None:
+        return None
+    if raw.__class__ not in (int, float):
+        raise ContractError("bad_type", f"legacy {name} must be a number, got {type(raw).__name__}")
+    return _number(name, round(convert(raw), 3))
+
+
+def parse_legacy(payload: bytes | str, topic_device: str, now: datetime | None = None) -> Reading:
+    """Convert the older Pico firmware's JSON (°F, inHg, "HIGH"/"LOW") into a Reading.
+
+    It may be prefixed with the text ``MQTT event:``.  It has no sequence number, so ``seq`` is 0 and a
+    redelivery is recognised by (device, time, kind) alone; its timestamps have one-second resolution.
+    """
+    if isinstance(payload, bytes | bytearray):
+        payload = bytes(payload)
+        if payload.startswith(LEGACY_PREFIX.encode()):
+            payload = payload[len(LEGACY_PREFIX) :]
+    elif payload.startswith(LEGACY_PREFIX):
+        payload = payload[len(LEGACY_PREFIX) :]
+    data = _load_object(payload)
+    device_id = data.get("device_id")
+    if device_id is None:
+        raise ContractError("missing_field", "device_id is required")
+    if device_id != topic_device:
+        raise ContractError("device_mismatch", f"payload device_id {device_id!r} differs from topic's {topic_device!r}")
+    event_type = data.get("event_type")
+    if event_type not in _LEGACY_KINDS:
+        raise ContractError("bad_event", f"event_type must be heartbeat, motion or switch, got {event_type!r}")
+    if "timestamp" not in data:
+        raise ContractError("missing_field", "timestamp is required")
+    states = []
+    for name in ("motion", "switch"):
+        raw = data.get(name, "UNKNOWN")
+        if raw not in _LEGACY_STATES:
+            raise ContractError("bad_type", f"legacy {name} must be HIGH, LOW or UNKNOWN, got {raw!r}")
+        states.append(_LEGACY_STATES[raw])
+    return Reading(
+        parse_ts(data["timestamp"], now),
+        device_id,
+        _LEGACY_KINDS[event_type],
+        0,
+        _legacy_number("temperature", data.get("temperature"), fahrenheit_to_celsius),
+        _legacy_number("humidity", data.get("humidity"), float),
+        _legacy_number("pressure", data.get("pressure"), inhg_to_hpa),
+        states[0],
+        states[1],
+        _integer("rssi", data.get("wifi_rssi")),
+        _integer("uptime_s", data.get("uptime_seconds")),
+        _fw(data.get("version")),
+    )
+
+
+def parse_message(base: str, topic_name: str, payload: bytes | str, now: datetime | None = None):
+    """Parse one message. Returns ``(Topic, Reading | str | None)``.
+
+    A reading channel gives a Reading; the status channel gives ``"online"``/``"offline"``; the config channel
+    (notices for devices) gives None.  Anything that breaks the contract raises ContractError.
+    """
+    parsed = parse_topic(base, topic_name)
+    channel = parsed.channel
+    if channel == TELEMETRY or channel == EVENT:
+        return parsed, parse_v1(payload, parsed.device_id, channel, now)
+    if channel == LEGACY:
+        return parsed, parse_legacy(payload, parsed.device_id, now)
+    if channel == STATUS:
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) else payload
+        if text not in STATUS_VALUES:
+            raise ContractError("bad_status", f"status must be online or offline, got {text[:40]!r}")
+        return parsed, text
+    return parsed, None
+
+
+def make_payload(reading: Reading, **extra: Any) -> str:
+    """Payload v1 JSON for a Reading (used by the simulator, tests and docs)."""
+    data: dict[str, Any] = {
+        "v": PAYLOAD_VERSION,
+        "device_id": reading.device_id,
+        "ts": format_ts(reading.time),
+        "seq": reading.seq,
+        "temperature": reading.temperature,
+        "humidity": reading.humidity,
+        "pressure": reading.pressure,
+        "motion": reading.motion,
+        "switch": reading.switch,
+    }
+    if reading.kind != KIND_TELEMETRY:
+        data["event"] = reading.kind
+    for name in ("rssi", "uptime_s", "fw"):
+        value = getattr(reading, name)
+        if value is not None:
+            data[name] = value
+    data.update(extra)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of payload v1, generated from FIELDS."""
+    props: dict[str, Any] = {}
+    for name, (type_, unit, lo, hi, _required, doc) in FIELDS.items():
+        prop: dict[str, Any] = {"description": doc + (f" ({unit})" if unit else "")}
+        if type_ in ("number", "boolean") and name not in ("v",):
+            prop["type"] = [type_, "null"]
+        else:
+            prop["type"] = type_
+        if lo is not None:
+            prop["minimum"] = lo
+        if hi is not None:
+            prop["maximum"] = hi
+        props[name] = prop
+    props["device_id"]["pattern"] = "^" + DEVICE_ID_PATTERN + "$"
+    props["ts"]["format"] = "date-time"
+    props["event"]["enum"] = list(EVENT_KINDS)
+    props["fw"]["maxLength"] = MAX_FW_LEN
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://iotctl.dev/schema/payload-v1.json",
+        "title": "iots6 payload v1",
+        "description": "A reading published on <base>/<device_id>/telemetry or /event. Unknown fields are ignored.",
+        "type": "object",
+        "required": [n for n, f in FIELDS.items() if f[4]],
+        "properties": props,
+        "additionalProperties": True,
+    }

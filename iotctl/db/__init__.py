@@ -1,0 +1,1 @@
+"""Database layer: connections, edition detection, versioned migrations."""

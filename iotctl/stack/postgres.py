@@ -1,0 +1,203 @@
+"""Run a real PostgreSQL cluster in a directory of its own, on 127.0.0.1 and a private Unix socket.
+
+Local (socket) connections are trusted: the socket lives inside the 0700 data directory, so only the owner (and
+root) can reach it; TCP connections need a SCRAM password.  As root, initdb/pg_ctl run as the ``postgres`` user
+(PostgreSQL refuses to run as root) and the directory is handed to that user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iotctl.errors import MissingDependency, OperationFailed
+from iotctl.stack import procs
+
+SUPERUSER = "postgres"
+
+
+def find_pg_bindir() -> Path | None:
+    """The newest PostgreSQL server bin dir: Debian's /usr/lib/postgresql/N/bin, or pg_ctl on PATH."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("pg_ctl")
+    return Path(on_path).parent if on_path else None
+
+
+def require_pg_bindir() -> Path:
+    found = find_pg_bindir()
+    if not found:
+        raise MissingDependency(
+            "`pg_ctl` (PostgreSQL server) not found; install it (apt-get install postgresql) "
+            "or set IOTCTL_ENGINE=embedded."
+        )
+    return found
+
+
+def _as_postgres_user() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    return [runuser, "-u", SUPERUSER, "--"]
+
+
+def reachable_by_postgres(path: Path) -> bool:
+    """Whether the ``postgres`` user can traverse every parent of ``path`` (needed when we run as root)."""
+    if os.geteuid() != 0:
+        return True
+    for parent in Path(path).resolve().parents:
+        if parent.exists() and not os.stat(parent).st_mode & 0o001:
+            return False
+    return True
+
+
+def _chown_to_postgres(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    try:
+        entry = pwd.getpwnam(SUPERUSER)
+    except KeyError:
+        raise MissingDependency(
+            "Running as root needs the `postgres` system user to run PostgreSQL; install the postgresql package."
+        ) from None
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+@dataclass
+class PostgresServer:
+    directory: Path
+    port: int
+    host: str = "127.0.0.1"
+    fsync: bool = True
+    extra_settings: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.directory = Path(self.directory)
+        self.data_dir = self.directory / "data"
+        self.socket_dir = self.data_dir  # private: inside the 0700 data dir
+        self.log_file = self.directory / "postgres.log"
+
+    # -- helpers
+    def _run(self, argv: list[str], what: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            _as_postgres_user() + argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise OperationFailed(
+                f"`{what}` failed ({detail[-1] if detail else 'exit ' + str(proc.returncode)}); see `{self.log_file}`."
+            )
+        return proc
+
+    @property
+    def initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        return procs.read_pid(pid_file) if pid_file.exists() else None
+
+    def superuser_conninfo(self, dbname: str = "postgres") -> str:
+        """libpq conninfo for the superuser over the private socket (no password)."""
+        return f"host={self.socket_dir} port={self.port} user={SUPERUSER} dbname={dbname}"
+
+    # -- lifecycle
+    def init(self) -> None:
+        if self.initialised:
+            return
+        bindir = require_pg_bindir()
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not reachable_by_postgres(self.directory):
+            raise OperationFailed(
+                f"The `postgres` user cannot reach `{self.directory}` (a parent directory is private); "
+                "choose a state directory outside /root, e.g. IOTCTL_STATE_DIR=/var/lib/iotctl."
+            )
+        _chown_to_postgres(self.directory)
+        self.log_file.touch(mode=0o600)
+        _chown_to_postgres(self.log_file)
+        self._run(
+            [
+                str(bindir / "initdb"),
+                "-D", str(self.data_dir),
+                "-U", SUPERUSER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            "initdb",
+        )
+
+    def _settings(self) -> dict[str, str]:
+        settings = {
+            "listen_addresses": self.host,
+            "port": str(self.port),
+            "unix_socket_directories": str(self.socket_dir),
+            "fsync": "on" if self.fsync else "off",
+            "synchronous_commit": "on" if self.fsync else "off",
+            "full_page_writes": "on" if self.fsync else "off",
+            "max_connections": "50",
+            "shared_buffers": "128MB",
+            "log_min_messages": "warning",
+        }
+        settings.update(self.extra_settings)
+        return settings
+
+    def start(self, timeout: float = 30.0) -> int:
+        pid = self.pid()
+        if pid:
+            return pid
+        self.init()
+        bindir = require_pg_bindir()
+        options = " ".join(f"-c {k}={v}" for k, v in self._settings().items())
+        self._run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D", str(self.data_dir),
+                "-l", str(self.log_file),
+                "-o", options,
+                "-w", "-t", str(int(timeout)),
+                "start",
+            ],
+            "pg_ctl start",
+            timeout=timeout + 10,
+        )
+        pid = self.pid()
+        if not pid:
+            raise OperationFailed(f"`postgres` did not start; see `{self.log_file}`.")
+        procs.wait_for_port(self.host, self.port, timeout, "postgres", self.log_file)
+        return pid
+
+    def stop(self, mode: str = "fast", timeout: float = 30.0) -> bool:
+        if not self.pid():
+            return False
+        bindir = require_pg_bindir()
+        self._run(
+            [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout)), "stop"],
+            "pg_ctl stop",
+            timeout=timeout + 10,
+        )
+        return True
+
+    def ensure_database(self, dbname: str, owner: str, password: str) -> None:
+        """Create role ``owner`` (password set via a parameter, never on a command line) and database."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.superuser_conninfo(), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            # The password travels inside the protocol to a private socket, hashed by the server (SCRAM).
+            conn.execute(
+                sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                    sql.SQL(verb), sql.Identifier(owner), sql.Literal(password)
+                )
+            )
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(owner)))
