@@ -1,0 +1,79 @@
+"""The `iotctl` command: root options, command groups, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from iotctl import __version__
+from iotctl.cli import db
+
+app = typer.Typer(
+    name="iotctl",
+    help="Run a fleet of Raspberry Pi Pico W sensor nodes: broker, database, ingest, devices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(db.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"iotctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Path = typer.Option(
+        None, "--config", help="Settings file (TOML). [env: IOTCTL_CONFIG; default: ./iotctl.toml]", show_default=False
+    ),
+    state_dir: Path = typer.Option(
+        None,
+        "--state-dir",
+        help="Native stack state, logs and credentials. [env: IOTCTL_STATE_DIR; default: ~/.local/state/iotctl]",
+        show_default=False,
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Settings: defaults < iotctl.toml < IOTCTL_* env vars < flags (`iotctl settings` lists them)."""
+    ctx.obj = {"flags": {"config": config, "state_dir": state_dir}}
+
+
+@app.command("settings")
+def show_settings(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List every setting with its resolved value and env var."""
+    from rich.table import Table
+
+    from iotctl.cli.common import emit_json, out, settings
+    from iotctl.settings import describe
+
+    rows = describe(settings(ctx))
+    if json_:
+        emit_json(rows)
+        return
+    table = Table()
+    for column in ("key", "value", "env", "doc"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["key"], row["value"] or "-", row["env"], row["doc"])
+    out().print(table)
+
+
+def run() -> None:
+    """Console entry point: the one place library errors become one line on stderr and an exit code."""
+    from iotctl.errors import IotctlError, exit_code_for
+
+    try:
+        app()  # standalone: Typer itself handles usage errors (exit 2) and --help
+    except IotctlError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exit_code_for(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
