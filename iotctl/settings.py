@@ -41,6 +41,12 @@ class Settings:
     database_password_file: Path | None = field(default=None, metadata={"doc": "file holding the DB password"})
     ingest_health_port: int = field(default=18081, metadata={"doc": "ingest health/metrics port in the stack"})
     config_port: int = field(default=18080, metadata={"doc": "config server port in the stack"})
+    config_url: str | None = field(
+        default=None, metadata={"doc": "config server base URL; default: the stack's http://127.0.0.1:<config_port>"}
+    )
+    config_admin_token_file: Path | None = field(
+        default=None, metadata={"doc": "file holding the config server admin token; default: the stack's"}
+    )
     engine: str = field(
         default="auto", metadata={"doc": "native stack engines: auto, system (mosquitto/postgres) or embedded"}
     )
