@@ -11,6 +11,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,7 +66,27 @@ class Broker:
     def add_device(self, device_id: str) -> str:
         password = self.server.accounts.add(device_id, "device")
         self.server.reload()
+        self.wait_login(device_id, password)
         return password
+
+    def wait_login(self, username: str, password: str, timeout: float = 5.0) -> None:
+        """Mosquitto re-reads its password file asynchronously after SIGHUP: wait until the login works."""
+        from iotctl.endpoints import MqttEndpoint
+        from iotctl.errors import AuthRefused
+        from iotctl.mqtt import connect
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client = connect(MqttEndpoint(self.host, self.port, username, password), timeout=2)
+            except AuthRefused:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+                continue
+            client.disconnect()
+            client.loop_stop()
+            return
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from iotctl.errors import OperationFailed
 
+# Daemons outlive the Popen objects that started them (`stack up` exits, they keep running); holding the objects
+# here keeps Python from warning that a child is "still running" when they are garbage-collected.
+_children: list[subprocess.Popen] = []
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (the OS picks it)."""
@@ -43,6 +47,9 @@ def wait_for_port(host: str, port: int, timeout: float, what: str, log: Path | N
 
 
 def pid_alive(pid: int) -> bool:
+    for proc in _children:
+        if proc.pid == pid:
+            return proc.poll() is None  # our own child: Popen reaps it and records the exit
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -90,6 +97,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
+    _children.append(proc)
     if pid_file is not None:
         Path(pid_file).write_text(f"{proc.pid}\n")
     return proc

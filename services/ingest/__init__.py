@@ -1,0 +1,1 @@
+"""The ingest service: readings from Mosquitto into ``sensor_data``, exactly once. Run ``iots6-ingest``."""

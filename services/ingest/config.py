@@ -1,0 +1,128 @@
+"""Ingest configuration, from environment variables only (so a container or the native stack can run it).
+
+==============================  ==========================================================  ==================
+variable                        meaning                                                     default
+==============================  ==========================================================  ==================
+INGEST_MQTT_HOST                broker host                                                 127.0.0.1
+INGEST_MQTT_PORT                broker port                                                 1883
+INGEST_MQTT_USERNAME            broker account (role ingest: read-only on <base>/#)         svc.ingest
+INGEST_MQTT_PASSWORD_FILE       file holding that account's password (required)             -
+INGEST_MQTT_PROTOCOL            5 (shared subscriptions) or 3.1.1 (e.g. an amqtt broker)    5
+INGEST_CLIENT_ID                stable client id: the persistent session's name             iots6-ingest-1
+INGEST_SHARE_GROUP              MQTT v5 shared-subscription group; workers split the stream iots6-ingest
+INGEST_TOPIC_BASE               first level of every topic                                  iots6
+INGEST_DATABASE_URL             postgresql://user@host:port/db, no password (required)      -
+INGEST_DATABASE_PASSWORD_FILE   file holding the database password                          (none: libpq's)
+INGEST_BATCH_SIZE               flush when this many messages are pending                   2000
+INGEST_FLUSH_MS                 ... or when the oldest pending message is this old          50
+INGEST_RECEIVE_MAXIMUM          unacknowledged messages the broker may send us at once      8000
+INGEST_HTTP_BIND                health and metrics listener address                         127.0.0.1
+INGEST_HTTP_PORT                health (/healthz) and Prometheus (/metrics) port; 0 = off   8081
+INGEST_ROLLUP_INTERVAL_S        how often written time ranges are rolled up                 10
+INGEST_MAINTENANCE_INTERVAL_S   how often iots6_maintain() runs (partitions, retention)     600
+INGEST_LOG_LEVEL                DEBUG, INFO, WARNING                                        INFO
+==============================  ==========================================================  ==================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A missing or malformed environment variable (one sentence, names the variable)."""
+
+
+def _secret(path: str, variable: str) -> str:
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{variable}=`{path}` cannot be read ({exc.strerror}); point it at the password file.")
+    if not value:
+        raise ConfigError(f"{variable}=`{path}` is empty; write the password into it.")
+    return value
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str = "svc.ingest"
+    mqtt_password: str = ""
+    mqtt_protocol: str = "5"
+    client_id: str = "iots6-ingest-1"
+    share_group: str = "iots6-ingest"
+    topic_base: str = "iots6"
+    database_url: str = ""
+    database_password: str | None = None
+    batch_size: int = 2000
+    flush_ms: int = 50
+    receive_maximum: int = 8000
+    http_bind: str = "127.0.0.1"
+    http_port: int = 8081
+    rollup_interval_s: float = 10.0
+    maintenance_interval_s: float = 600.0
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:  # never print secrets
+        return (
+            f"IngestConfig(mqtt={self.mqtt_username}@{self.mqtt_host}:{self.mqtt_port} v{self.mqtt_protocol}, "
+            f"client_id={self.client_id}, db={self.database_url}, batch={self.batch_size}/{self.flush_ms}ms)"
+        )
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> IngestConfig:
+        env = dict(os.environ if env is None else env)
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get("INGEST_" + name)
+            return value if value not in (None, "") else default
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = get(name, str(default))
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"INGEST_{name}=`{raw}` is not an integer; set a number from {low} to {high}.")
+            if not low <= value <= high:
+                raise ConfigError(f"INGEST_{name}={value} is out of range; set a number from {low} to {high}.")
+            return value
+
+        password_file = get("MQTT_PASSWORD_FILE")
+        if not password_file:
+            raise ConfigError("INGEST_MQTT_PASSWORD_FILE is not set; point it at the ingest account's password file.")
+        database_url = get("DATABASE_URL")
+        if not database_url:
+            raise ConfigError("INGEST_DATABASE_URL is not set; set it to postgresql://user@host:port/dbname.")
+        if urlsplit(database_url).password:
+            raise ConfigError("INGEST_DATABASE_URL contains a password; move it to INGEST_DATABASE_PASSWORD_FILE.")
+        protocol = get("MQTT_PROTOCOL", "5")
+        if protocol not in ("5", "3.1.1"):
+            raise ConfigError(f"INGEST_MQTT_PROTOCOL=`{protocol}` is unknown; use 5 or 3.1.1.")
+        db_password_file = get("DATABASE_PASSWORD_FILE")
+        level = get("LOG_LEVEL", "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"INGEST_LOG_LEVEL=`{level}` is unknown; use DEBUG, INFO, WARNING or ERROR.")
+        return cls(
+            mqtt_host=get("MQTT_HOST", "127.0.0.1"),
+            mqtt_port=integer("MQTT_PORT", 1883, 1, 65535),
+            mqtt_username=get("MQTT_USERNAME", "svc.ingest"),
+            mqtt_password=_secret(password_file, "INGEST_MQTT_PASSWORD_FILE"),
+            mqtt_protocol=protocol,
+            client_id=get("CLIENT_ID", "iots6-ingest-1"),
+            share_group=get("SHARE_GROUP", "iots6-ingest"),
+            topic_base=get("TOPIC_BASE", "iots6"),
+            database_url=database_url,
+            database_password=_secret(db_password_file, "INGEST_DATABASE_PASSWORD_FILE") if db_password_file else None,
+            batch_size=integer("BATCH_SIZE", 2000, 1, 50_000),
+            flush_ms=integer("FLUSH_MS", 50, 1, 60_000),
+            receive_maximum=integer("RECEIVE_MAXIMUM", 8000, 1, 65_535),
+            http_bind=get("HTTP_BIND", "127.0.0.1"),
+            http_port=integer("HTTP_PORT", 8081, 0, 65535),
+            rollup_interval_s=float(integer("ROLLUP_INTERVAL_S", 10, 1, 86_400)),
+            maintenance_interval_s=float(integer("MAINTENANCE_INTERVAL_S", 600, 1, 86_400)),
+            log_level=level,
+        )

@@ -1,0 +1,314 @@
+"""The ingest loop: MQTT (QoS 1, persistent session, manual acks) in, PostgreSQL out, nothing acknowledged before
+it is committed.
+
+Threads: paho's network thread parses each message into the pending list (``on_message``); the main thread
+flushes pending messages to the database by size or age, commits, then acknowledges them in the order received.
+
+* A redelivered message (after a crash, a broker restart or a lost PUBACK) hits the unique key and is counted as
+  a duplicate, not stored twice.
+* A message that breaks the contract is written to ``dead_letter`` with its reason in the same transaction as the
+  batch, and acknowledged: it never blocks the stream.
+* When the database is down the batch stays in memory, unacknowledged; the broker sends no more than
+  ``receive_maximum`` unacknowledged messages, so memory stays bounded; the flush is retried with backoff.
+* When the broker connection drops, messages received on the old connection are still written, but not
+  acknowledged (their packet ids belong to the dead connection); the broker redelivers them and the unique key
+  absorbs the copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from iotctl import contract
+from services.ingest import metrics
+from services.ingest.config import IngestConfig
+from services.ingest.store import Batch, DeadLetter, Store
+
+log = logging.getLogger("iots6.ingest")
+
+#: Session kept by the broker while the ingest is away (seconds): a week of buffering across outages.
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+class Pending:
+    """Messages parsed but not yet committed, plus the packet ids to acknowledge once they are."""
+
+    __slots__ = ("batch", "acks", "count", "first_at")
+
+    def __init__(self):
+        self.batch = Batch()
+        self.acks: list[tuple[int, int, int]] = []  # (generation, mid, qos)
+        self.count = 0
+        self.first_at = 0.0
+
+
+class Ingestor:
+    def __init__(self, config: IngestConfig):
+        self.config = config
+        self.store = Store(config.database_url, config.database_password)
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.pending = Pending()
+        self.generation = 0
+        self.connected = False
+        self.db_ok = False
+        self.stopping = threading.Event()
+        self.dirty_from: datetime | None = None
+        self.dirty_to: datetime | None = None
+        self.client = self._make_client()
+
+    # ------------------------------------------------------------------ MQTT side (network thread)
+    def _make_client(self) -> paho.Client:
+        v5 = self.config.mqtt_protocol == "5"
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        client.username_pw_set(self.config.mqtt_username, self.config.mqtt_password)
+        client.reconnect_delay_set(min_delay=1, max_delay=15)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def subscription(self) -> str:
+        topic = contract.subscription(self.config.topic_base)
+        if self.config.mqtt_protocol == "5":
+            return f"$share/{self.config.share_group}/{topic}"
+        return topic
+
+    def _on_connect(self, client, _userdata, flags, reason_code, _props):
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            metrics.MQTT_CONNECTED.set(0)
+            return
+        with self.lock:
+            self.generation += 1
+            self.connected = True
+        metrics.MQTT_CONNECTED.set(1)
+        log.info("connected to %s:%s (session present: %s)", self.config.mqtt_host, self.config.mqtt_port,
+                 flags.session_present)
+        # Subscribing again is harmless when the session already has it, and needed when it does not.
+        client.subscribe(self.subscription(), qos=1)
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props):
+        with self.lock:
+            self.generation += 1
+            self.connected = False
+        metrics.MQTT_CONNECTED.set(0)
+        if not self.stopping.is_set():
+            log.warning("disconnected from broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, _client, _userdata, msg):
+        """Parse into the pending batch. Never raises: a bad message becomes a dead letter."""
+        now = datetime.now(UTC)
+        topic_name = msg.topic
+        payload = msg.payload
+        try:
+            parsed, value = contract.parse_message(self.config.topic_base, topic_name, payload, now)
+        except contract.ContractError as exc:
+            item, kind = DeadLetter(now, topic_name, bytes(payload)[:65536], exc.reason, exc.detail,
+                                    _device_of(self.config.topic_base, topic_name)), "dead"
+        except Exception as exc:  # a parser bug must not kill the network thread
+            log.exception("unexpected error parsing a message on %s", topic_name)
+            item, kind = DeadLetter(now, topic_name, bytes(payload)[:65536], "internal_error",
+                                    f"{type(exc).__name__}: {exc}"[:300], None), "dead"
+        else:
+            if isinstance(value, contract.Reading):
+                item, kind = (value, now, topic_name, payload), "reading"
+            elif isinstance(value, str):
+                item, kind = (parsed.device_id, value, now), "status"
+            else:
+                item, kind = None, "ignored"  # config notices are for devices
+        with self.lock:
+            pending = self.pending
+            if pending.count == 0:
+                pending.first_at = time.monotonic()
+            pending.count += 1
+            if kind == "reading":
+                pending.batch.readings.append(item)
+            elif kind == "dead":
+                pending.batch.dead_letters.append(item)
+            elif kind == "status":
+                pending.batch.statuses.append(item)
+            if msg.qos:
+                pending.acks.append((self.generation, msg.mid, msg.qos))
+            full = pending.count >= self.config.batch_size
+        metrics.RECEIVED.inc()
+        if full:
+            self.wake.set()
+
+    # ------------------------------------------------------------------ database side (main thread)
+    def _take(self) -> tuple[Pending, int]:
+        with self.lock:
+            taken, self.pending = self.pending, Pending()
+            return taken, self.generation
+
+    def _restore(self, taken: Pending) -> None:
+        """Put a batch that could not be written back in front of what arrived meanwhile."""
+        with self.lock:
+            newer = self.pending
+            taken.batch.readings.extend(newer.batch.readings)
+            taken.batch.dead_letters.extend(newer.batch.dead_letters)
+            taken.batch.statuses.extend(newer.batch.statuses)
+            taken.acks.extend(newer.acks)
+            taken.count += newer.count
+            self.pending = taken
+
+    def flush(self) -> bool:
+        """Write what is pending; ack it after commit. False if the database failed (batch kept)."""
+        taken, _ = self._take()
+        if taken.count == 0:
+            return True
+        started = time.monotonic()
+        try:
+            result = self.store.write(taken.batch)
+        except psycopg.Error as exc:
+            self.db_ok = False
+            metrics.DB_ERRORS.inc()
+            log.warning("database write failed (%s); keeping %d messages unacknowledged",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, taken.count)
+            self.store.reset()
+            self._restore(taken)
+            return False
+        self.db_ok = True
+        committed = time.monotonic()
+        with self.lock:
+            generation = self.generation
+            connected = self.connected
+        acked = 0
+        for gen, mid, qos in taken.acks:
+            if gen == generation and connected:
+                self.client.ack(mid, qos)
+                acked += 1
+        metrics.STORED.inc(result.stored)
+        metrics.DUPLICATES.inc(result.duplicates)
+        for dead in result.dead_letters:
+            metrics.DEAD_LETTERS.labels(dead.reason).inc()
+        metrics.BATCH_SIZE.observe(taken.count)
+        metrics.BATCH_SECONDS.observe(committed - started)
+        metrics.COMMIT_LAG.observe(committed - taken.first_at)
+        if result.min_time is not None:
+            self.dirty_from = result.min_time if self.dirty_from is None else min(self.dirty_from, result.min_time)
+        if acked < len(taken.acks):
+            log.info("committed %d messages; %d left unacknowledged for redelivery (connection changed)",
+                     taken.count, len(taken.acks) - acked)
+        return True
+
+    def _due(self) -> bool:
+        with self.lock:
+            count, first_at = self.pending.count, self.pending.first_at
+        if count == 0:
+            return False
+        return count >= self.config.batch_size or (time.monotonic() - first_at) * 1000 >= self.config.flush_ms
+
+    def _periodic(self, now: float, timers: dict[str, float]) -> None:
+        if self.dirty_from is not None and now >= timers["rollup"]:
+            start, self.dirty_from = self.dirty_from, None
+            try:
+                self.store.refresh_rollups(start, datetime.now(UTC) + timedelta(minutes=1))
+            except psycopg.Error as exc:
+                self.dirty_from = start if self.dirty_from is None else min(start, self.dirty_from)
+                log.warning("rollup refresh failed: %s", str(exc).strip().splitlines()[0])
+                self.store.reset()
+            timers["rollup"] = now + self.config.rollup_interval_s
+        if now >= timers["maintain"]:
+            try:
+                self.store.maintain()
+            except psycopg.Error as exc:
+                log.warning("maintenance failed: %s", str(exc).strip().splitlines()[0])
+                self.store.reset()
+            timers["maintain"] = now + self.config.maintenance_interval_s
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or :meth:`stop`); flush, then disconnect keeping the session."""
+        self._connect_db_with_backoff()
+        if self.config.mqtt_protocol == "5":
+            # Persistent session: the broker keeps our subscription and queues messages while we are away.
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            props.ReceiveMaximum = self.config.receive_maximum
+            self.client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=30,
+                                      clean_start=False, properties=props)
+        else:  # 3.1.1: clean_session=False was set on the client
+            self.client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=30)
+        self.client.loop_start()
+        timers = {"rollup": time.monotonic() + self.config.rollup_interval_s, "maintain": time.monotonic()}
+        backoff = 0.5
+        tick = self.config.flush_ms / 1000 / 2
+        while not self.stopping.is_set():
+            self.wake.wait(tick)
+            self.wake.clear()
+            if self._due():
+                if self.flush():
+                    backoff = 0.5
+                else:
+                    self.stopping.wait(backoff + random.uniform(0, backoff / 2))
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+            self._periodic(time.monotonic(), timers)
+        self._shutdown()
+        return 0
+
+    def _connect_db_with_backoff(self) -> None:
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                self.store.connect()
+                self.db_ok = True
+                return
+            except psycopg.Error as exc:
+                log.warning("database %s not reachable (%s); retrying in %.1fs", self.config.database_url,
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else "error", delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _shutdown(self) -> None:
+        log.info("stopping: flushing pending messages")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.flush():
+                break
+            time.sleep(0.5)
+        # Disconnect without unsubscribing: the persistent session keeps queueing for us while we are away.
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.store.reset()
+        log.info("stopped")
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def health(self) -> tuple[bool, dict]:
+        with self.lock:
+            pending = self.pending.count
+            connected = self.connected
+        ok = connected and self.db_ok
+        return ok, {"mqtt": "connected" if connected else "disconnected", "db": "ok" if self.db_ok else "error",
+                    "pending": pending}
+
+
+def _device_of(base: str, topic_name: str) -> str | None:
+    parts = topic_name.split("/")
+    if len(parts) >= 2 and parts[0] == base and contract.valid_device_id(parts[1]):
+        return parts[1]
+    return None

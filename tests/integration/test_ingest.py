@@ -1,0 +1,228 @@
+"""The data path against a real Mosquitto, a real PostgreSQL and the real ingest process."""
+
+from __future__ import annotations
+
+import json
+import signal
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from iotctl import contract
+from iotctl.contract import Reading
+
+from .conftest import count_rows, wait_until
+
+BASE = contract.DEFAULT_TOPIC_BASE
+
+
+def v1(device_id: str, seq: int, when: datetime | None = None, **extra) -> str:
+    reading = Reading(when or datetime.now(UTC), device_id, "telemetry", seq, 21.5, 40.0, 1013.2, False, True,
+                      -60, 120, "1.0.0")
+    return contract.make_payload(reading, **extra)
+
+
+def stored(database, device_id: str) -> int:
+    return count_rows(database, "SELECT count(*) FROM sensor_data WHERE device_id = %s", (device_id,))
+
+
+def test_v1_reading_is_stored_once_with_registry_updated(ingest, provision, database, device_id):
+    device = provision(device_id)
+    when = datetime.now(UTC).replace(microsecond=123000)
+    mid = device.publish(contract.topic(BASE, device_id, contract.TELEMETRY), v1(device_id, 7, when))
+    device.wait_acked([mid])
+    wait_until(lambda: stored(database, device_id) == 1, 10, what="row stored")
+    with database.connect() as conn:
+        row = conn.execute(
+            "SELECT time, kind, seq, temperature, humidity, pressure, motion, switch, rssi, uptime_s, fw, "
+            "received_at >= time FROM sensor_data WHERE device_id = %s", (device_id,)
+        ).fetchone()
+        assert row == (when, "telemetry", 7, 21.5, 40.0, 1013.2, False, True, -60, 120, "1.0.0", True)
+        last_seen, fw, rssi = conn.execute(
+            "SELECT last_seen, fw, rssi FROM devices WHERE device_id = %s", (device_id,)
+        ).fetchone()
+        assert (last_seen, fw, rssi) == (when, "1.0.0", -60)
+
+
+def test_event_topic_stores_the_edge_kind(ingest, provision, database, device_id):
+    device = provision(device_id)
+    payload = v1(device_id, 3, event="motion", motion=True)
+    device.wait_acked([device.publish(contract.topic(BASE, device_id, contract.EVENT), payload)])
+    wait_until(lambda: stored(database, device_id) == 1, 10, what="event stored")
+    assert count_rows(
+        database, "SELECT count(*) FROM sensor_data WHERE device_id = %s AND kind = 'motion' AND motion", (device_id,)
+    ) == 1
+
+
+def test_legacy_format_is_converted(ingest, provision, database, device_id):
+    device = provision(device_id)
+    legacy = {
+        "event_type": "heartbeat", "device_id": device_id, "temperature": 72.5, "humidity": 45.2,
+        "pressure": 29.92, "motion": "HIGH", "switch": "UNKNOWN", "wifi_rssi": -55, "uptime_seconds": 3600,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "version": "0.9", "location": "lab",
+    }
+    mid = device.publish(contract.topic(BASE, device_id, contract.LEGACY), "MQTT event: " + json.dumps(legacy))
+    device.wait_acked([mid])
+    wait_until(lambda: stored(database, device_id) == 1, 10, what="legacy row stored")
+    with database.connect() as conn:
+        row = conn.execute(
+            "SELECT kind, seq, round(temperature::numeric, 2), humidity, round(pressure::numeric, 1), motion, switch,"
+            " rssi, uptime_s, fw FROM sensor_data WHERE device_id = %s", (device_id,)
+        ).fetchone()
+    assert tuple(map(lambda v: float(v) if hasattr(v, "as_tuple") else v, row)) == (
+        "telemetry", 0, 22.5, 45.2, 1013.2, True, None, -55, 3600, "0.9"
+    )
+
+
+def test_redelivered_message_is_stored_once(ingest, provision, database, device_id):
+    device = provision(device_id)
+    payload = v1(device_id, 1)
+    mids = [device.publish(contract.topic(BASE, device_id, contract.TELEMETRY), payload) for _ in range(3)]
+    device.wait_acked(mids)
+    wait_until(lambda: ingest.metric("iots6_ingest_duplicates_total") >= 2, 10, what="duplicates counted")
+    assert stored(database, device_id) == 1
+
+
+def _bad_cases(device_id: str, other: str):
+    now = datetime.now(UTC)
+    good = json.loads(v1(device_id, 1, now))
+    telemetry = contract.topic(BASE, device_id, contract.TELEMETRY)
+    return [
+        ("not_json", telemetry, b"\xff\xfe not json"),
+        ("not_object", telemetry, b"[1, 2, 3]"),
+        ("bad_type", telemetry, json.dumps({**good, "temperature": "warm"})),
+        ("bad_type", telemetry, json.dumps({**good, "motion": "yes"})),
+        ("missing_field", telemetry, json.dumps({k: v for k, v in good.items() if k != "seq"})),
+        ("missing_field", telemetry, json.dumps({k: v for k, v in good.items() if k != "ts"})),
+        ("impossible_value", telemetry, json.dumps({**good, "humidity": 130})),
+        ("impossible_value", telemetry, json.dumps({**good, "pressure": 5})),
+        ("bad_timestamp", telemetry, json.dumps({**good, "ts": "yesterday"})),
+        ("clock_not_set", telemetry, json.dumps({**good, "ts": "2000-01-01T00:00:05Z"})),
+        ("future_timestamp", telemetry, json.dumps({**good, "ts": contract.format_ts(now + timedelta(days=2))})),
+        ("device_mismatch", telemetry, json.dumps({**good, "device_id": other})),
+        ("oversized", telemetry, json.dumps({**good, "pad": "x" * contract.MAX_PAYLOAD_BYTES})),
+        ("unknown_device", contract.topic(BASE, other, contract.TELEMETRY), v1(other, 1, now)),
+        ("bad_topic", f"{BASE}/{device_id}/telemetry/extra", json.dumps(good)),
+        ("bad_topic", f"{BASE}/{device_id}/readings", json.dumps(good)),
+        ("bad_device_id", f"{BASE}/bad.id/telemetry", json.dumps(good)),
+    ]
+
+
+def test_every_bad_input_class_is_dead_lettered_with_its_reason(ingest, broker, provision, database, device_id):
+    provision(device_id)
+    other = device_id + "-unprovisioned"
+    # The operator account may publish anywhere under the base: it can produce every bad shape.
+    from iotctl.endpoints import MqttEndpoint
+    from iotctl.mqtt import connect
+
+    operator = connect(MqttEndpoint(broker.host, broker.port, *broker.operator))
+    cases = _bad_cases(device_id, other)
+    infos = [operator.publish(topic, payload, qos=1) for _, topic, payload in cases]
+    for info in infos:
+        info.wait_for_publish(10)
+    good = provision(device_id + "-ok")
+    good_topic = contract.topic(BASE, good.device_id, contract.TELEMETRY)
+    good.wait_acked([good.publish(good_topic, v1(good.device_id, 1))])
+    wait_until(lambda: count_rows(database, "SELECT count(*) FROM dead_letter") >= len(cases), 15,
+               what="all dead letters")
+    with database.connect() as conn:
+        rows = conn.execute("SELECT topic, payload, reason, detail FROM dead_letter ORDER BY id").fetchall()
+    operator.disconnect()
+    operator.loop_stop()
+    assert sorted(r[2] for r in rows) == sorted(c[0] for c in cases)
+    by_payload = {(bytes(r[1]), r[0]): r for r in rows}
+    for reason, topic, payload in cases:
+        raw = payload if isinstance(payload, bytes) else payload.encode()
+        row = by_payload[(raw, topic)]
+        assert row[2] == reason and row[3], row
+    # Bad input never stalls the stream: the good reading behind them is stored.
+    wait_until(lambda: stored(database, good.device_id) == 1, 10, what="good reading after bad ones")
+    assert stored(database, device_id) == 0
+
+
+def test_device_cannot_publish_on_another_devices_topic(ingest, provision, database, device_id):
+    victim = provision(device_id + "-b")
+    attacker = provision(device_id + "-a")
+    topic = contract.topic(BASE, victim.device_id, contract.TELEMETRY)
+    mid = attacker.publish(topic, v1(victim.device_id, 1))
+    attacker.wait_acked([mid])
+    assert attacker.refused.get(mid) == "Not authorized"
+    ok_mid = attacker.publish(contract.topic(BASE, attacker.device_id, contract.TELEMETRY), v1(attacker.device_id, 1))
+    attacker.wait_acked([ok_mid])
+    wait_until(lambda: stored(database, attacker.device_id) == 1, 10, what="attacker's own reading")
+    assert stored(database, victim.device_id) == 0
+    assert count_rows(database, "SELECT count(*) FROM dead_letter") == 0
+
+
+@pytest.mark.parametrize("credentials", ["wrong-password", "anonymous", "unknown-user"])
+def test_bad_credentials_are_refused(broker, device_id, credentials):
+    from iotctl.endpoints import MqttEndpoint
+    from iotctl.errors import AuthRefused
+    from iotctl.mqtt import connect
+
+    broker.add_device(device_id)
+    username, password = {
+        "wrong-password": (device_id, "not-the-password"),
+        "anonymous": ("", ""),
+        "unknown-user": ("nobody-" + device_id, "whatever"),
+    }[credentials]
+    with pytest.raises(AuthRefused):
+        connect(MqttEndpoint(broker.host, broker.port, username, password), timeout=5)
+
+
+def test_status_updates_the_registry(ingest, provision, database, device_id):
+    device = provision(device_id)
+    mid = device.publish(contract.topic(BASE, device_id, contract.STATUS), "online", retain=True)
+    device.wait_acked([mid])
+    wait_until(lambda: count_rows(database, "SELECT count(*) FROM devices WHERE device_id = %s AND status = 'online'",
+                                  (device_id,)) == 1, 10, what="status online")
+    device.publish(contract.topic(BASE, device_id, contract.STATUS), b"", retain=True)  # clear the retained msg
+
+
+def test_rollups_follow_written_readings(ingest, provision, database, device_id):
+    device = provision(device_id)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    topic = contract.topic(BASE, device_id, contract.TELEMETRY)
+    mids = [device.publish(topic, v1(device_id, i, start + timedelta(seconds=10 * i))) for i in range(12)]
+    device.wait_acked(mids)
+    wait_until(lambda: count_rows(database, "SELECT coalesce(sum(samples), 0) FROM sensor_data_1m WHERE device_id = %s",
+                                  (device_id,)) == 12, 15, what="1-minute rollups")
+    assert count_rows(database, "SELECT count(*) FROM sensor_data_1m WHERE device_id = %s", (device_id,)) == 2
+    wait_until(lambda: count_rows(database, "SELECT coalesce(sum(samples), 0) FROM sensor_data_1h WHERE device_id = %s",
+                                  (device_id,)) == 12, 15, what="1-hour rollups")
+
+
+def test_sigterm_flushes_and_exits_cleanly(ingest_factory, provision, database, device_id):
+    worker = ingest_factory(INGEST_FLUSH_MS="5000", INGEST_BATCH_SIZE="10000").start()
+    device = provision(device_id)
+    topic = contract.topic(BASE, device_id, contract.TELEMETRY)
+    mids = [device.publish(topic, v1(device_id, i)) for i in range(50)]
+    device.wait_acked(mids)
+    wait_until(lambda: worker.metric("iots6_ingest_messages_received_total") >= 50, 10, what="messages received")
+    assert stored(database, device_id) == 0  # still pending: the flush interval is long
+    assert worker.kill(signal.SIGTERM) == 0
+    assert stored(database, device_id) == 50
+    assert "stopped" in worker.log_text()
+
+
+def test_health_and_metrics(ingest, provision, database, device_id):
+    status, detail = ingest.health()
+    assert status == 200 and detail["mqtt"] == "connected" and detail["db"] == "ok"
+    device = provision(device_id)
+    device.wait_acked([device.publish(contract.topic(BASE, device_id, contract.TELEMETRY), v1(device_id, 1))])
+    wait_until(lambda: ingest.metric("iots6_ingest_readings_stored_total") >= 1, 10, what="stored metric")
+    text = ingest.metrics()
+    for name in ("iots6_ingest_messages_received_total", "iots6_ingest_batch_size_bucket",
+                 "iots6_ingest_batch_seconds_bucket", "iots6_ingest_commit_lag_seconds_bucket",
+                 "iots6_ingest_mqtt_connected 1.0"):
+        assert name in text
+
+
+def test_bad_configuration_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "services.ingest"], env={"PATH": "/usr/bin"}, capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "INGEST_MQTT_PASSWORD_FILE" in proc.stderr
