@@ -9,7 +9,8 @@ INGEST_MQTT_USERNAME            broker account (role ingest: read-only on <base>
 INGEST_MQTT_PASSWORD_FILE       file holding that account's password (required)             -
 INGEST_MQTT_PROTOCOL            5 (shared subscriptions) or 3.1.1 (e.g. an amqtt broker)    5
 INGEST_CLIENT_ID                stable client id: the persistent session's name             iots6-ingest-1
-INGEST_SHARE_GROUP              MQTT v5 shared-subscription group; workers split the stream iots6-ingest
+INGEST_SHARE_GROUP              MQTT v5 shared-subscription group: set it to run several     (none: one worker)
+                                workers that split the stream (see the note below)
 INGEST_TOPIC_BASE               first level of every topic                                  iots6
 INGEST_DATABASE_URL             postgresql://user@host:port/db, no password (required)      -
 INGEST_DATABASE_PASSWORD_FILE   file holding the database password                          (none: libpq's)
@@ -22,6 +23,12 @@ INGEST_ROLLUP_INTERVAL_S        how often written time ranges are rolled up     
 INGEST_MAINTENANCE_INTERVAL_S   how often iots6_maintain() runs (partitions, retention)     600
 INGEST_LOG_LEVEL                DEBUG, INFO, WARNING                                        INFO
 ==============================  ==========================================================  ==================
+
+Shared subscriptions and broker restarts: Mosquitto 2.0.11 (Debian 12) restores a persistent session's plain
+subscriptions from its persistence file after a restart, but not its *shared* ones.  Messages published between the
+broker's restart and the first worker's reconnect then have no subscriber and are dropped.  With a single worker
+(the default) the plain subscription loses nothing; with several workers, use a Mosquitto that restores shared
+subscriptions, or accept that window (workers reconnect within about a second).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ class IngestConfig:
     mqtt_password: str = ""
     mqtt_protocol: str = "5"
     client_id: str = "iots6-ingest-1"
-    share_group: str = "iots6-ingest"
+    share_group: str = ""
     topic_base: str = "iots6"
     database_url: str = ""
     database_password: str | None = None
@@ -113,7 +120,7 @@ class IngestConfig:
             mqtt_password=_secret(password_file, "INGEST_MQTT_PASSWORD_FILE"),
             mqtt_protocol=protocol,
             client_id=get("CLIENT_ID", "iots6-ingest-1"),
-            share_group=get("SHARE_GROUP", "iots6-ingest"),
+            share_group=get("SHARE_GROUP", ""),
             topic_base=get("TOPIC_BASE", "iots6"),
             database_url=database_url,
             database_password=_secret(db_password_file, "INGEST_DATABASE_PASSWORD_FILE") if db_password_file else None,

@@ -79,7 +79,7 @@ class Ingestor:
             manual_ack=True,
         )
         client.username_pw_set(self.config.mqtt_username, self.config.mqtt_password)
-        client.reconnect_delay_set(min_delay=1, max_delay=15)
+        client.reconnect_delay_set(min_delay=0.2, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -87,7 +87,7 @@ class Ingestor:
 
     def subscription(self) -> str:
         topic = contract.subscription(self.config.topic_base)
-        if self.config.mqtt_protocol == "5":
+        if self.config.share_group and self.config.mqtt_protocol == "5":
             return f"$share/{self.config.share_group}/{topic}"
         return topic
 

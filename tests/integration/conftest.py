@@ -104,7 +104,6 @@ def ingest_factory(broker, database, tmp_path) -> Iterator:
     started: list[IngestProcess] = []
     pw_file = write_secret(tmp_path / "ingest.password", broker.ingest[1])
     db_pw_file = write_secret(tmp_path / "db.password", database.password)
-    group = f"g{os.getpid()}{len(started)}{time.monotonic_ns() % 100000}"
 
     def make(index: int = 1, **overrides: str) -> IngestProcess:
         port = free_port()
@@ -118,7 +117,6 @@ def ingest_factory(broker, database, tmp_path) -> Iterator:
             "INGEST_DATABASE_PASSWORD_FILE": str(db_pw_file),
             # Unique per test: persistent sessions and shared groups of other tests stay separate.
             "INGEST_CLIENT_ID": f"ingest-{database.name}-{index}",
-            "INGEST_SHARE_GROUP": group,
             "INGEST_HTTP_PORT": str(port),
             "INGEST_FLUSH_MS": "20",
             "INGEST_ROLLUP_INTERVAL_S": "1",

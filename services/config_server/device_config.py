@@ -1,0 +1,50 @@
+"""Device-facing resource: ``GET /v1/devices/<id>/config`` with the device's own bearer token."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, make_response, request
+
+from iotctl.devconfig import tokens
+from services.config_server import store
+from services.config_server.runtime import bearer_token, db, state
+
+bp = Blueprint("device_config", __name__)
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    # Weak comparison for If-None-Match (RFC 9110 13.1.2): W/"x" matches "x".
+    return any(tag.strip().removeprefix("W/") == f'"{etag}"' for tag in header.split(","))
+
+
+@bp.get("/v1/devices/<device_id>/config")
+def get_config(device_id: str):
+    metrics = state().metrics
+    token = bearer_token()
+    if token is None:
+        metrics.auth_failures.labels("missing").inc()
+        abort(401, "a device bearer token is required (Authorization: Bearer <token>)")
+    with db() as conn:
+        # An id that is not a device id matches no token row: the answer is 401 or 403, never a hint.
+        verdict = tokens.verify_device_token(conn, device_id, token)
+        if verdict == tokens.INVALID:
+            metrics.auth_failures.labels("invalid").inc()
+            abort(401, "the bearer token is not valid")
+        if verdict == tokens.OTHER_DEVICE:
+            metrics.auth_failures.labels("other_device").inc()
+            abort(403, "this token belongs to another device")
+        found = store.device_effective(conn, device_id)
+    if found is None:  # a token whose device vanished between the two queries
+        abort(404, f"device {device_id} is not registered")
+    if _matches(request.headers.get("If-None-Match"), found.etag):
+        metrics.not_modified.inc()
+        response = make_response("", 304)
+    else:
+        metrics.fetches.inc()
+        response = jsonify(found.body)
+    response.headers["ETag"] = f'"{found.etag}"'
+    response.headers["Cache-Control"] = "no-cache"
+    return response

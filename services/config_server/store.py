@@ -1,0 +1,213 @@
+"""The config server's SQL (named constants) and the read/write operations on a psycopg connection.
+
+Writes lock the changed document's row, compare the caller's expected version (If-Match), record the change in
+``config_history`` and bump the version, all in one transaction.  A write that changes nothing changes no
+version and records no history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from iotctl.devconfig import schema
+
+SQL_PING = "SELECT 1"
+SQL_FLEET = "SELECT config, version, updated_at, updated_by FROM fleet_config"
+SQL_FLEET_LOCK = "SELECT config, version FROM fleet_config FOR UPDATE"
+SQL_FLEET_UPDATE = """
+UPDATE fleet_config SET config = %(doc)s, version = %(version)s, updated_at = now(), updated_by = %(actor)s
+"""
+SQL_DEVICE = """
+SELECT COALESCE(c.overrides, '{}'::jsonb), COALESCE(c.version, 0), c.updated_at, c.updated_by
+FROM devices d LEFT JOIN device_config c USING (device_id)
+WHERE d.device_id = %s
+"""
+SQL_DEVICE_ENSURE = "INSERT INTO device_config (device_id) VALUES (%s) ON CONFLICT (device_id) DO NOTHING"
+SQL_DEVICE_LOCK = "SELECT overrides, version FROM device_config WHERE device_id = %s FOR UPDATE"
+SQL_DEVICE_UPDATE = """
+UPDATE device_config
+SET overrides = %(doc)s, version = %(version)s, updated_at = now(), updated_by = %(actor)s
+WHERE device_id = %(device_id)s
+"""
+SQL_DEVICE_EXISTS = "SELECT 1 FROM devices WHERE device_id = %s"
+SQL_HISTORY_INSERT = """
+INSERT INTO config_history (device_id, version, actor, change)
+VALUES (%(device_id)s, %(version)s, %(actor)s, %(change)s)
+"""
+SQL_HISTORY_DEVICE = """
+SELECT id, version, actor, changed_at, change FROM config_history
+WHERE device_id = %s ORDER BY id DESC LIMIT %s
+"""
+SQL_HISTORY_FLEET = """
+SELECT id, version, actor, changed_at, change FROM config_history
+WHERE device_id IS NULL ORDER BY id DESC LIMIT %s
+"""
+SQL_DEVICES = """
+SELECT d.device_id, COALESCE(c.version, 0), d.retired_at IS NOT NULL, t.device_id IS NOT NULL
+FROM devices d
+LEFT JOIN device_config c USING (device_id)
+LEFT JOIN device_tokens t USING (device_id)
+ORDER BY d.device_id
+"""
+SQL_ACTIVE_DEVICES = """
+SELECT d.device_id, COALESCE(c.overrides, '{}'::jsonb), COALESCE(c.version, 0)
+FROM devices d LEFT JOIN device_config c USING (device_id)
+WHERE d.retired_at IS NULL
+ORDER BY d.device_id
+"""
+
+
+class VersionMismatch(Exception):
+    def __init__(self, current: int, expected: int):
+        super().__init__(f"version is {current}, If-Match expected {expected}")
+        self.current, self.expected = current, expected
+
+
+@dataclass(frozen=True)
+class Effective:
+    """What a device fetches: the complete configuration plus ``device_id`` and ``version``, and its ETag."""
+
+    body: dict[str, Any]
+    etag: str  # without quotes; the ETag header is this in double quotes
+
+    @property
+    def version(self) -> int:
+        return self.body["version"]
+
+
+def effective(
+    device_id: str, fleet: dict, fleet_version: int, overrides: dict, device_version: int
+) -> Effective:
+    body = {
+        **schema.effective(fleet, overrides),
+        "device_id": device_id,
+        "version": fleet_version + device_version,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return Effective(body, hashlib.sha256(canonical.encode()).hexdigest()[:32])
+
+
+@dataclass(frozen=True)
+class Document:
+    doc: dict[str, Any]
+    version: int
+    updated_at: Any = None
+    updated_by: str | None = None
+
+
+def fleet(conn) -> Document:
+    doc, version, updated_at, updated_by = conn.execute(SQL_FLEET).fetchone()
+    return Document(doc, version, updated_at, updated_by)
+
+
+def device(conn, device_id: str) -> Document | None:
+    """The device's overrides, or None when the device is not registered."""
+    row = conn.execute(SQL_DEVICE, (device_id,)).fetchone()
+    return None if row is None else Document(*row)
+
+
+def device_effective(conn, device_id: str) -> Effective | None:
+    # One snapshot for both documents, so the version and the content always agree.
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        own = device(conn, device_id)
+        if own is None:
+            return None
+        defaults = fleet(conn)
+    return effective(device_id, defaults.doc, defaults.version, own.doc, own.version)
+
+
+def _record(conn, device_id: str | None, version: int, actor: str, change: dict) -> None:
+    conn.execute(
+        SQL_HISTORY_INSERT,
+        {"device_id": device_id, "version": version, "actor": actor, "change": Jsonb(change)},
+    )
+
+
+def write_fleet(
+    conn, new_doc: dict, actor: str, expected: int | None, patch: bool = False
+) -> tuple[int, dict]:
+    """Replace (or merge-patch) the fleet defaults; returns (version, change), change empty if none."""
+    with conn.transaction():
+        old, version = conn.execute(SQL_FLEET_LOCK).fetchone()
+        if expected is not None and expected != version:
+            raise VersionMismatch(version, expected)
+        doc = schema.merge_patch(old, new_doc) if patch else new_doc
+        schema.validate(doc)
+        schema.validate(schema.effective(doc, {}), partial=False)
+        change = schema.diff(old, doc)
+        if not change:
+            return version, change
+        version += 1
+        conn.execute(SQL_FLEET_UPDATE, {"doc": Jsonb(doc), "version": version, "actor": actor})
+        _record(conn, None, version, actor, change)
+    return version, change
+
+
+def write_device(
+    conn, device_id: str, new_doc: dict, actor: str, expected: int | None, patch: bool = False
+) -> tuple[int, dict] | None:
+    """Replace (or merge-patch) a device's overrides; None when the device is not registered."""
+    with conn.transaction():
+        if conn.execute(SQL_DEVICE_EXISTS, (device_id,)).fetchone() is None:
+            return None
+        conn.execute(SQL_DEVICE_ENSURE, (device_id,))
+        old, version = conn.execute(SQL_DEVICE_LOCK, (device_id,)).fetchone()
+        if expected is not None and expected != version:
+            raise VersionMismatch(version, expected)
+        doc = schema.merge_patch(old, new_doc) if patch else new_doc
+        schema.validate(doc)
+        schema.validate(
+            schema.effective(fleet(conn).doc, doc), partial=False
+        )  # e.g. too many labels in total
+        change = schema.diff(old, doc)
+        if not change:
+            return version, change
+        version += 1
+        conn.execute(
+            SQL_DEVICE_UPDATE, {"doc": Jsonb(doc), "version": version, "actor": actor, "device_id": device_id}
+        )
+        _record(conn, device_id, version, actor, change)
+    return version, change
+
+
+def history(conn, device_id: str | None, limit: int) -> list[dict[str, Any]]:
+    if device_id is None:
+        rows = conn.execute(SQL_HISTORY_FLEET, (limit,)).fetchall()
+    else:
+        rows = conn.execute(SQL_HISTORY_DEVICE, (device_id, limit)).fetchall()
+    return [
+        {"id": r[0], "version": r[1], "actor": r[2], "changed_at": r[3].isoformat(), "change": r[4]}
+        for r in rows
+    ]
+
+
+def devices(conn) -> list[dict[str, Any]]:
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        fleet_version = fleet(conn).version
+        rows = conn.execute(SQL_DEVICES).fetchall()
+    return [
+        {
+            "device_id": r[0],
+            "version": fleet_version + r[1],
+            "overrides_version": r[1],
+            "retired": r[2],
+            "has_token": r[3],
+        }
+        for r in rows
+    ]
+
+
+def active_effective(conn) -> list[Effective]:
+    """The effective configuration of every active device (for the notices after a fleet change)."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        defaults = fleet(conn)
+        rows = conn.execute(SQL_ACTIVE_DEVICES).fetchall()
+    return [effective(r[0], defaults.doc, defaults.version, r[1], r[2]) for r in rows]

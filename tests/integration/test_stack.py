@@ -1,0 +1,329 @@
+"""`iotctl stack up | status | down` with real processes in a temp state dir on free ports.
+
+Every test gets its own state dir and distinct free ports (never the defaults); the `stack_env` fixture
+stops and wipes whatever the test started, in a finally, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from iotctl import contract
+from iotctl.broker.accounts import AccountStore
+from iotctl.cli.main import app
+from iotctl.endpoints import MqttEndpoint
+from iotctl.settings import load_settings
+from iotctl.stack import procs
+from iotctl.stack.layout import StackLayout
+from iotctl.stack.mosquitto import MosquittoServer
+from iotctl.stack.native import CONFIG_SERVER, INGEST, NativeStack, service_available
+
+
+@dataclass
+class StackEnv:
+    env: dict[str, str]
+    layout: StackLayout
+
+    def cli(self, *args: str):
+        """Run through Typer's CliRunner; for commands expected to succeed."""
+        result = CliRunner().invoke(app, list(args), env=self.env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    def cli_json(self, *args: str) -> dict:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def proc(self, *args: str) -> subprocess.CompletedProcess:
+        """Run the real entry point in a subprocess: exit codes and the one-line error on stderr."""
+        return subprocess.run(
+            [sys.executable, "-c", "from iotctl.cli.main import run; run()", *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def db(self) -> psycopg.Connection:
+        password = self.layout.secret("db").read_text().strip()
+        return psycopg.connect(
+            f"host=127.0.0.1 port={self.env['IOTCTL_PG_PORT']} user=iots6 dbname=iots6",
+            password=password,
+            autocommit=True,
+        )
+
+
+def _distinct_ports(n: int) -> list[int]:
+    ports: set[int] = set()
+    for _ in range(50):
+        ports.add(procs.free_port())
+        if len(ports) == n:
+            return sorted(ports)
+    raise RuntimeError("could not find distinct free ports")
+
+
+@pytest.fixture
+def stack_env(tmp_path):
+    mqtt, pg, health, config = _distinct_ports(4)
+    env = {
+        "IOTCTL_STATE_DIR": str(tmp_path / "state"),
+        "IOTCTL_MQTT_PORT": str(mqtt),
+        "IOTCTL_PG_PORT": str(pg),
+        "IOTCTL_INGEST_HEALTH_PORT": str(health),
+        "IOTCTL_CONFIG_PORT": str(config),
+        "IOTCTL_ENGINE": "system",
+        "NO_COLOR": "1",
+    }
+    stack = NativeStack(load_settings(environ=env))
+    try:
+        yield StackEnv(env, stack.layout)
+    finally:
+        stack.down(reset=True)
+        report = stack.status()
+        assert not [c.name for c in report.components if c.pid], "a stack process survived teardown"
+
+
+def _expected_services() -> dict[str, str]:
+    return {
+        name: ("running" if service_available(module) else "absent")
+        for name, module in ((INGEST, "services.ingest"), (CONFIG_SERVER, "services.config_server"))
+    }
+
+
+def _pids(doc: dict) -> dict[str, int | None]:
+    return {name: c["pid"] for name, c in doc["components"].items()}
+
+
+def _proc_text(pid: int, name: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (PostgreSQL's backends and workers), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [pid], [pid]
+    while frontier:
+        children = [p for p, ppid in parents.items() if ppid in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _wait_for_row(stack: StackEnv, device: str, timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    with stack.db() as conn:
+        while time.monotonic() < deadline:
+            count = conn.execute(
+                "SELECT count(*) FROM sensor_data WHERE device_id = %s", (device,)
+            ).fetchone()[0]
+            if count:
+                return count
+            time.sleep(0.2)
+    return 0
+
+
+@pytest.mark.slow
+def test_lifecycle_up_status_idempotent_down_keeps_data_reset_wipes(stack_env):
+    expected = {"mosquitto": "running", "postgres": "running", **_expected_services()}
+
+    # up: everything running with pids, migrations applied
+    first = stack_env.cli_json("stack", "up")
+    assert {n: c["state"] for n, c in first["components"].items()} == expected
+    assert sorted(first["started"]) == sorted(n for n, s in expected.items() if s == "running")
+    status = stack_env.cli_json("stack", "status")
+    assert _pids(status) == _pids(first)
+    assert all(status["components"][n]["pid"] for n, s in expected.items() if s == "running")
+    assert stack_env.proc("stack", "status", "--check").returncode == 0
+
+    # up again: nothing new, same pids
+    again = stack_env.cli_json("stack", "up")
+    assert again["started"] == []
+    assert _pids(again) == _pids(first)
+
+    # stack.json: 0600, endpoints and pids, no grafana unless installed
+    recorded = json.loads(stack_env.layout.stack_file.read_text())
+    assert stat.S_IMODE(stack_env.layout.stack_file.stat().st_mode) == 0o600
+    assert recorded["engine"] == "system"
+    assert recorded["endpoints"]["mqtt"] == {
+        "host": "127.0.0.1",
+        "port": int(stack_env.env["IOTCTL_MQTT_PORT"]),
+        "topic_base": "iots6",
+    }
+    assert (
+        recorded["endpoints"]["postgres"]
+        == f"postgresql://iots6@127.0.0.1:{stack_env.env['IOTCTL_PG_PORT']}/iots6"
+    )
+    assert _pids(recorded) == _pids(first)
+
+    # a row written before down (directly, and through the broker + ingest when the ingest is installed)
+    when = datetime.now(UTC).replace(microsecond=0)
+    with stack_env.db() as conn:
+        conn.execute(
+            "INSERT INTO sensor_data (time, device_id, kind, seq, temperature)"
+            " VALUES (%s, 'keep-me', 'telemetry', 1, 21.5)",
+            (when,),
+        )
+    if expected[INGEST] == "running":
+        device = "dev-" + uuid.uuid4().hex[:10]
+        broker = MosquittoServer(stack_env.layout.mosquitto_dir, int(stack_env.env["IOTCTL_MQTT_PORT"]))
+        password = broker.accounts.add(device, "device")
+        broker.reload()
+        with stack_env.db() as conn:  # provisioned: the ingest dead-letters readings of unknown devices
+            conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device,))
+        from iotctl.mqtt import connect
+
+        client = connect(MqttEndpoint("127.0.0.1", int(stack_env.env["IOTCTL_MQTT_PORT"]), device, password))
+        reading = contract.Reading(
+            when, device, "telemetry", 7, 20.0, 40.0, 1000.0, False, True, -60, 5, "1.0"
+        )
+        client.publish(
+            contract.topic("iots6", device, contract.TELEMETRY), contract.make_payload(reading), qos=1
+        ).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+        assert _wait_for_row(stack_env, device) == 1, "the stack's ingest did not store a published reading"
+
+    # down keeps data; status shows stopped; commands that need the stack fail with one line
+    down = stack_env.cli_json("stack", "down")
+    assert sorted(down["stopped"]) == sorted(n for n, s in expected.items() if s == "running")
+    assert down["wiped"] == []
+    stopped = stack_env.cli_json("stack", "status")
+    assert {n: c["state"] for n, c in stopped["components"].items()} == {
+        n: ("stopped" if s == "running" else s) for n, s in expected.items()
+    }
+    assert not any(_pids(stopped).values())
+    for pid in _pids(first).values():
+        assert pid is None or not procs.pid_alive(pid)
+    check = stack_env.proc("stack", "status", "--check")
+    assert check.returncode == 4
+    assert check.stderr.strip().count("\n") == 0 and "iotctl stack up" in check.stderr
+    db_status = stack_env.proc("db", "status")
+    assert db_status.returncode == 4, db_status.stderr
+    assert db_status.stderr.startswith("error: ") and db_status.stderr.strip().count("\n") == 0
+    assert "iotctl stack up" in db_status.stderr
+
+    # up again: same data
+    back = stack_env.cli_json("stack", "up")
+    assert {n: c["state"] for n, c in back["components"].items()} == expected
+    with stack_env.db() as conn:
+        assert conn.execute("SELECT temperature FROM sensor_data WHERE device_id = 'keep-me'").fetchall() == [
+            (21.5,)
+        ]
+
+    # down --reset --yes wipes the state dir and the cluster (wherever it lives)
+    postgres_dir = stack_env.layout.postgres_dir
+    assert postgres_dir.exists()
+    reset = stack_env.cli_json("stack", "down", "--reset", "--yes")
+    assert not stack_env.layout.state_dir.exists()
+    assert not postgres_dir.exists()
+    assert reset["wiped"]
+    assert not any(_pids(stack_env.cli_json("stack", "status")).values())
+
+
+@pytest.mark.slow
+def test_secrets_are_private_and_never_leak(stack_env):
+    doc = stack_env.cli_json("stack", "up")
+    layout = stack_env.layout
+    names = ("operator", "ingest", "config", "db", "admin-token")
+    secrets = {name: layout.secret(name).read_text().strip() for name in names}
+    assert len(set(secrets.values())) == len(names) and all(len(s) >= 24 for s in secrets.values())
+    for name in names:
+        assert stat.S_IMODE(layout.secret(name).stat().st_mode) == 0o600
+    assert stat.S_IMODE(layout.secrets_dir.stat().st_mode) == 0o700
+    assert doc["credentials"]["files"] == {name: str(layout.secret(name)) for name in names}
+
+    # the broker knows the service accounts, with those passwords (hashed)
+    accounts = AccountStore(layout.mosquitto_dir).load()
+    assert {u: a["role"] for u, a in accounts.items()} == {
+        "svc.operator": "operator",
+        "svc.ingest": "ingest",
+        "svc.config": "config",
+    }
+
+    haystacks = {"stack.json": layout.stack_file.read_text(), "stdout": json.dumps(doc)}
+    for name, component in doc["components"].items():
+        if component["pid"]:
+            for pid in _descendants(component["pid"]):
+                haystacks[f"{name} {pid} cmdline"] = _proc_text(pid, "cmdline")
+                haystacks[f"{name} {pid} environ"] = _proc_text(pid, "environ")
+    logs = [
+        *layout.logs_dir.glob("*.log"),
+        layout.mosquitto_dir / "mosquitto.log",
+        layout.postgres_dir / "postgres.log",
+    ]
+    for log in logs:
+        if log.exists():
+            haystacks[str(log)] = log.read_text(errors="replace")
+    assert any(
+        "cmdline" in k and "mosquitto" in v for k, v in haystacks.items()
+    )  # we did look at the processes
+    for where, text in haystacks.items():
+        for name, secret in secrets.items():
+            assert secret not in text, f"the `{name}` secret appears in {where}"
+
+    # a second up keeps the same secrets
+    stack_env.cli("stack", "up")
+    assert {name: layout.secret(name).read_text().strip() for name in names} == secrets
+
+
+def test_status_of_a_stack_never_started(stack_env):
+    doc = stack_env.cli_json("stack", "status")
+    assert doc["components"]["mosquitto"]["state"] == "stopped"
+    assert doc["components"]["postgres"]["state"] == "stopped"
+    assert not any(_pids(doc).values())
+    plain = stack_env.cli("stack", "status")
+    assert "stopped" in plain.stdout
+    check = stack_env.proc("stack", "status", "--check")
+    assert check.returncode == 4
+    assert "`mosquitto`" in check.stderr and check.stderr.strip().count("\n") == 0
+    assert not stack_env.layout.state_dir.exists(), "status must not create anything"
+
+
+def test_reset_without_yes_off_a_tty_is_refused(stack_env):
+    result = stack_env.proc("stack", "down", "--reset")
+    assert result.returncode == 6
+    assert "--yes" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_port_in_use_is_a_clear_error_and_starts_nothing(stack_env):
+    import socket
+
+    port = int(stack_env.env["IOTCTL_MQTT_PORT"])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        result = stack_env.proc("stack", "up")
+    assert result.returncode == 1
+    assert f"Port {port}" in result.stderr and "IOTCTL_MQTT_PORT" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    status = stack_env.cli_json("stack", "status")
+    assert not any(_pids(status).values())
+
+
+def test_embedded_engine_is_refused_with_one_line(stack_env):
+    result = stack_env.proc("stack", "up", "--engine", "embedded")
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: The `embedded` engine") and result.stderr.strip().count("\n") == 0
+    assert not stack_env.layout.state_dir.exists(), "nothing may be created when the engine is refused"
