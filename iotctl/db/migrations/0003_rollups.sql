@@ -39,14 +39,14 @@ BEGIN
         motion_events = EXCLUDED.motion_events, switch_events = EXCLUDED.switch_events;
     GET DIAGNOSTICS n = ROW_COUNT;
 
+    -- Hours are computed from the raw readings, not from the minutes: an average of minute averages weighted by
+    -- `samples` would count motion/switch events that carry no temperature.
     INSERT INTO sensor_data_1h AS r
-    SELECT date_bin('1 hour', bucket, timestamptz '2000-01-01 00:00:00+00'), device_id, sum(samples),
-           sum(temperature_avg * samples) / nullif(sum(samples) FILTER (WHERE temperature_avg IS NOT NULL), 0),
-           min(temperature_min), max(temperature_max),
-           sum(humidity_avg * samples) / nullif(sum(samples) FILTER (WHERE humidity_avg IS NOT NULL), 0),
-           sum(pressure_avg * samples) / nullif(sum(samples) FILTER (WHERE pressure_avg IS NOT NULL), 0),
-           sum(motion_events), sum(switch_events)
-    FROM sensor_data_1m WHERE bucket >= lo_h AND bucket < p_to + interval '1 hour'
+    SELECT date_bin('1 hour', time, timestamptz '2000-01-01 00:00:00+00'), device_id, count(*),
+           avg(temperature), min(temperature), max(temperature), avg(humidity), avg(pressure),
+           count(*) FILTER (WHERE kind = 'motion'), count(*) FILTER (WHERE kind = 'switch')
+    FROM sensor_data WHERE time >= lo_h AND time < date_bin('1 hour', p_to, timestamptz '2000-01-01 00:00:00+00')
+                                                   + interval '1 hour'
     GROUP BY 1, 2
     ON CONFLICT (device_id, bucket) DO UPDATE SET
         samples = EXCLUDED.samples, temperature_avg = EXCLUDED.temperature_avg,
