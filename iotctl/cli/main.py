@@ -6,12 +6,27 @@ import sys
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
 from iotctl import __version__
-from iotctl.cli import db
+from iotctl.cli import db, stack, tail
+
+class IotctlGroup(TyperGroup):
+    """The root group: the one place library errors become one line on stderr and an exit code."""
+
+    def invoke(self, ctx):
+        from iotctl.errors import IotctlError, exit_code_for
+
+        try:
+            return super().invoke(ctx)
+        except IotctlError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exit_code_for(exc)) from None
+
 
 app = typer.Typer(
     name="iotctl",
+    cls=IotctlGroup,
     help="Run a fleet of Raspberry Pi Pico W sensor nodes: broker, database, ingest, devices.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -19,6 +34,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(db.app, name="db")
+app.add_typer(stack.app, name="stack")
+app.add_typer(tail.app, name="tail")
 
 
 def _version(value: bool) -> None:
@@ -66,14 +83,9 @@ def show_settings(ctx: typer.Context, json_: bool = typer.Option(False, "--json"
 
 
 def run() -> None:
-    """Console entry point: the one place library errors become one line on stderr and an exit code."""
-    from iotctl.errors import IotctlError, exit_code_for
-
+    """Console entry point (errors are mapped in :class:`IotctlGroup`)."""
     try:
         app()  # standalone: Typer itself handles usage errors (exit 2) and --help
-    except IotctlError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(exit_code_for(exc))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

@@ -1,0 +1,133 @@
+"""`iotctl stack`: the native local stack (Mosquitto, PostgreSQL, ingest, config server) without Docker."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import typer
+
+from iotctl.cli.common import JSON_OPTION, emit_json, err, out, settings
+
+app = typer.Typer(
+    help="The native local stack: broker, database, ingest and config server as processes on 127.0.0.1.",
+    no_args_is_help=True,
+)
+
+
+@contextmanager
+def _progress():
+    """A live status line on stderr when it is a TTY, plain lines otherwise; yields the callback."""
+    console = err()
+    if not sys.stderr.isatty():
+        yield lambda message: console.print(f"stack: {message}", markup=False)
+        return
+    with console.status("working…") as status:
+
+        def report(message: str) -> None:
+            console.print(f"• {message}", markup=False)
+            status.update(message)
+
+        yield report
+
+
+def _render(report) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=f"native stack in {report.state_dir} (engine: {report.engine or '-'})", box=box.SIMPLE
+    )
+    table.add_column("component", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("pid", no_wrap=True)
+    table.add_column("endpoint", no_wrap=True)
+    styles = {"running": "green", "stopped": "red", "absent": "dim"}
+    notes = []
+    for c in report.components:
+        table.add_row(c.name, f"[{styles[c.state]}]{c.state}[/]", str(c.pid or "-"), c.endpoint or "-")
+        if c.detail:
+            notes.append(f"{c.name}: {c.detail}")
+    console = out()
+    console.print(table)
+    for note in notes:
+        console.print(note, markup=False)
+    console.print(f"credentials: {report.credentials['dir']}", markup=False)
+    grafana = report.endpoints.get("grafana")
+    if grafana:
+        console.print(
+            f"grafana: {grafana['binary']} found; dashboards in {grafana['dashboards']}", markup=False
+        )
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    engine: str = typer.Option(
+        None,
+        "--engine",
+        help="auto or system: the installed mosquitto and PostgreSQL (embedded is not available yet). "
+        "[env: IOTCTL_ENGINE; default: auto]",
+        show_default=False,
+    ),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Start whatever is down: broker, database (migrated), ingest, config server. Safe to re-run."""
+    from iotctl.stack.native import NativeStack
+
+    if engine:
+        ctx.find_root().obj.setdefault("flags", {})["engine"] = engine
+    with _progress() as progress:
+        report = NativeStack(settings(ctx), progress).up()
+    if json_:
+        emit_json(report.to_dict())
+        return
+    _render(report)
+    err().print(f"started: {', '.join(report.started) or 'nothing (all running)'}", markup=False)
+
+
+@app.command()
+def down(
+    ctx: typer.Context,
+    reset: bool = typer.Option(
+        False, "--reset", help="Also delete all stack data and credentials after stopping."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --reset deletes data."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Stop config server, ingest (flushes on SIGTERM), PostgreSQL, broker; data is kept unless --reset."""
+    from iotctl.stack.native import NativeStack, confirm_needed
+
+    stack = NativeStack(settings(ctx))
+    if confirm_needed(reset, yes, sys.stdin.isatty() and sys.stderr.isatty()):
+        typer.confirm(f"Delete all stack data in {stack.layout.state_dir}?", abort=True, err=True)
+    with _progress() as progress:
+        stack.progress = progress
+        report = stack.down(reset=reset)
+    if json_:
+        emit_json(report.to_dict())
+        return
+    err().print(
+        f"stopped: {', '.join(report.stopped) or 'nothing (all stopped)'}"
+        + ("; data deleted" if report.wiped else "; data kept"),
+        markup=False,
+    )
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    check: bool = typer.Option(False, "--check", help="Exit 4 if a component is not running."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Show each component's state and pid, the endpoints and where the credentials are."""
+    from iotctl.stack.native import NativeStack
+
+    stack = NativeStack(settings(ctx))
+    report = stack.status()
+    if json_:
+        emit_json(report.to_dict())
+    else:
+        _render(report)
+    if check:
+        stack.check(report)

@@ -1,0 +1,567 @@
+"""The native local stack: Mosquitto, PostgreSQL, the ingest and the config server as child processes.
+
+No Docker: every process runs under the state directory (paths from ``iotctl.stack.layout.StackLayout``),
+bound to 127.0.0.1, with generated credentials kept in 0600 files.  ``up`` is idempotent (it starts only
+what is down), ``down`` stops in reverse order and keeps the data unless asked to reset, ``status`` reports
+from the live processes (pid files), never from a cached file.
+
+Engines: ``system`` runs the Debian ``mosquitto`` and PostgreSQL binaries (``auto`` means ``system``).  The
+engine a stack was started with is recorded in ``stack.json``.  There is no ``embedded`` engine yet
+(pip-installed broker and database): asking for it is a one-line MissingDependency error, not a fallback.
+
+The Python services are packages of this repository: ``services.ingest`` and ``services.config_server``.
+When a package is not installed its component is reported as ``absent`` (never as running) and not started.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import stat
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from iotctl.broker.accounts import (
+    ROLE_CONFIG,
+    ROLE_INGEST,
+    ROLE_OPERATOR,
+    AccountStore,
+    service_username,
+    verify_password,
+)
+from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unreachable
+from iotctl.secretfiles import generate_password, read_secret, write_secret
+from iotctl.settings import Settings
+from iotctl.stack import procs
+from iotctl.stack.layout import DB_NAME, DB_OWNER, StackLayout
+
+BIND = "127.0.0.1"
+MOSQUITTO, POSTGRES, INGEST, CONFIG_SERVER = "mosquitto", "postgres", "ingest", "config-server"
+COMPONENTS = (MOSQUITTO, POSTGRES, INGEST, CONFIG_SERVER)
+RUNNING, STOPPED, ABSENT = "running", "stopped", "absent"
+ENGINES = ("system",)
+
+#: Secret files generated once per state dir (``layout.secret(name)``).
+SECRET_NAMES = (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG, "db", "admin-token")
+#: Broker service accounts: (role, secret file name).
+SERVICE_ACCOUNTS = ((ROLE_OPERATOR, ROLE_OPERATOR), (ROLE_INGEST, ROLE_INGEST), (ROLE_CONFIG, ROLE_CONFIG))
+INGEST_CLIENT_ID = "iots6-ingest-1"
+#: The ingest flushes its buffer to the database on SIGTERM; give it this long before SIGKILL.
+INGEST_STOP_TIMEOUT = 30.0
+HEALTH_TIMEOUT = 30.0
+_PORT_ENV = {"ingest": "IOTCTL_INGEST_HEALTH_PORT", "config-server": "IOTCTL_CONFIG_PORT"}
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------------------------------- reports
+
+
+@dataclass
+class Component:
+    name: str
+    state: str  # RUNNING | STOPPED | ABSENT
+    pid: int | None = None
+    endpoint: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "pid": self.pid, "endpoint": self.endpoint, "detail": self.detail}
+
+
+@dataclass
+class StackReport:
+    """What the stack looks like now, plus what this call changed."""
+
+    state_dir: Path
+    engine: str | None
+    components: list[Component]
+    endpoints: dict[str, Any]
+    credentials: dict[str, Any]
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    wiped: list[str] = field(default_factory=list)
+
+    def component(self, name: str) -> Component:
+        return next(c for c in self.components if c.name == name)
+
+    @property
+    def down(self) -> list[str]:
+        """Components that should run but do not (absent optional services are not down)."""
+        return [c.name for c in self.components if c.state == STOPPED]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state_dir": str(self.state_dir),
+            "engine": self.engine,
+            "components": {c.name: c.to_dict() for c in self.components},
+            "endpoints": self.endpoints,
+            "credentials": self.credentials,
+            "started": self.started,
+            "stopped": self.stopped,
+            "wiped": self.wiped,
+        }
+
+
+# --------------------------------------------------------------------------------------------------- services
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A Python service of this repository run as ``python -m <module>`` with env-var configuration."""
+
+    name: str  # component name
+    module: str
+    port: int
+    env: dict[str, str]
+    stop_timeout: float = 10.0
+
+    @property
+    def health_url(self) -> str:
+        return f"http://{BIND}:{self.port}/healthz"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", self.module]
+
+
+def service_available(module: str) -> bool:
+    """Whether ``python -m module`` can run: the package and its ``__main__`` are importable."""
+    try:
+        return importlib.util.find_spec(module + ".__main__") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _service_env(extra: dict[str, str]) -> dict[str, str]:
+    # Inherit PATH and friends, but never a stray INGEST_*/CONFIG_SERVER_* from the caller's shell.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "CONFIG_SERVER_"))}
+    env.update(extra)
+    return env
+
+
+# ----------------------------------------------------------------------------------------------- the stack
+
+
+class NativeStack:
+    """The stack of one state directory, configured by ``settings`` (ports, topic base, engine)."""
+
+    def __init__(self, settings: Settings, progress: Progress | None = None):
+        self.settings = settings
+        self.layout = StackLayout(Path(settings.state_dir))
+        self.progress = progress or _quiet
+
+    # -- names and places
+    @property
+    def db_url(self) -> str:
+        return f"postgresql://{DB_OWNER}@{BIND}:{self.settings.pg_port}/{DB_NAME}"
+
+    def _pid_file(self, name: str) -> Path:
+        return self.layout.run_dir / f"{name}.pid"
+
+    def _log_file(self, name: str) -> Path:
+        return self.layout.logs_dir / f"{name}.log"
+
+    def recorded(self) -> dict[str, Any]:
+        """The last ``stack.json`` (empty when the stack never came up or the file is unreadable)."""
+        try:
+            return json.loads(self.layout.stack_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # -- engines
+    def resolve_engine(self) -> str:
+        """The engine to start with: ``system`` (its binaries must be installed; checked when each starts)."""
+        if self.settings.engine == "embedded":
+            raise MissingDependency(
+                "The `embedded` engine is not available in this version; install Mosquitto and PostgreSQL "
+                "(`make install-system`) and set IOTCTL_ENGINE=auto."
+            )
+        return "system"
+
+    def _broker(self):
+        from iotctl.stack.mosquitto import MosquittoServer
+
+        return MosquittoServer(
+            self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base
+        )
+
+    def _postgres(self):
+        from iotctl.stack.postgres import PostgresServer
+
+        return PostgresServer(self.layout.postgres_dir, self.settings.pg_port, fsync=True)
+
+    def _engine_pids(self) -> dict[str, int | None]:
+        return {MOSQUITTO: self._broker().pid(), POSTGRES: self._postgres().pid()}
+
+    # -- services
+    def services(self) -> list[ServiceSpec]:
+        s, layout = self.settings, self.layout
+        ingest_env = {
+            "INGEST_MQTT_HOST": BIND,
+            "INGEST_MQTT_PORT": str(s.mqtt_port),
+            "INGEST_MQTT_USERNAME": service_username(ROLE_INGEST),
+            "INGEST_MQTT_PASSWORD_FILE": str(layout.secret(ROLE_INGEST)),
+            "INGEST_DATABASE_URL": self.db_url,
+            "INGEST_DATABASE_PASSWORD_FILE": str(layout.secret("db")),
+            "INGEST_TOPIC_BASE": s.topic_base,
+            "INGEST_HTTP_PORT": str(s.ingest_health_port),
+            "INGEST_CLIENT_ID": INGEST_CLIENT_ID,
+        }
+        config_env = {
+            "CONFIG_SERVER_BIND": BIND,
+            "CONFIG_SERVER_PORT": str(s.config_port),
+            "CONFIG_SERVER_DATABASE_URL": self.db_url,
+            "CONFIG_SERVER_DATABASE_PASSWORD_FILE": str(layout.secret("db")),
+            "CONFIG_SERVER_ADMIN_TOKEN_FILE": str(layout.secret("admin-token")),
+            "CONFIG_SERVER_MQTT_HOST": BIND,
+            "CONFIG_SERVER_MQTT_PORT": str(s.mqtt_port),
+            "CONFIG_SERVER_MQTT_USERNAME": service_username(ROLE_CONFIG),
+            "CONFIG_SERVER_MQTT_PASSWORD_FILE": str(layout.secret(ROLE_CONFIG)),
+            "CONFIG_SERVER_TOPIC_BASE": s.topic_base,
+        }
+        return [
+            ServiceSpec(INGEST, "services.ingest", s.ingest_health_port, ingest_env, INGEST_STOP_TIMEOUT),
+            ServiceSpec(CONFIG_SERVER, "services.config_server", s.config_port, config_env),
+        ]
+
+    def _service_pid(self, spec: ServiceSpec) -> int | None:
+        """The live pid of ``spec``; a pid file naming some other process (pid reuse) counts as stopped."""
+        pid = procs.read_pid(self._pid_file(spec.name))
+        if pid is None:
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return pid  # no /proc (macOS): trust the pid file
+        return pid if spec.module.encode() in cmdline else None
+
+    def _start_service(self, spec: ServiceSpec) -> int:
+        log = self._log_file(spec.name)
+        if procs.port_open(BIND, spec.port):
+            raise OperationFailed(
+                f"Port {spec.port} for `{spec.name}` is already in use by another program; stop it or choose "
+                f"another port ({_PORT_ENV[spec.name]})."
+            )
+        proc = procs.spawn(
+            spec.argv(),
+            log=log,
+            pid_file=self._pid_file(spec.name),
+            env=_service_env(spec.env),
+            cwd=self.layout.state_dir,
+        )
+        try:
+            wait_healthy(spec.health_url, HEALTH_TIMEOUT, spec.name, log, proc.pid)
+        except OperationFailed:
+            procs.stop_pid(proc.pid, timeout=5)
+            self._pid_file(spec.name).unlink(missing_ok=True)
+            raise
+        return proc.pid
+
+    def _stop_service(self, spec: ServiceSpec) -> bool:
+        pid = self._service_pid(spec)
+        self_pid_file = self._pid_file(spec.name)
+        if pid is None:
+            self_pid_file.unlink(missing_ok=True)
+            return False
+        procs.stop_pid(pid, timeout=spec.stop_timeout, sig=signal.SIGTERM)
+        if procs.pid_alive(pid):
+            raise OperationFailed(f"`{spec.name}` (pid {pid}) did not stop; kill it by hand.")
+        self_pid_file.unlink(missing_ok=True)
+        return True
+
+    # -- setup steps
+    def _make_dirs(self) -> None:
+        layout = self.layout
+        layout.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.geteuid() == 0 and layout.postgres_dir.parent == layout.state_dir:
+            # As root PostgreSQL runs as `postgres`, who must traverse (not list) the state dir to reach its
+            # cluster: 0700 becomes 0711. Every directory below that holds anything private stays 0700.
+            mode = stat.S_IMODE(layout.state_dir.stat().st_mode)
+            os.chmod(layout.state_dir, mode | 0o011)
+        for directory in (layout.secrets_dir, layout.devices_dir, layout.logs_dir, layout.run_dir):
+            directory.mkdir(exist_ok=True, mode=0o700)
+            os.chmod(directory, 0o700)
+
+    def _ensure_secrets(self) -> dict[str, str]:
+        values = {}
+        for name in SECRET_NAMES:
+            path = self.layout.secret(name)
+            if not path.exists():
+                write_secret(path, generate_password() + "\n")
+                self.progress(f"generated credentials `{path}`")
+            values[name] = read_secret(path, f"`{name}` secret")
+        return values
+
+    def _ensure_accounts(self, broker, secrets: dict[str, str]) -> bool:
+        """Service accounts exist with the passwords of the secret files; True if the registry changed."""
+        store: AccountStore = broker.accounts
+        accounts = store.load()
+        changed = False
+        for role, secret_name in SERVICE_ACCOUNTS:
+            username = service_username(role)
+            current = accounts.get(username)
+            if current and current["role"] == role and verify_password(secrets[secret_name], current["hash"]):
+                continue
+            store.add(username, role, rotate=current is not None, password=secrets[secret_name])
+            changed = True
+        return changed
+
+    def _migrate(self, db_password: str) -> list[str]:
+        from iotctl.db import migrate
+        from iotctl.db.connect import connect
+        from iotctl.endpoints import DbEndpoint
+
+        with connect(DbEndpoint(self.db_url, db_password)) as conn:
+            _, applied = migrate.migrate(conn)
+        return [f"{m.version:04d}_{m.name}" for m in applied]
+
+    # -- verbs
+    def up(self) -> StackReport:
+        engine = self.resolve_engine()
+        started: list[str] = []
+        self._make_dirs()
+        secrets = self._ensure_secrets()
+
+        broker = self._broker()
+        accounts_changed = self._ensure_accounts(broker, secrets)
+        if broker.pid():
+            if accounts_changed:
+                broker.reload()
+        else:
+            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
+            self.progress(f"starting {MOSQUITTO} ({engine}) on {BIND}:{self.settings.mqtt_port}")
+            broker.start()
+            started.append(MOSQUITTO)
+
+        pg = self._postgres()
+        if not pg.pid():
+            _port_free(self.settings.pg_port, POSTGRES, "IOTCTL_PG_PORT")
+            self.progress(f"starting {POSTGRES} ({engine}) on {BIND}:{self.settings.pg_port}")
+            pg.start()
+            started.append(POSTGRES)
+        pg.ensure_database(DB_NAME, DB_OWNER, secrets["db"])
+        for name in self._migrate(secrets["db"]):
+            self.progress(f"applied migration {name}")
+
+        # Recorded before the services start: `down` knows the stack even if a service fails to come up.
+        self._write_stack_file(engine)
+        for spec in self.services():
+            if not service_available(spec.module):
+                self.progress(f"skipping {spec.name}: package `{spec.module}` is not installed")
+                continue
+            if self._service_pid(spec):
+                continue
+            self.progress(f"starting {spec.name} on {BIND}:{spec.port}")
+            self._start_service(spec)
+            started.append(spec.name)
+
+        report = self.status()
+        report.started = started
+        self._write_stack_file(engine, report)
+        return report
+
+    def down(self, reset: bool = False) -> StackReport:
+        engine = self.recorded().get("engine") or "system"
+        stopped: list[str] = []
+        for spec in reversed(self.services()):
+            if self._service_pid(spec):
+                self.progress(f"stopping {spec.name}")
+            if self._stop_service(spec):
+                stopped.append(spec.name)
+        pg = self._postgres()
+        if pg.pid():
+            self.progress(f"stopping {POSTGRES}")
+            pg.stop(mode="fast")
+            stopped.append(POSTGRES)
+        broker = self._broker()
+        if broker.pid():
+            self.progress(f"stopping {MOSQUITTO}")
+            broker.stop()
+            stopped.append(MOSQUITTO)
+        wiped = self._wipe() if reset else []
+        report = self.status()
+        report.stopped = stopped
+        report.wiped = wiped
+        if not reset and self.layout.stack_file.exists():
+            self._write_stack_file(engine, report)
+        return report
+
+    def status(self) -> StackReport:
+        engine = self.recorded().get("engine")
+        components = []
+        pids = self._engine_pids()
+        components.append(
+            Component(
+                MOSQUITTO,
+                RUNNING if pids[MOSQUITTO] else STOPPED,
+                pids[MOSQUITTO],
+                f"mqtt://{BIND}:{self.settings.mqtt_port}",
+            )
+        )
+        components.append(
+            Component(POSTGRES, RUNNING if pids[POSTGRES] else STOPPED, pids[POSTGRES], self.db_url)
+        )
+        for spec in self.services():
+            pid = self._service_pid(spec)
+            endpoint = f"http://{BIND}:{spec.port}"
+            if pid:
+                components.append(Component(spec.name, RUNNING, pid, endpoint))
+            elif service_available(spec.module):
+                components.append(
+                    Component(spec.name, STOPPED, None, endpoint, f"log: {self._log_file(spec.name)}")
+                )
+            else:
+                components.append(
+                    Component(spec.name, ABSENT, None, None, f"package `{spec.module}` is not installed")
+                )
+        return StackReport(self.layout.state_dir, engine, components, self.endpoints(), self.credentials())
+
+    def check(self, report: StackReport | None = None) -> StackReport:
+        """``status`` that raises Unreachable when a component that should run is stopped."""
+        report = report or self.status()
+        if report.down:
+            raise Unreachable(
+                f"Stack component(s) `{'`, `'.join(report.down)}` not running in `{self.layout.state_dir}`; "
+                "start them with `iotctl stack up`."
+            )
+        return report
+
+    # -- descriptions
+    def endpoints(self) -> dict[str, Any]:
+        s = self.settings
+        available = {spec.name: service_available(spec.module) for spec in self.services()}
+        return {
+            "mqtt": {"host": BIND, "port": s.mqtt_port, "topic_base": s.topic_base},
+            "postgres": self.db_url,
+            "ingest_health": f"http://{BIND}:{s.ingest_health_port}/healthz" if available[INGEST] else None,
+            "ingest_metrics": f"http://{BIND}:{s.ingest_health_port}/metrics" if available[INGEST] else None,
+            "config_server": f"http://{BIND}:{s.config_port}" if available[CONFIG_SERVER] else None,
+            "grafana": grafana_hint(),
+        }
+
+    def credentials(self) -> dict[str, Any]:
+        return {
+            "dir": str(self.layout.secrets_dir),
+            "files": {name: str(self.layout.secret(name)) for name in SECRET_NAMES},
+            "mqtt_usernames": {role: service_username(role) for role, _ in SERVICE_ACCOUNTS},
+            "db_user": DB_OWNER,
+        }
+
+    def _write_stack_file(self, engine: str, report: StackReport | None = None) -> None:
+        report = report or self.status()
+        data = report.to_dict()
+        data["engine"] = engine
+        for key in ("started", "stopped", "wiped"):
+            data.pop(key)
+        data["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+        write_secret(self.layout.stack_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    # -- reset
+    def _wipe(self) -> list[str]:
+        """Remove what the stack created (not the state dir's unrelated files); the cluster too if outside."""
+        layout = self.layout
+        wiped = []
+        postgres_dir = layout.postgres_dir
+        outside = postgres_dir.parent != layout.state_dir
+        if outside and postgres_dir.exists():
+            # /var/lib/iotctl/<hash>/postgres: the <hash> directory is ours alone.
+            target = (
+                postgres_dir.parent if postgres_dir.parent.parent == Path("/var/lib/iotctl") else postgres_dir
+            )
+            shutil.rmtree(target)
+            wiped.append(str(target))
+        for path in (
+            layout.stack_file,
+            layout.secrets_dir,
+            layout.devices_dir,
+            layout.mosquitto_dir,
+            layout.state_dir / "postgres",
+            layout.logs_dir,
+            layout.run_dir,
+        ):
+            if path.is_dir():
+                shutil.rmtree(path)
+                wiped.append(str(path))
+            elif path.exists():
+                path.unlink()
+                wiped.append(str(path))
+        try:
+            layout.state_dir.rmdir()  # only when empty: a state dir that also holds other files keeps them
+            wiped.append(str(layout.state_dir))
+        except OSError:
+            pass
+        for path in wiped:
+            self.progress(f"removed `{path}`")
+        return wiped
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def _port_free(port: int, what: str, env_name: str) -> None:
+    if procs.port_open(BIND, port):
+        raise OperationFailed(
+            f"Port {port} for `{what}` is already in use by another program; stop it or set {env_name}."
+        )
+
+
+def wait_healthy(url: str, timeout: float, what: str, log: Path, pid: int) -> None:
+    """Poll ``url`` until it answers 200; fail early if the process exits, naming its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError, ValueError):
+            pass
+        if not procs.pid_alive(pid):
+            raise OperationFailed(f"`{what}` exited while starting{_last_line(log)}; see `{log}`.")
+        time.sleep(0.1)
+    raise OperationFailed(f"`{what}` did not answer 200 on {url} within {timeout:g} s; see `{log}`.")
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return f" ({lines[-1][:160]})" if lines else ""
+
+
+def grafana_hint() -> dict[str, str] | None:
+    """Grafana is not run by the native stack; when installed, say where its dashboards are."""
+    binary = shutil.which("grafana-server") or shutil.which("grafana")
+    if not binary:
+        return None
+    repo = Path(__file__).resolve().parents[2]
+    return {
+        "binary": binary,
+        "dashboards": str(repo / "infra" / "grafana" / "dashboards"),
+        "note": "not started by the native stack; provision the datasource and dashboards from there",
+    }
+
+
+def confirm_needed(reset: bool, yes: bool, interactive: bool) -> bool:
+    """Whether ``down --reset`` must ask first. Non-interactive callers must pass --yes."""
+    if not reset or yes:
+        return False
+    if not interactive:
+        raise InvalidInput(
+            "`stack down --reset` deletes all stack data; pass --yes to confirm when not on a TTY."
+        )
+    return True
