@@ -5,6 +5,8 @@ set -euo pipefail
 
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+# mosquitto_sub: the Docker stack's broker healthcheck is tested by running it against a real broker.
+command -v mosquitto_sub >/dev/null 2>&1 || need+=(mosquitto-clients)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 

@@ -1,0 +1,397 @@
+"""The Docker Compose stack: render a self-contained stack directory, then drive it with ``docker compose``.
+
+The directory (default ``<state_dir>/docker``) is what a VM deployment ships as well::
+
+    compose.yaml                 rendered from templates/docker/compose.yaml.j2 (no secret in it)
+    .env                         0600; ports, the owner's uid/gid and Grafana's two passwords
+    secrets/                     0700; one 0600 file per secret, mounted as Compose secrets under /run/secrets
+    mosquitto/config/            mosquitto.conf, accounts.json, passwd, acl (iotctl.broker.accounts)
+    mosquitto/data/              broker persistence
+    mosquitto/certs/             server.crt and server.key, only when the TLS listener is on
+    grafana/provisioning/        copied from infra/grafana/provisioning
+    grafana/dashboards/          copied from infra/grafana/dashboards
+
+Rendering is idempotent: secrets already in ``secrets/`` are kept, so re-rendering never locks a running stack
+out.
+No password is ever passed on a command line; ``docker compose`` reads them from the files above.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iotctl import __version__, contract
+from iotctl.broker.accounts import (
+    ROLE_CONFIG,
+    ROLE_INGEST,
+    ROLE_OPERATOR,
+    AccountStore,
+    service_username,
+    verify_password,
+)
+from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unreachable
+from iotctl.render import render
+from iotctl.secretfiles import generate_password, read_secret, write_secret
+from iotctl.stack.layout import DB_NAME, DB_OWNER
+
+#: Official images, pinned to exact tags (bump deliberately; docs/docker.md lists them).
+IMAGES = {
+    "mosquitto": "eclipse-mosquitto:2.0.20",
+    "timescaledb": "timescale/timescaledb:2.17.2-pg16",
+    "grafana": "grafana/grafana:11.4.0",
+}
+SERVICES = ("mosquitto", "timescaledb", "migrate", "ingest", "config-server", "grafana")
+
+#: secret name -> file under secrets/ (the Compose file names the same files).
+SECRET_FILES = {
+    "db": "db.password",
+    "mqtt-ingest": "mqtt-ingest.password",
+    "mqtt-config": "mqtt-config.password",
+    "mqtt-operator": "mqtt-operator.password",
+    "mqtt-probe": "mqtt-probe.conf",
+    "config-admin-token": "config-admin-token",
+    "grafana-admin": "grafana-admin.password",
+}
+
+_NATIVE_HINT = "or run the native stack with `iotctl stack up`"
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _repo_file(*parts: str) -> Path:
+    return _REPO_ROOT.joinpath(*parts)
+
+
+@dataclass(frozen=True)
+class DockerOptions:
+    """What the rendered stack publishes on the host. Defaults match the native stack's ports, so the CLI's
+    default endpoints reach either stack."""
+
+    project: str = "iots6"
+    topic_base: str = contract.DEFAULT_TOPIC_BASE
+    mqtt_port: int = 18830
+    mqtt_bind: str = "0.0.0.0"  # devices on the LAN reach the broker
+    mqtt_tls: bool = False  # TLS listener on 8883 (needs mosquitto/certs/server.{crt,key})
+    mqtt_tls_port: int = 8883
+    pg_port: int = 15432
+    pg_bind: str = "127.0.0.1"
+    config_port: int = 18080
+    config_bind: str = "0.0.0.0"  # devices fetch their config
+    ingest_port: int = 18081
+    ingest_bind: str = "127.0.0.1"
+    grafana_port: int = 3000
+    grafana_bind: str = "127.0.0.1"
+    build_context: Path | None = field(
+        default_factory=lambda: (
+            _REPO_ROOT if _repo_file("pyproject.toml").exists() and _repo_file("services").is_dir() else None
+        )
+    )
+
+    def validate(self) -> None:
+        for name in ("mqtt_port", "mqtt_tls_port", "pg_port", "config_port", "ingest_port", "grafana_port"):
+            value = getattr(self, name)
+            if not 1 <= value <= 65535:
+                raise InvalidInput(
+                    f"`{name}` must be a port from 1 to 65535, got {value}; pass a valid port."
+                )
+        if not self.project.replace("-", "").replace("_", "").isalnum() or not self.project.islower():
+            raise InvalidInput(
+                f"Compose project name `{self.project}` is invalid; "
+                "use lowercase letters, digits, `-` and `_`."
+            )
+
+
+@dataclass
+class DockerStack:
+    """A rendered stack directory and the ``docker compose`` calls that run it."""
+
+    directory: Path
+    runner: Callable[..., subprocess.CompletedProcess] = subprocess.run
+    which: Callable[[str], str | None] = shutil.which
+
+    def __post_init__(self) -> None:
+        self.directory = Path(self.directory)
+
+    # -- paths
+    @property
+    def compose_file(self) -> Path:
+        return self.directory / "compose.yaml"
+
+    @property
+    def env_file(self) -> Path:
+        return self.directory / ".env"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.directory / "secrets"
+
+    def secret_file(self, name: str) -> Path:
+        return self.secrets_dir / SECRET_FILES[name]
+
+    @property
+    def mosquitto_config_dir(self) -> Path:
+        return self.directory / "mosquitto" / "config"
+
+    @property
+    def accounts(self) -> AccountStore:
+        return AccountStore(self.mosquitto_config_dir, self._topic_base())
+
+    def _topic_base(self) -> str:
+        meta = self.directory / "stack-docker.json"
+        if meta.exists():
+            return json.loads(meta.read_text()).get("topic_base", contract.DEFAULT_TOPIC_BASE)
+        return contract.DEFAULT_TOPIC_BASE
+
+    # -- render
+    def _secret(self, name: str) -> str:
+        """The existing secret, or a newly generated one written 0600."""
+        path = self.secret_file(name)
+        if path.exists():
+            return read_secret(path, f"Docker stack secret `{name}`")
+        value = generate_password()
+        write_secret(path, value + "\n")
+        return value
+
+    def render(self, options: DockerOptions | None = None) -> list[Path]:
+        """Write (or refresh) every file of the stack directory; returns the files written."""
+        options = options or DockerOptions()
+        options.validate()
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.secrets_dir.mkdir(exist_ok=True, mode=0o700)
+        os.chmod(self.secrets_dir, 0o700)
+        written: list[Path] = []
+
+        passwords = {name: self._secret(name) for name in SECRET_FILES if name != "mqtt-probe"}
+        written += [self.secret_file(n) for n in passwords]
+
+        # Broker accounts for the services with the passwords above (hashed in passwd, never stored plain).
+        store = AccountStore(self.mosquitto_config_dir, options.topic_base)
+        self.mosquitto_config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        known = store.load()
+        for role, secret in (
+            (ROLE_INGEST, "mqtt-ingest"),
+            (ROLE_CONFIG, "mqtt-config"),
+            (ROLE_OPERATOR, "mqtt-operator"),
+        ):
+            user = service_username(role)
+            if user not in known or not verify_password(passwords[secret], known[user]["hash"]):
+                store.add(user, role, rotate=True, password=passwords[secret])
+        store.write_broker_files()
+        written += [store.registry_path, store.password_file, store.acl_file]
+
+        # mosquitto_sub reads default options from $XDG_CONFIG_HOME/mosquitto_sub: the health probe's login.
+        probe = f"-u {service_username(ROLE_OPERATOR)}\n-P {passwords['mqtt-operator']}\n"
+        write_secret(self.secret_file("mqtt-probe"), probe)
+        written.append(self.secret_file("mqtt-probe"))
+
+        tls = None
+        if options.mqtt_tls:
+            certs = self.directory / "mosquitto" / "certs"
+            missing = [n for n in ("server.crt", "server.key") if not (certs / n).exists()]
+            if missing:
+                raise InvalidInput(
+                    f"TLS listener needs `{certs / missing[0]}`; put the broker's certificate and key there "
+                    "or render without TLS."
+                )
+            tls = {
+                "port": 8883,
+                "bind": "0.0.0.0",
+                "certfile": "/mosquitto/certs/server.crt",
+                "keyfile": "/mosquitto/certs/server.key",
+            }
+        data_dir = self.directory / "mosquitto" / "data"
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conf = self.mosquitto_config_dir / "mosquitto.conf"
+        conf.write_text(
+            render(
+                "mosquitto/mosquitto.conf.j2",
+                run_as_user=None,  # the container already runs as the stack owner (compose `user:`)
+                password_file="/mosquitto/config/passwd",
+                acl_file="/mosquitto/config/acl",
+                port=1883,
+                bind="0.0.0.0",
+                tls=tls,
+                persistence_dir="/mosquitto/data",
+                autosave_interval=60,
+                max_queued_messages=1_000_000,
+                max_inflight_messages=0,
+                message_size_limit=65536,
+                persistent_client_expiration="30d",
+                log_file=None,
+                pid_file=None,
+            )
+        )
+        written.append(conf)
+
+        written += self._copy_grafana()
+
+        context = {
+            "project": options.project,
+            "version": __version__,
+            "topic_base": options.topic_base,
+            "db_user": DB_OWNER,
+            "db_name": DB_NAME,
+            "images": IMAGES,
+            "tls": bool(tls),
+            "build_context": str(options.build_context) if options.build_context else None,
+        }
+        self.compose_file.write_text(render("docker/compose.yaml.j2", **context))
+        written.append(self.compose_file)
+        env = render(
+            "docker/env.j2",
+            project=options.project,
+            version=__version__,
+            uid=os.getuid(),
+            gid=os.getgid(),
+            ports={
+                "mqtt": options.mqtt_port,
+                "mqtt_bind": options.mqtt_bind,
+                "mqtt_tls": options.mqtt_tls_port,
+                "pg": options.pg_port,
+                "pg_bind": options.pg_bind,
+                "config": options.config_port,
+                "config_bind": options.config_bind,
+                "ingest": options.ingest_port,
+                "ingest_bind": options.ingest_bind,
+                "grafana": options.grafana_port,
+                "grafana_bind": options.grafana_bind,
+            },
+            db_password=passwords["db"],
+            grafana_admin_password=passwords["grafana-admin"],
+        )
+        write_secret(self.env_file, env)
+        written.append(self.env_file)
+        meta = self.directory / "stack-docker.json"
+        meta.write_text(
+            json.dumps(
+                {"project": options.project, "topic_base": options.topic_base, "version": __version__},
+                indent=2,
+            )
+            + "\n"
+        )
+        written.append(meta)
+        return written
+
+    def _copy_grafana(self) -> list[Path]:
+        source = _repo_file("infra", "grafana")
+        if not source.is_dir():
+            raise MissingDependency(
+                f"Grafana provisioning `{source}` is missing; run iotctl from a checkout of the repository."
+            )
+        written = []
+        for sub in ("provisioning", "dashboards"):
+            target = self.directory / "grafana" / sub
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(source / sub, target)
+            written += [p for p in target.rglob("*") if p.is_file()]
+        # Grafana (uid 472 in its image) reads these via a bind mount: world-readable, they hold no secret.
+        for path in (self.directory / "grafana").rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        os.chmod(self.directory / "grafana", 0o755)
+        return written
+
+    # -- docker compose
+    def compose_command(self) -> list[str]:
+        """``docker compose`` (or standalone ``docker-compose`` v2), checked to work and reach an engine."""
+        docker = self.which("docker")
+        base: list[str] | None = None
+        if docker and self._ok([docker, "compose", "version"]):
+            base = [docker, "compose"]
+        elif (standalone := self.which("docker-compose")) and self._ok([standalone, "version"]):
+            base = [standalone]
+        if base is None:
+            if not docker:
+                raise MissingDependency(
+                    f"`docker` not found on PATH; install Docker Engine with the Compose plugin "
+                    f"{_NATIVE_HINT}."
+                )
+            raise MissingDependency(
+                "`docker compose` is not available (the Compose v2 plugin is missing); install "
+                f"docker-compose-plugin {_NATIVE_HINT}."
+            )
+        if docker and not self._ok([docker, "info", "--format", "{{.ServerVersion}}"]):
+            raise Unreachable(
+                "The Docker engine is not reachable (`docker info` failed); "
+                f"start it (systemctl start docker) "
+                f"{_NATIVE_HINT}."
+            )
+        return base + [
+            "--project-directory",
+            str(self.directory),
+            "-f",
+            str(self.compose_file),
+            "--env-file",
+            str(self.env_file),
+        ]
+
+    def _ok(self, argv: Sequence[str]) -> bool:
+        try:
+            return self.runner(list(argv), capture_output=True, text=True, timeout=30).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+    def _require_rendered(self) -> None:
+        if not self.compose_file.exists() or not self.env_file.exists():
+            raise OperationFailed(
+                f"No Docker stack in `{self.directory}`; "
+                "render it first (DockerStack.render / the CLI's render step)."
+            )
+
+    def _compose(
+        self, *args: str, capture: bool = False, timeout: float | None = None
+    ) -> subprocess.CompletedProcess:
+        self._require_rendered()
+        argv = self.compose_command() + list(args)
+        try:
+            proc = self.runner(argv, cwd=self.directory, capture_output=capture, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise OperationFailed(
+                f"`docker compose {args[0]}` did not finish in {timeout:.0f} s; check "
+                "`docker compose ps` in the stack directory."
+            ) from None
+        if proc.returncode != 0:
+            detail = (proc.stderr or "").strip().splitlines()[-1:] if capture else []
+            raise OperationFailed(
+                f"`docker compose {args[0]}` failed (exit {proc.returncode})"
+                f"{': ' + detail[0] if detail else ''}; "
+                "see its output and the service logs."
+            )
+        return proc
+
+    def up(self, build: bool = True, wait: bool = True, timeout: int = 300) -> None:
+        """Start the stack; with ``wait``, return once every service is healthy (the migration: finished)."""
+        args = ["up", "--detach", "--remove-orphans"]
+        if build:
+            args.append("--build")
+        if wait:
+            args += ["--wait", "--wait-timeout", str(timeout)]
+        self._compose(*args, timeout=timeout + 600 if build else timeout + 60)
+
+    def down(self, volumes: bool = False) -> None:
+        """Stop and remove the containers (and, with ``volumes``, the database and Grafana volumes)."""
+        self._compose("down", "--remove-orphans", *(["--volumes"] if volumes else []), timeout=300)
+
+    def ps(self) -> list[dict]:
+        """One dict per container (Service, State, Health, ...) as ``docker compose ps --format json``."""
+        out = self._compose("ps", "--all", "--format", "json", capture=True, timeout=60).stdout.strip()
+        if not out:
+            return []
+        if out.startswith("["):  # Compose < 2.21 prints one array
+            return json.loads(out)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def logs(self, service: str | None = None, tail: int = 200) -> str:
+        if service is not None and service not in SERVICES:
+            raise InvalidInput(f"Unknown service `{service}`; use one of {', '.join(SERVICES)}.")
+        args = ["logs", "--no-color", "--tail", str(tail)] + ([service] if service else [])
+        return self._compose(*args, capture=True, timeout=60).stdout
+
+    def reload_broker(self) -> None:
+        """Make Mosquitto re-read passwd and acl (after provisioning a device into ``accounts``)."""
+        self._compose("kill", "--signal", "SIGHUP", "mosquitto", timeout=60)
