@@ -408,3 +408,7 @@ def json_schema() -> dict[str, Any]:
         "properties": props,
         "additionalProperties": True,
     }
+
+
+if __name__ == "__main__":  # python -m iotctl.contract > docs/contract.schema.json
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
