@@ -70,11 +70,18 @@ def up(
         "[env: IOTCTL_ENGINE; default: auto]",
         show_default=False,
     ),
+    docker: bool = typer.Option(
+        False, "--docker", envvar="IOTCTL_DOCKER",
+        help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Start whatever is down: broker, database (migrated), ingest, config server. Safe to re-run."""
     from iotctl.stack.native import NativeStack
 
+    if docker:
+        _docker_up(ctx, json_)
+        return
     if engine:
         ctx.find_root().obj.setdefault("flags", {})["engine"] = engine
     with _progress() as progress:
@@ -93,11 +100,21 @@ def down(
         False, "--reset", help="Also delete all stack data and credentials after stopping."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --reset deletes data."),
+    docker: bool = typer.Option(
+        False, "--docker", envvar="IOTCTL_DOCKER",
+        help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Stop config server, ingest (flushes on SIGTERM), PostgreSQL, broker; data is kept unless --reset."""
     from iotctl.stack.native import NativeStack, confirm_needed
 
+    if docker:
+        if confirm_needed(reset, yes, sys.stdin.isatty() and sys.stderr.isatty()):
+            typer.confirm("Delete the Docker stack's database and Grafana volumes?", abort=True, err=True)
+        _docker_stack(ctx).down(volumes=reset)
+        err().print("docker stack stopped" + ("; volumes deleted" if reset else "; volumes kept"), markup=False)
+        return
     stack = NativeStack(settings(ctx))
     if confirm_needed(reset, yes, sys.stdin.isatty() and sys.stderr.isatty()):
         typer.confirm(f"Delete all stack data in {stack.layout.state_dir}?", abort=True, err=True)
@@ -118,11 +135,24 @@ def down(
 def status(
     ctx: typer.Context,
     check: bool = typer.Option(False, "--check", help="Exit 4 if a component is not running."),
+    docker: bool = typer.Option(
+        False, "--docker", envvar="IOTCTL_DOCKER",
+        help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Show each component's state and pid, the endpoints and where the credentials are."""
     from iotctl.stack.native import NativeStack
 
+    if docker:
+        rows = _docker_stack(ctx).ps()
+        if json_:
+            emit_json(rows)
+        else:
+            for row in rows:
+                out().print(f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip(),
+                            markup=False)
+        return
     stack = NativeStack(settings(ctx))
     report = stack.status()
     if json_:
@@ -131,3 +161,50 @@ def status(
         _render(report)
     if check:
         stack.check(report)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    component: str = typer.Argument(
+        None, help="mosquitto, postgres, ingest or config-server (native); a Compose service with --docker."
+    ),
+    lines: int = typer.Option(200, "--lines", "-n", help="How many lines from the end."),
+    docker: bool = typer.Option(
+        False, "--docker", envvar="IOTCTL_DOCKER",
+        help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
+    ),
+) -> None:
+    """Print the end of a component's log (all components when none is named)."""
+    from iotctl.stack.native import NativeStack
+
+    if docker:
+        text = _docker_stack(ctx).logs(component, tail=lines)
+    else:
+        text = NativeStack(settings(ctx)).logs(component, lines)
+    sys.stdout.write(text)
+
+
+def _docker_stack(ctx: typer.Context):
+    from iotctl.stack.docker import DockerStack
+
+    return DockerStack(settings(ctx).state_dir / "docker")
+
+
+def _docker_up(ctx: typer.Context, json_: bool) -> None:
+    from iotctl.stack.docker import DockerOptions
+
+    cfg = settings(ctx)
+    stack = _docker_stack(ctx)
+    rendered = stack.render(
+        DockerOptions(topic_base=cfg.topic_base, mqtt_port=cfg.mqtt_port, pg_port=cfg.pg_port,
+                      config_port=cfg.config_port, ingest_port=cfg.ingest_health_port)
+    )
+    err().print(f"rendered {len(rendered)} files into {stack.directory}", markup=False)
+    stack.up()
+    rows = stack.ps()
+    if json_:
+        emit_json({"directory": str(stack.directory), "services": rows})
+    else:
+        for row in rows:
+            out().print(f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip(), markup=False)

@@ -430,6 +430,29 @@ class NativeStack:
                 )
         return StackReport(self.layout.state_dir, engine, components, self.endpoints(), self.credentials())
 
+    def log_files(self) -> dict[str, Path]:
+        """Where each component logs."""
+        return {
+            "mosquitto": self._broker().log_file,
+            "postgres": self._postgres().log_file,
+            "ingest": self._log_file("ingest"),
+            "config-server": self._log_file("config-server"),
+        }
+
+    def logs(self, component: str | None = None, lines: int = 200) -> str:
+        """The last ``lines`` lines of one component's log, or of each."""
+        files = self.log_files()
+        if component is not None and component not in files:
+            raise InvalidInput(f"Unknown component `{component}`; use one of {', '.join(files)}.")
+        chunks = []
+        for name, path in files.items():
+            if component not in (None, name):
+                continue
+            text = path.read_text(errors="replace") if path.exists() else ""
+            tail = "\n".join(text.splitlines()[-lines:])
+            chunks.append(f"==> {name} ({path}) <==\n{tail}" if component is None else tail)
+        return "\n".join(chunks) + "\n"
+
     def check(self, report: StackReport | None = None) -> StackReport:
         """``status`` that raises Unreachable when a component that should run is stopped."""
         report = report or self.status()

@@ -1,0 +1,37 @@
+"""`iotctl stack logs` and the `--docker` switch, without starting anything."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from iotctl.cli.main import app
+
+
+def invoke(tmp_path, *args, env=None):
+    return CliRunner().invoke(app, ["--state-dir", str(tmp_path / "state"), *args],
+                              env={"IOTCTL_CONFIG": "", **(env or {})}, catch_exceptions=False)
+
+
+def test_logs_of_one_component_and_of_all(tmp_path):
+    logs = tmp_path / "state" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "ingest.log").write_text("".join(f"line {i}\n" for i in range(300)))
+    one = invoke(tmp_path, "stack", "logs", "ingest", "-n", "3")
+    assert one.exit_code == 0, one.output
+    assert one.stdout.splitlines() == ["line 297", "line 298", "line 299"]
+    every = invoke(tmp_path, "stack", "logs", "-n", "1")
+    assert every.exit_code == 0, every.output
+    assert "==> ingest" in every.stdout and "==> mosquitto" in every.stdout and "line 299" in every.stdout
+
+
+def test_logs_of_an_unknown_component_is_a_usage_error(tmp_path):
+    result = invoke(tmp_path, "stack", "logs", "grafana-x")
+    assert result.exit_code == 6
+    assert "Unknown component `grafana-x`" in result.output
+
+
+def test_docker_stack_without_docker_points_at_the_native_stack(tmp_path):
+    result = invoke(tmp_path, "stack", "up", "--docker", env={"PATH": str(tmp_path)})
+    assert result.exit_code == 3, result.output
+    assert "iotctl stack up" in result.output
+    assert (tmp_path / "state" / "docker" / "compose.yaml").exists()  # rendered before docker was needed
