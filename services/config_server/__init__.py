@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException
 
 from iotctl.devconfig.schema import ConfigInvalid
 from services.config_server import config as server_config
-from services.config_server.metrics import Metrics
 from services.config_server.notify import Notifier
 from services.config_server.runtime import EXTENSION, REALM, State
 
@@ -30,6 +29,9 @@ def _error_code(exc: HTTPException) -> str:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app. Raises :class:`services.config_server.config.ConfigError` on bad configuration."""
+    # Imported here: __main__ must set PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
+    from services.config_server.metrics import Metrics
+
     settings = server_config.load(config)
     app = Flask(__name__)
     app.json.sort_keys = True

@@ -36,6 +36,9 @@ def get_config(device_id: str):
         if verdict == tokens.OTHER_DEVICE:
             metrics.auth_failures.labels("other_device").inc()
             abort(403, "this token belongs to another device")
+        if store.retired(conn, device_id):
+            metrics.auth_failures.labels("retired").inc()
+            abort(403, "this device is retired; provision it again to bring it back")
         found = store.device_effective(conn, device_id)
     if found is None:  # a token whose device vanished between the two queries
         abort(404, f"device {device_id} is not registered")

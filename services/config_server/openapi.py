@@ -44,7 +44,7 @@ ETAG = {
 ERRORS = {
     "400": _error("Malformed request: body not a JSON object, bad X-Actor or limit"),
     "401": _error("Missing or wrong bearer token", **WWW_AUTH),
-    "403": _error("The token belongs to another device"),
+    "403": _error("The token belongs to another device, or the device is retired"),
     "404": _error("The device is not registered"),
     "412": _error("If-Match names another version than the current one"),
     "422": _error("The configuration breaks the schema; `key` names the offending key"),

@@ -8,13 +8,16 @@ import logging
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import abort, current_app, request
 from psycopg_pool import ConnectionPool
 
 from services.config_server.config import ServerConfig
-from services.config_server.metrics import Metrics
 from services.config_server.notify import Notifier
+
+if TYPE_CHECKING:  # prometheus_client must load only after __main__ has configured it
+    from services.config_server.metrics import Metrics
 
 log = logging.getLogger("services.config_server")
 EXTENSION = "iots6_config"

@@ -35,6 +35,7 @@ SET overrides = %(doc)s, version = %(version)s, updated_at = now(), updated_by =
 WHERE device_id = %(device_id)s
 """
 SQL_DEVICE_EXISTS = "SELECT 1 FROM devices WHERE device_id = %s"
+SQL_DEVICE_RETIRED = "SELECT retired_at IS NOT NULL FROM devices WHERE device_id = %s"
 SQL_HISTORY_INSERT = """
 INSERT INTO config_history (device_id, version, actor, change)
 VALUES (%(device_id)s, %(version)s, %(actor)s, %(change)s)
@@ -109,6 +110,11 @@ def device(conn, device_id: str) -> Document | None:
     """The device's overrides, or None when the device is not registered."""
     row = conn.execute(SQL_DEVICE, (device_id,)).fetchone()
     return None if row is None else Document(*row)
+
+
+def retired(conn, device_id: str) -> bool:
+    row = conn.execute(SQL_DEVICE_RETIRED, (device_id,)).fetchone()
+    return bool(row and row[0])
 
 
 def device_effective(conn, device_id: str) -> Effective | None:

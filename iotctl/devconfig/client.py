@@ -1,0 +1,176 @@
+"""HTTP client of the config server's admin API (stdlib ``urllib``), errors mapped to typed iotctl errors.
+
+Used by ``iotctl config``.  The URL and the admin token come from settings: ``config_url`` (default: the
+native stack's ``http://127.0.0.1:<config_port>``) and ``config_admin_token_file`` (default: the stack's
+``secrets/admin-token.password``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from iotctl import contract
+from iotctl.devconfig import schema
+from iotctl.errors import AuthRefused, InvalidInput, NotFound, OperationFailed, Unreachable
+from iotctl.secretfiles import read_secret
+from iotctl.settings import Settings
+from iotctl.stack.layout import StackLayout
+
+ADMIN_TOKEN_SECRET = "admin-token"
+
+
+def _default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "cli"
+    return re.sub(r"[^A-Za-z0-9._@+-]", "_", user)[:64] or "cli"
+
+
+@dataclass
+class AdminClient:
+    base_url: str
+    token: str
+    actor: str = ""
+    timeout: float = 10.0
+
+    def __repr__(self) -> str:  # never print the token
+        return f"AdminClient({self.base_url})"
+
+    def request(self, method: str, path: str, body: Any = None, if_match: int | None = None) -> Any:
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "X-Actor": self.actor or _default_actor(),
+        }
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if if_match is not None:
+            headers["If-Match"] = f'"{if_match}"'
+        req = urllib.request.Request(
+            self.base_url.rstrip("/") + path, data=data, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise self._error(exc, path) from None
+        except (urllib.error.URLError, OSError):
+            raise Unreachable(
+                f"Config server `{self.base_url}` is not reachable; start it with `iotctl stack up` "
+                "or fix IOTCTL_CONFIG_URL."
+            ) from None
+
+    def _error(self, exc: urllib.error.HTTPError, path: str) -> Exception:
+        try:
+            detail = json.loads(exc.read()).get("detail", "")
+        except (ValueError, AttributeError, OSError):
+            detail = ""
+        if exc.code in (401, 403):
+            return AuthRefused(
+                f"Config server `{self.base_url}` refused the admin token; "
+                "check IOTCTL_CONFIG_ADMIN_TOKEN_FILE."
+            )
+        if exc.code == 422:
+            return InvalidInput(detail or f"Config server `{self.base_url}` rejected the configuration.")
+        if exc.code == 404:
+            device = path.split("/")[3] if path.startswith("/v1/devices/") else path
+            return NotFound(
+                f"Device `{device}` is not registered; provision it with `iotctl device provision`."
+            )
+        if exc.code == 412:
+            return OperationFailed("The configuration changed while you edited it; run the command again.")
+        if exc.code == 400:
+            return InvalidInput(f"Config server `{self.base_url}` refused the request: {detail}.")
+        return OperationFailed(f"Config server `{self.base_url}` answered HTTP {exc.code}; see its log.")
+
+    # -- resources
+    @staticmethod
+    def _device_path(device_id: str, leaf: str) -> str:
+        if not contract.valid_device_id(device_id):
+            raise InvalidInput(
+                f"Device id `{device_id}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`."
+            )
+        return f"/v1/devices/{quote(device_id)}/{leaf}"
+
+    def devices(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/v1/devices")["devices"]
+
+    def get(self, device_id: str | None) -> dict[str, Any]:
+        """Fleet defaults (``device_id`` None) or a device's overrides, with ``version`` and ``effective``."""
+        if device_id is None:
+            return self.request("GET", "/v1/fleet/config")
+        return self.request("GET", self._device_path(device_id, "overrides"))
+
+    def write(
+        self, device_id: str | None, doc: dict[str, Any], *, patch: bool, if_match: int | None = None
+    ) -> dict[str, Any]:
+        method = "PATCH" if patch else "PUT"
+        path = "/v1/fleet/config" if device_id is None else self._device_path(device_id, "overrides")
+        return self.request(method, path, doc, if_match=if_match)
+
+    def history(self, device_id: str | None, limit: int = 50) -> list[dict[str, Any]]:
+        path = "/v1/fleet/history" if device_id is None else self._device_path(device_id, "history")
+        return self.request("GET", f"{path}?limit={limit}")["history"]
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """The admin client for these settings: explicit URL/token file first, else the native stack's."""
+    url = settings.config_url or f"http://127.0.0.1:{settings.config_port}"
+    token_file = settings.config_admin_token_file or StackLayout(settings.state_dir).secret(
+        ADMIN_TOKEN_SECRET
+    )
+    if not Path(token_file).exists():
+        raise NotFound(
+            f"Config server admin token file `{token_file}` does not exist; run `iotctl stack up` or set "
+            "IOTCTL_CONFIG_ADMIN_TOKEN_FILE."
+        )
+    return AdminClient(url, read_secret(token_file, "Config server admin token"))
+
+
+def stored_document(representation: dict[str, Any]) -> dict[str, Any]:
+    """The sparse document inside a GET answer: fleet ``config`` or device ``overrides``."""
+    return representation["config"] if "config" in representation else representation["overrides"]
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """A configuration document from a JSON or TOML file (by extension), validated against the schema."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"Config file `{path}` cannot be read ({exc.strerror}); check the path.") from None
+    try:
+        doc = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+        raise InvalidInput(f"Config file `{path}` is not valid {kind} ({exc}); fix it.") from None
+    try:
+        return schema.validate(doc)
+    except schema.ConfigInvalid as exc:
+        raise InvalidInput(f"Config file `{path}`: {exc}") from None
+
+
+def format_change(change: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per changed key: ``- key: old`` / ``+ key: new``, or ``~ key: old -> new``."""
+    lines = []
+    for key, values in change.items():
+        old, new = values.get("old"), values.get("new")
+        if old is None:
+            lines.append(f"+ {key}: {json.dumps(new)}")
+        elif new is None:
+            lines.append(f"- {key}: {json.dumps(old)}")
+        else:
+            lines.append(f"~ {key}: {json.dumps(old)} -> {json.dumps(new)}")
+    return lines

@@ -1,0 +1,58 @@
+"""Fixtures for the config server: an app on the real per-test database, registered devices with tokens."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from iotctl.devconfig.tokens import issue_device_token
+from services.config_server import close_app, create_app
+
+ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
+
+
+@dataclass
+class Device:
+    device_id: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def register(database, device_id: str | None = None) -> Device:
+    """Insert a device row (as provisioning does) and issue its config token."""
+    device_id = device_id or "dev-" + uuid.uuid4().hex[:12]
+    with database.connect(autocommit=True) as conn:
+        conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device_id,))
+        return Device(device_id, issue_device_token(conn, device_id))
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Actor": "alice"}
+
+
+@pytest.fixture
+def app(database):
+    """The app on this test's database, MQTT notices off."""
+    app = create_app(
+        {"DATABASE_URL": database.url, "DATABASE_PASSWORD": database.password, "ADMIN_TOKEN": ADMIN_TOKEN}
+    )
+    app.config["TESTING"] = True
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def devices(database) -> Iterator[tuple[Device, Device]]:
+    yield register(database), register(database)
