@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from iotctl import __version__
-from iotctl.cli import db, stack, tail
+from iotctl.cli import config, db, device, stack, tail
 
 class IotctlGroup(TyperGroup):
     """The root group: the one place library errors become one line on stderr and an exit code."""
@@ -34,8 +34,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(db.app, name="db")
+app.add_typer(device.app, name="device")
 app.add_typer(stack.app, name="stack")
 app.add_typer(tail.app, name="tail")
+app.add_typer(config.app, name="config")
 
 
 def _version(value: bool) -> None:
