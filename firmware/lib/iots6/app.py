@@ -354,7 +354,8 @@ class App:
         if clock.ticks_diff(now, self.next_telemetry) >= 0:
             # Until NTP has set the clock a reading cannot be published; look again soon rather than after a
             # whole interval, so the first reading goes out right after the first sync.
-            interval = self.cfg["telemetry_interval_s"] * 1000 if self.ntp.clock_valid() else CLOCK_WAIT_MS
+            # int(): the interval may be fractional (the simulator runs nodes at several Hz); ticks are ints.
+            interval = int(self.cfg["telemetry_interval_s"] * 1000) if self.ntp.clock_valid() else CLOCK_WAIT_MS
             self.next_telemetry = clock.ticks_add(now, interval)
             self.take_reading()
         if self.config_wanted or clock.ticks_diff(now, self.next_config) >= 0:

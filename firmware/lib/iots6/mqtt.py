@@ -10,6 +10,16 @@ connection lost; the caller reconnects with backoff.
 from iots6 import contract
 from iots6.backoff import Backoff
 
+try:
+    # micropython-lib's umqtt.simple raises MQTTException (a plain Exception, not an OSError) when the broker
+    # refuses the login or answers garbage: e.g. right after provisioning, before Mosquitto re-read its files.
+    from umqtt.simple import MQTTException
+except ImportError:  # host-side tests and the simulator inject clients whose errors are OSErrors
+    MQTTException = OSError
+
+# Everything that means "the link is gone or unusable": the caller backs off and reconnects, never crashes.
+LINK_ERRORS = (OSError, IndexError, MQTTException)
+
 
 class Mqtt:
     def __init__(self, client_factory, device_id, base, clock, keepalive_s=60, on_config=None, backoff=None):
@@ -51,7 +61,7 @@ class Mqtt:
             self.client = client
             client.publish(self.status_topic, contract.STATUS_ONLINE.encode(), retain=True, qos=1)
             client.subscribe(self.config_topic, qos=1)
-        except (OSError, IndexError) as exc:  # umqtt raises MQTTException (an OSError subclass) or OSError
+        except LINK_ERRORS as exc:
             self._lost(exc)
             return False
         self.connected = True
@@ -80,7 +90,7 @@ class Mqtt:
             return False
         try:
             self.client.publish(self.topics[channel], text.encode(), qos=1)
-        except (OSError, IndexError) as exc:
+        except LINK_ERRORS as exc:
             self._lost(exc)
             return False
         self.last_traffic = self.clock.ticks_ms()
@@ -96,6 +106,6 @@ class Mqtt:
             if self.clock.ticks_diff(now, self.last_traffic) >= self.keepalive_ms // 2:
                 self.client.ping()
                 self.last_traffic = now
-        except (OSError, IndexError) as exc:
+        except LINK_ERRORS as exc:
             self._lost(exc)
         return self.connected

@@ -209,4 +209,39 @@ def test_crash_loop_backs_off():
     assert json.loads(open(rig.root + "/boots.json").read())["count"] == 0
 
 
+def test_fractional_telemetry_interval():
+    # The simulator (iotctl device simulate --rate 4) sets a fractional interval in device.json; ticks stay ints.
+    rig = Rig(telemetry_interval_s=0.25)
+    rig.server.reply(304)
+    app = rig.boot()
+    rig.run_for(6000)  # the first reading waits for NTP (CLOCK_WAIT_MS), then one every 250 ms
+    assert isinstance(app.next_telemetry, int)
+    rig.run_for(2000)
+    n = len(rig.broker.payloads("/telemetry"))
+    assert 8 <= n <= 12, n
+
+
+def test_refused_login_is_a_lost_link_not_a_crash():
+    # umqtt.simple raises MQTTException (not an OSError) when the broker refuses the credentials.
+    from umqtt.simple import MQTTException
+
+    from iots6.mqtt import Mqtt
+
+    class Refusing:
+        def set_last_will(self, *a, **k):
+            pass
+
+        def set_callback(self, cb):
+            pass
+
+        def connect(self):
+            raise MQTTException(5)
+
+    clock = FakeClock()
+    link = Mqtt(lambda: Refusing(), "dev-1", "iots6", clock)
+    assert link.connect() is False
+    assert not link.connected and "mqtt" in link.last_error
+    assert not link.due()  # backs off before the next attempt
+
+
 run(globals())
