@@ -357,9 +357,9 @@ def parse_message(base: str, topic_name: str, payload: bytes | str, now: datetim
     return parsed, None
 
 
-def make_payload(reading: Reading, **extra: Any) -> str:
-    """Payload v1 JSON for a Reading (used by the simulator, tests and docs)."""
-    data: dict[str, Any] = {
+def reading_fields(reading: Reading) -> dict[str, Any]:
+    """Every payload v1 field of a Reading (``event`` is None for telemetry), in contract order."""
+    return {
         "v": PAYLOAD_VERSION,
         "device_id": reading.device_id,
         "ts": format_ts(reading.time),
@@ -369,13 +369,19 @@ def make_payload(reading: Reading, **extra: Any) -> str:
         "pressure": reading.pressure,
         "motion": reading.motion,
         "switch": reading.switch,
+        "event": None if reading.kind == KIND_TELEMETRY else reading.kind,
+        "rssi": reading.rssi,
+        "uptime_s": reading.uptime_s,
+        "fw": reading.fw,
     }
-    if reading.kind != KIND_TELEMETRY:
-        data["event"] = reading.kind
-    for name in ("rssi", "uptime_s", "fw"):
-        value = getattr(reading, name)
-        if value is not None:
-            data[name] = value
+
+
+def make_payload(reading: Reading, **extra: Any) -> str:
+    """Payload v1 JSON for a Reading (used by the simulator, tests and docs); absent optional fields omitted."""
+    data = reading_fields(reading)
+    for name in ("event", "rssi", "uptime_s", "fw"):
+        if data[name] is None:
+            del data[name]
     data.update(extra)
     return json.dumps(data, separators=(",", ":"))
 

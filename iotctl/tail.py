@@ -28,21 +28,7 @@ READING, STATUS, ERROR, IGNORED = "reading", "status", "error", "ignored"
 
 def reading_json(reading: contract.Reading) -> dict[str, Any]:
     """One reading as contract payload v1 fields (storage units, ``ts`` RFC 3339 UTC)."""
-    return {
-        "v": contract.PAYLOAD_VERSION,
-        "device_id": reading.device_id,
-        "ts": contract.format_ts(reading.time),
-        "seq": reading.seq,
-        "temperature": reading.temperature,
-        "humidity": reading.humidity,
-        "pressure": reading.pressure,
-        "motion": reading.motion,
-        "switch": reading.switch,
-        "event": None if reading.kind == contract.KIND_TELEMETRY else reading.kind,
-        "rssi": reading.rssi,
-        "uptime_s": reading.uptime_s,
-        "fw": reading.fw,
-    }
+    return contract.reading_fields(reading)
 
 
 def format_age(seconds: float | None) -> str:
