@@ -85,6 +85,7 @@ def simulate(
 
     Devices without credentials are provisioned first.  Ctrl-C stops every node cleanly (retained `offline`).
     """
+    import signal
     import sys
     import time
 
@@ -103,6 +104,8 @@ def simulate(
 
             live = Live(console=err(), auto_refresh=False, transient=True)
             live.start()
+        # SIGTERM (e.g. from `make demo`'s cleanup, where a background job ignores SIGINT) stops cleanly too.
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         deadline = time.monotonic() + duration if duration else None
         while deadline is None or time.monotonic() < deadline:
             time.sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
@@ -130,3 +133,121 @@ PORT_OPTION = typer.Option(
     None, "--port", envvar="IOTCTL_FLASH_PORT",
     help="Serial port of the board, e.g. /dev/ttyACM0; default: the one attached board.",
 )
+
+
+@app.command()
+def flash(
+    ctx: typer.Context,
+    device_id: str = typer.Option(..., "--device-id", help="The device's id; provisioned first if it has none."),
+    port: str = PORT_OPTION,
+    wifi_ssid: str = typer.Option(None, "--wifi-ssid", envvar="IOTCTL_WIFI_SSID",
+                                  help="Wi-Fi network name."),
+    wifi_password_file: Path = typer.Option(
+        None, "--wifi-password-file", envvar="IOTCTL_WIFI_PASSWORD_FILE",
+        help="File (mode 0600) holding the Wi-Fi password.",
+    ),
+    keep_wifi: bool = typer.Option(False, "--keep-wifi", help="Keep the Wi-Fi credentials already on the board."),
+    compile_: bool = typer.Option(False, "--compile", help="Cross-compile lib/ to .mpy with mpy-cross."),
+    mip_cache: Path = typer.Option(None, "--mip-cache", envvar="IOTCTL_MIP_CACHE",
+                                   help="Folder laid out like /lib holding the micropython-lib packages, for "
+                                        "offline benches; default: mpremote mip over the internet."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Do not wait for the board to report it is online."),
+    online_timeout: float = typer.Option(60.0, "--online-timeout", envvar="IOTCTL_ONLINE_TIMEOUT",
+                                         help="Seconds to wait for the online line."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Put the firmware and the device's identity (/device.json) on a Pico W running MicroPython >= 1.22.
+
+    Copies only files whose SHA-256 differs from the board's, soft-resets it and waits for the firmware's online
+    line. Secrets go over the serial link only; nothing secret is printed.
+    """
+    from iotctl.cli.common import err
+    from iotctl.flash.discover import pick_port
+    from iotctl.flash.flasher import FlashRequest
+    from iotctl.flash.flasher import flash as do_flash
+
+    request = FlashRequest(
+        port=pick_port(port), device_id=device_id, wifi_ssid=wifi_ssid, wifi_password_file=wifi_password_file,
+        keep_wifi=keep_wifi, compile_=compile_, dry_run=dry_run, mip_cache=mip_cache, wait_online=not no_wait,
+        online_timeout=online_timeout,
+    )
+    console = err()
+    if console.is_terminal and not json_:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=console,
+                      transient=True) as bar:
+            task = bar.add_task("connecting", total=None)
+            summary = do_flash(settings(ctx), request,
+                               progress=lambda step, done, total: bar.update(task, description=step,
+                                                                             completed=done, total=total or None))
+    else:
+        summary = do_flash(settings(ctx), request)
+    if json_:
+        emit_json(summary)
+        return
+    verb = "would copy" if dry_run else "copied"
+    info(f"`{summary['device_id']}` on {summary['port']} (MicroPython {summary['micropython']}): {verb} "
+         f"{len(summary['copy'])} file(s) ({summary['bytes_to_copy']} bytes), {len(summary['unchanged'])} "
+         f"unchanged, {len(summary['remove'])} removed; device file {summary['device_file']}")
+    for path in summary["copy"]:
+        out().print(f"{'copy' if dry_run else 'copied'} {path}")
+    for path in summary["remove"]:
+        out().print(f"{'remove' if dry_run else 'removed'} {path}")
+    for package in summary["packages_to_install"]:
+        out().print(f"{'install' if dry_run else 'installed'} {package} (mip)")
+    if summary["online"]:
+        info(f"online: {summary['online']}")
+
+
+@app.command("list")
+def list_boards(
+    ports: list[str] = typer.Option(None, "--port", help="Also probe this port (repeatable), e.g. a USB-serial "
+                                                          "adapter or a pseudo-terminal."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """List attached MicroPython boards: port, USB serial number, VID:PID, MicroPython version, device id."""
+    from rich.table import Table
+
+    from iotctl.flash.discover import list_boards as do_list
+
+    rows = do_list(ports or [])
+    if json_:
+        emit_json(rows)
+        return
+    if not rows:
+        info("no MicroPython board found on USB; plug one in or pass --port")
+        return
+    table = Table()
+    for column in ("port", "serial", "vid:pid", "micropython", "device", "problem"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["port"], r["serial_number"] or "-", r["vid_pid"] or "-", r["micropython"] or "-",
+                      r["device_id"] or "-", r["error"] or "")
+    out().print(table)
+
+
+@app.command()
+def logs(
+    port: str = PORT_OPTION,
+    lines: int = typer.Option(None, "--lines", min=1, help="Stop after this many lines."),
+    timeout: float = typer.Option(None, "--timeout", min=0, help="Stop after this many seconds."),
+) -> None:
+    """Follow a board's serial console (the firmware keeps running) until Ctrl-C, --lines or --timeout."""
+    import sys
+
+    from iotctl.flash.board import console
+    from iotctl.flash.discover import pick_port
+
+    with console(pick_port(port)) as board:
+        try:
+            for line in board.read_lines(timeout=timeout, max_lines=lines):
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+
+def _raise_keyboard_interrupt(_signum, _frame):
+    raise KeyboardInterrupt

@@ -75,6 +75,8 @@ def test_micropython_script(node, script, tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASSED " + script in done.stdout, done.stdout
+    if script == "test_app.py":  # the console line `iotctl device flash` waits for after connecting
+        assert "iots6: online pico-app" in done.stdout, done.stdout
     raw = tmp_path / "oled.raw"
     if raw.exists():
         frame = raw.read_bytes()

@@ -287,7 +287,10 @@ class App:
         if self.mqtt is None:
             return
         if not self.mqtt.connected and self.mqtt.due():
-            if not self.mqtt.connect():
+            if self.mqtt.connect():
+                # On the serial console: `iotctl device flash` waits for this line to report the board online.
+                print("iots6: online", self.device_id)
+            else:
                 self.state["last_error"] = self.mqtt.last_error
         if self.mqtt.connected:
             self.mqtt.poll()
@@ -382,7 +385,12 @@ def build_hardware(root="/"):
     import network
 
     # The watchdog first, so a hang anywhere after this resets the board. It cannot be stopped once started.
-    wdt = machine.WDT(timeout=WDT_TIMEOUT_MS)
+    # A file /nowdt (created by hand on a bench board) leaves it off, for long REPL sessions while developing.
+    try:
+        open(join(root, "nowdt")).close()
+        wdt = None
+    except OSError:
+        wdt = machine.WDT(timeout=WDT_TIMEOUT_MS)
     # I2C0 on GP4 (SDA) / GP5 (SCL), 400 kHz fast mode: BME280/SHT31 and the SSD1306 all support it.
     i2c = machine.I2C(0, sda=machine.Pin(4), scl=machine.Pin(5), freq=400000)
     display = None
