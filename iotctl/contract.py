@@ -51,7 +51,7 @@ FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]]
     "v": ("integer", None, 1, 1, False, "payload version; 1 when absent"),
     "device_id": ("string", None, None, None, True, "the publishing device; must equal the topic's device id"),
     "ts": ("string", None, None, None, True, "time of the reading, RFC 3339 in UTC (`Z` or `+00:00`)"),
-    "seq": ("integer", None, 0, 2**63 - 1, True, "per-device counter, +1 per message, kept across reboots"),
+    "seq": ("integer", None, 0, 2**63 - 1, True, "per-device counter: +1 per message, never repeats (may jump ahead after a reboot)"),
     "temperature": ("number", "°C", -50.0, 125.0, False, "air temperature; null when no sensor"),
     "humidity": ("number", "%RH", 0.0, 100.0, False, "relative humidity; null when no sensor"),
     "pressure": ("number", "hPa", 300.0, 1100.0, False, "barometric pressure; null when no sensor"),

@@ -5,7 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 IOTCTL=.venv/bin/iotctl
 
-if ! bash scripts/install-system.sh; then
+rc=0
+bash scripts/install-system.sh || rc=$?
+if [ "$rc" -eq 3 ]; then
+  # Not root and packages missing: install the pip embedded engines (amqtt, pgserver); `auto` uses them
+  # wherever mosquitto or PostgreSQL is missing (and the system ones when only e.g. Node.js was missing).
+  echo "demo: system packages missing; installing the embedded engines (amqtt, pgserver) into .venv." >&2
+  .venv/bin/pip install -q -e '.[embedded]'
+  export IOTCTL_ENGINE=auto
+elif [ "$rc" -ne 0 ]; then
   echo "demo: Mosquitto/PostgreSQL are missing and could not be installed; see the message above." >&2
   exit 3
 fi
@@ -19,7 +27,7 @@ sim_log="$state_dir/logs/demo-simulate.log"
 "$IOTCTL" device simulate --count 5 --rate 0.5 --prefix demo >>"$sim_log" 2>&1 &
 sim_pid=$!
 cleanup() {
-  kill -INT "$sim_pid" 2>/dev/null || true
+  kill -TERM "$sim_pid" 2>/dev/null || true  # a background job of a script ignores SIGINT
   wait "$sim_pid" 2>/dev/null || true
   echo >&2
   echo "demo: simulated devices stopped; the stack is still up (iotctl stack status | iotctl stack down)." >&2
