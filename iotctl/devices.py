@@ -45,7 +45,23 @@ class DeviceCredentials:
         return data
 
 
-def _broker(settings: Settings) -> MosquittoServer:
+class _DockerBroker:
+    """The Docker stack's Mosquitto, seen as provisioning needs it: its account files, and a reload (SIGHUP)."""
+
+    def __init__(self, settings: Settings):
+        from iotctl.stack.docker import DockerStack
+
+        self.stack = DockerStack(settings.state_dir / "docker")
+        self.accounts = self.stack.accounts
+
+    def reload(self) -> None:
+        self.stack.reload_broker()
+
+
+def _broker(settings: Settings):
+    """The local stack's broker (native, or Docker when `docker` is set): ``.accounts`` and ``.reload()``."""
+    if settings.docker:
+        return _DockerBroker(settings)
     return MosquittoServer(StackLayout(settings.state_dir).mosquitto_dir, settings.mqtt_port,
                            topic_base=settings.topic_base)
 

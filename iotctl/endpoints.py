@@ -32,6 +32,19 @@ class DbEndpoint:
         return f"DbEndpoint({self.url})"
 
 
+# Secret names of the native stack -> the Docker stack's (iotctl.stack.docker.SECRET_FILES).
+_DOCKER_SECRETS = {ROLE_OPERATOR: "mqtt-operator", "db": "db", "admin-token": "config-admin-token"}
+
+
+def stack_secret(settings: Settings, name: str) -> Path:
+    """Where the local stack keeps secret ``name`` (operator, db, admin-token): native or Docker (`docker`)."""
+    if settings.docker:
+        from iotctl.stack.docker import DockerStack
+
+        return DockerStack(settings.state_dir / "docker").secret_file(_DOCKER_SECRETS[name])
+    return StackLayout(settings.state_dir).secret(name)
+
+
 def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
     if settings.mqtt_username:
         if not settings.mqtt_password_file:
@@ -40,8 +53,7 @@ def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
             )
         password = read_secret(settings.mqtt_password_file, "MQTT password")
         return MqttEndpoint(settings.mqtt_host, settings.mqtt_port, settings.mqtt_username, password)
-    layout = StackLayout(settings.state_dir)
-    secret = layout.secret(ROLE_OPERATOR)
+    secret = stack_secret(settings, ROLE_OPERATOR)
     if not secret.exists():
         raise NotFound(
             f"No broker credentials in `{settings.state_dir}`; run `iotctl stack up` or set "
@@ -60,8 +72,7 @@ def db_endpoint(settings: Settings) -> DbEndpoint:
             else None
         )
         return DbEndpoint(settings.database_url, password)
-    layout = StackLayout(settings.state_dir)
-    secret = layout.secret("db")
+    secret = stack_secret(settings, "db")
     if not secret.exists():
         raise NotFound(
             f"No database credentials in `{settings.state_dir}`; run `iotctl stack up` or set "
@@ -72,5 +83,3 @@ def db_endpoint(settings: Settings) -> DbEndpoint:
     )
 
 
-def password_file_for(settings: Settings, name: str) -> Path:
-    return StackLayout(settings.state_dir).secret(name)

@@ -47,6 +47,10 @@ class Settings:
     config_admin_token_file: Path | None = field(
         default=None, metadata={"doc": "file holding the config server admin token; default: the stack's"}
     )
+    docker: bool = field(
+        default=False,
+        metadata={"doc": "use the Docker Compose stack in <state_dir>/docker (credentials, broker accounts)"},
+    )
     engine: str = field(
         default="auto", metadata={"doc": "native stack engines: auto, system (mosquitto/postgres) or embedded"}
     )
@@ -59,6 +63,13 @@ def _coerce(name: str, type_: Any, raw: Any, source: str) -> Any:
     if raw is None:
         return None
     text = str(type_)
+    if text == "bool":
+        value = str(raw).strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off", ""):
+            return False
+        raise InvalidInput(f"`{name}` from {source} must be true or false, got {raw!r}; fix the value there.")
     try:
         if "int" in text:
             return int(raw)

@@ -23,7 +23,6 @@ from iotctl.devconfig import schema
 from iotctl.errors import AuthRefused, InvalidInput, NotFound, OperationFailed, Unreachable
 from iotctl.secretfiles import read_secret
 from iotctl.settings import Settings
-from iotctl.stack.layout import StackLayout
 
 ADMIN_TOKEN_SECRET = "admin-token"
 
@@ -126,11 +125,11 @@ class AdminClient:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    """The admin client for these settings: explicit URL/token file first, else the native stack's."""
+    """The admin client for these settings: explicit URL/token file first, else the local stack's."""
+    from iotctl.endpoints import stack_secret
+
     url = settings.config_url or f"http://127.0.0.1:{settings.config_port}"
-    token_file = settings.config_admin_token_file or StackLayout(settings.state_dir).secret(
-        ADMIN_TOKEN_SECRET
-    )
+    token_file = settings.config_admin_token_file or stack_secret(settings, ADMIN_TOKEN_SECRET)
     if not Path(token_file).exists():
         raise NotFound(
             f"Config server admin token file `{token_file}` does not exist; run `iotctl stack up` or set "

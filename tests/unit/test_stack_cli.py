@@ -35,3 +35,21 @@ def test_docker_stack_without_docker_points_at_the_native_stack(tmp_path):
     assert result.exit_code == 3, result.output
     assert "iotctl stack up" in result.output
     assert (tmp_path / "state" / "docker" / "compose.yaml").exists()  # rendered before docker was needed
+
+
+def test_docker_setting_points_the_cli_at_the_docker_stacks_credentials(tmp_path):
+    from iotctl.endpoints import db_endpoint, mqtt_endpoint, stack_secret
+    from iotctl.settings import load_settings
+    from iotctl.stack.docker import DockerOptions, DockerStack
+
+    state = tmp_path / "state"
+    stack = DockerStack(state / "docker")
+    stack.render(DockerOptions())
+    (tmp_path / "x.toml").write_text("")
+    settings = load_settings({"state_dir": state, "config": str(tmp_path / "x.toml")}, environ={"IOTCTL_DOCKER": "1"})
+    assert settings.docker
+    assert mqtt_endpoint(settings).password == stack.secret_file("mqtt-operator").read_text().strip()
+    assert db_endpoint(settings).password == stack.secret_file("db").read_text().strip()
+    assert stack_secret(settings, "admin-token") == stack.secret_file("config-admin-token")
+    native = load_settings({"state_dir": state, "config": str(tmp_path / "x.toml")}, environ={})
+    assert stack_secret(native, "db") == state / "secrets" / "db.password"
