@@ -565,6 +565,7 @@ class Node:
             mqtt_factory=self._mqtt_factory,
             connect=http_connect,
             settime=lambda host: None,  # NTP: the host clock is already set
+            console=lambda *args: log.info(" ".join(str(a) for a in args)),  # not stdout: --json owns it
         )
 
     def boot(self) -> None:

@@ -54,6 +54,7 @@ class Hardware:
         self.connect = None  # (host, port, tls) -> connected stream, for HTTP
         self.settime = None  # (ntp host) -> sets the RTC
         self.display = None  # an SSD1306 driver, or None
+        self.console = print  # (*args) -> the serial console; the simulator sends it to its log instead
         for key in parts:
             setattr(self, key, parts[key])
 
@@ -289,7 +290,7 @@ class App:
         if not self.mqtt.connected and self.mqtt.due():
             if self.mqtt.connect():
                 # On the serial console: `iotctl device flash` waits for this line to report the board online.
-                print("iots6: online", self.device_id)
+                self.hw.console("iots6: online", self.device_id)
             else:
                 self.state["last_error"] = self.mqtt.last_error
         if self.mqtt.connected:
