@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,10 @@ class MqttEndpoint:
     port: int
     username: str
     password: str = ""
+    protocol: str = "5"  # or "3.1.1" (the embedded broker)
 
     def __repr__(self) -> str:  # never print the password
-        return f"MqttEndpoint({self.username}@{self.host}:{self.port})"
+        return f"MqttEndpoint({self.username}@{self.host}:{self.port} v{self.protocol})"
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,23 @@ def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
             "IOTCTL_MQTT_USERNAME and IOTCTL_MQTT_PASSWORD_FILE."
         )
     return MqttEndpoint(
-        settings.mqtt_host, settings.mqtt_port, service_username(ROLE_OPERATOR), read_secret(secret, "MQTT password")
+        settings.mqtt_host,
+        settings.mqtt_port,
+        service_username(ROLE_OPERATOR),
+        read_secret(secret, "MQTT password"),
+        _stack_protocol(settings),
     )
+
+
+def _stack_protocol(settings: Settings) -> str:
+    """MQTT 3.1.1 when the native stack runs the embedded broker (amqtt has no v5), else 5."""
+    if settings.docker:
+        return "5"
+    try:
+        recorded = json.loads(StackLayout(settings.state_dir).stack_file.read_text())
+    except (OSError, ValueError):
+        return "5"
+    return "3.1.1" if recorded.get("engine") == "embedded" else "5"
 
 
 def db_endpoint(settings: Settings) -> DbEndpoint:

@@ -27,11 +27,16 @@ def connect(
     on_message=None,
     userdata=None,
 ) -> paho.Client:
-    """Connect (MQTT v5) and start the network thread; raises Unreachable/AuthRefused with one-line messages."""
+    """Connect (MQTT v5, or 3.1.1 when the endpoint says so: the embedded broker) and start the network thread.
+
+    Raises Unreachable/AuthRefused with one-line messages.
+    """
+    v5 = endpoint.protocol == "5"
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id or f"iotctl-{uuid.uuid4().hex[:10]}",
-        protocol=paho.MQTTv5,
+        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+        clean_session=None if v5 else (clean_start or session_expiry == 0),
         userdata=userdata,
     )
     client.username_pw_set(endpoint.username, endpoint.password)
@@ -47,10 +52,13 @@ def connect(
         done.set()
 
     client.on_connect = on_connect
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = session_expiry
     try:
-        client.connect(endpoint.host, endpoint.port, keepalive=30, clean_start=clean_start, properties=props)
+        if v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = session_expiry
+            client.connect(endpoint.host, endpoint.port, keepalive=30, clean_start=clean_start, properties=props)
+        else:
+            client.connect(endpoint.host, endpoint.port, keepalive=30)
     except OSError:
         raise Unreachable(
             f"Broker `{endpoint.host}:{endpoint.port}` is not reachable; start it with `iotctl stack up` "

@@ -9,6 +9,11 @@ import typer
 
 from iotctl.cli.common import JSON_OPTION, emit_json, err, out, settings
 
+DOCKER_OPTION = typer.Option(
+    False, "--docker",
+    help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
+)
+
 app = typer.Typer(
     help="The native local stack: broker, database, ingest and config server as processes on 127.0.0.1.",
     no_args_is_help=True,
@@ -66,24 +71,22 @@ def up(
     engine: str = typer.Option(
         None,
         "--engine",
-        help="auto or system: the installed mosquitto and PostgreSQL (embedded is not available yet). "
-        "[env: IOTCTL_ENGINE; default: auto]",
+        help="system: the installed mosquitto and PostgreSQL; embedded: the pip-installed amqtt broker (MQTT "
+        "3.1.1) and PostgreSQL from pgserver (pip install 'iotctl[embedded]'); auto: system when installed, "
+        "else embedded. [env: IOTCTL_ENGINE; default: auto]",
         show_default=False,
     ),
-    docker: bool = typer.Option(
-        False, "--docker", envvar="IOTCTL_DOCKER",
-        help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
-    ),
+    docker: bool = DOCKER_OPTION,
     json_: bool = JSON_OPTION,
 ) -> None:
     """Start whatever is down: broker, database (migrated), ingest, config server. Safe to re-run."""
     from iotctl.stack.native import NativeStack
 
-    if docker:
+    if engine:  # before settings are first resolved (they are cached per invocation)
+        ctx.find_root().obj.setdefault("flags", {})["engine"] = engine
+    if docker or settings(ctx).docker:
         _docker_up(ctx, json_)
         return
-    if engine:
-        ctx.find_root().obj.setdefault("flags", {})["engine"] = engine
     with _progress() as progress:
         report = NativeStack(settings(ctx), progress).up()
     if json_:
@@ -100,16 +103,13 @@ def down(
         False, "--reset", help="Also delete all stack data and credentials after stopping."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --reset deletes data."),
-    docker: bool = typer.Option(
-        False, "--docker", envvar="IOTCTL_DOCKER",
-        help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
-    ),
+    docker: bool = DOCKER_OPTION,
     json_: bool = JSON_OPTION,
 ) -> None:
     """Stop config server, ingest (flushes on SIGTERM), PostgreSQL, broker; data is kept unless --reset."""
     from iotctl.stack.native import NativeStack, confirm_needed
 
-    if docker:
+    if docker or settings(ctx).docker:
         if confirm_needed(reset, yes, sys.stdin.isatty() and sys.stderr.isatty()):
             typer.confirm("Delete the Docker stack's database and Grafana volumes?", abort=True, err=True)
         _docker_stack(ctx).down(volumes=reset)
@@ -135,16 +135,13 @@ def down(
 def status(
     ctx: typer.Context,
     check: bool = typer.Option(False, "--check", help="Exit 4 if a component is not running."),
-    docker: bool = typer.Option(
-        False, "--docker", envvar="IOTCTL_DOCKER",
-        help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
-    ),
+    docker: bool = DOCKER_OPTION,
     json_: bool = JSON_OPTION,
 ) -> None:
     """Show each component's state and pid, the endpoints and where the credentials are."""
     from iotctl.stack.native import NativeStack
 
-    if docker:
+    if docker or settings(ctx).docker:
         rows = _docker_stack(ctx).ps()
         if json_:
             emit_json(rows)
@@ -170,15 +167,12 @@ def logs(
         None, help="mosquitto, postgres, ingest or config-server (native); a Compose service with --docker."
     ),
     lines: int = typer.Option(200, "--lines", "-n", help="How many lines from the end."),
-    docker: bool = typer.Option(
-        False, "--docker", envvar="IOTCTL_DOCKER",
-        help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
-    ),
+    docker: bool = DOCKER_OPTION,
 ) -> None:
     """Print the end of a component's log (all components when none is named)."""
     from iotctl.stack.native import NativeStack
 
-    if docker:
+    if docker or settings(ctx).docker:
         text = _docker_stack(ctx).logs(component, tail=lines)
     else:
         text = NativeStack(settings(ctx)).logs(component, lines)

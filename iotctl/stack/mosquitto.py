@@ -97,7 +97,10 @@ class MosquittoServer:
         """Re-read password file and ACL (SIGHUP). False if the broker is not running."""
         pid = self.pid()
         if not pid:
-            return False
+            # The directory may be served by the embedded broker instead (IOTCTL_ENGINE=embedded).
+            from iotctl.stack.embedded_broker import EmbeddedBroker
+
+            return EmbeddedBroker(self.directory, self.port, self.bind, self.topic_base).reload()
         os.kill(pid, signal.SIGHUP)
         return True
 

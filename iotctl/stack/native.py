@@ -5,9 +5,13 @@ bound to 127.0.0.1, with generated credentials kept in 0600 files.  ``up`` is id
 what is down), ``down`` stops in reverse order and keeps the data unless asked to reset, ``status`` reports
 from the live processes (pid files), never from a cached file.
 
-Engines: ``system`` runs the Debian ``mosquitto`` and PostgreSQL binaries (``auto`` means ``system``).  The
-engine a stack was started with is recorded in ``stack.json``.  There is no ``embedded`` engine yet
-(pip-installed broker and database): asking for it is a one-line MissingDependency error, not a fallback.
+Engines: ``system`` runs the Debian ``mosquitto`` and PostgreSQL binaries; ``embedded`` runs pip-installed
+ones (the ``embedded`` extra): the amqtt MQTT 3.1.1 broker (``iotctl.stack.embedded_broker``) and the
+PostgreSQL 16 binaries inside ``pgserver``, with the same accounts, ACL, private socket and SCRAM passwords.
+``auto`` picks ``system`` when both binaries are installed, else ``embedded`` when the extra is, else fails
+with one line naming both fixes.  The engine a stack was started with is recorded in ``stack.json``; ``auto``
+keeps it (a cluster made by one PostgreSQL major version cannot be opened by another), an explicit different
+engine is refused.
 
 The Python services are packages of this repository: ``services.ingest`` and ``services.config_server``.
 When a package is not installed its component is reported as ``absent`` (never as running) and not started.
@@ -49,7 +53,11 @@ BIND = "127.0.0.1"
 MOSQUITTO, POSTGRES, INGEST, CONFIG_SERVER = "mosquitto", "postgres", "ingest", "config-server"
 COMPONENTS = (MOSQUITTO, POSTGRES, INGEST, CONFIG_SERVER)
 RUNNING, STOPPED, ABSENT = "running", "stopped", "absent"
-ENGINES = ("system",)
+ENGINES = ("system", "embedded")
+EMBEDDED_DETAIL = {
+    MOSQUITTO: "embedded amqtt broker (MQTT 3.1.1 only; sessions are lost when it restarts)",
+    POSTGRES: "embedded PostgreSQL 16 from pgserver",
+}
 
 #: Secret files generated once per state dir (``layout.secret(name)``).
 SECRET_NAMES = (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG, "db", "admin-token")
@@ -184,31 +192,63 @@ class NativeStack:
 
     # -- engines
     def resolve_engine(self) -> str:
-        """The engine to start with: ``system`` (its binaries must be installed; checked when each starts)."""
-        if self.settings.engine == "embedded":
-            raise MissingDependency(
-                "The `embedded` engine is not available in this version; install Mosquitto and PostgreSQL "
-                "(`make install-system`) and set IOTCTL_ENGINE=auto."
+        """The engine to start with (see the module docstring); raises before anything is created."""
+        wanted = self.settings.engine
+        recorded = self.recorded().get("engine")
+        if recorded in ENGINES and self._postgres(recorded).initialised:
+            if wanted in ("auto", recorded):
+                return recorded
+            raise InvalidInput(
+                f"The stack in `{self.layout.state_dir}` was created with the `{recorded}` engine; use "
+                f"--engine {recorded} (IOTCTL_ENGINE={recorded}) or delete it with "
+                "`iotctl stack down --reset`."
             )
-        return "system"
-
-    def _broker(self):
-        from iotctl.stack.mosquitto import MosquittoServer
-
-        return MosquittoServer(
-            self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base
+        if wanted == "system":
+            return "system"
+        missing = embedded_missing()
+        if wanted == "embedded":
+            if missing:
+                raise MissingDependency(
+                    f"The `embedded` engine needs {' and '.join(f'`{m}`' for m in missing)}; install them "
+                    "(pip install 'iotctl[embedded]') or use IOTCTL_ENGINE=system with Mosquitto and "
+                    "PostgreSQL installed."
+                )
+            return "embedded"
+        if system_available():
+            return "system"
+        if not missing:
+            return "embedded"
+        raise MissingDependency(
+            "Neither `mosquitto` and PostgreSQL nor the embedded engines are installed; install them "
+            "(`make install-system`, as root) or install the embedded extra (pip install 'iotctl[embedded]')."
         )
 
-    def _postgres(self):
+    def _engine(self) -> str:
+        """The engine of the stack as recorded (``system`` when it never came up)."""
+        recorded = self.recorded().get("engine")
+        return recorded if recorded in ENGINES else "system"
+
+    def _broker(self, engine: str | None = None):
+        engine = engine or self._engine()
+        if engine == "embedded":
+            from iotctl.stack.embedded_broker import EmbeddedBroker as Broker
+        else:
+            from iotctl.stack.mosquitto import MosquittoServer as Broker
+
+        return Broker(self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base)
+
+    def _postgres(self, engine: str | None = None):
         from iotctl.stack.postgres import PostgresServer
 
-        return PostgresServer(self.layout.postgres_dir, self.settings.pg_port, fsync=True)
+        return PostgresServer(
+            self.layout.postgres_dir, self.settings.pg_port, fsync=True, engine=engine or self._engine()
+        )
 
-    def _engine_pids(self) -> dict[str, int | None]:
-        return {MOSQUITTO: self._broker().pid(), POSTGRES: self._postgres().pid()}
+    def _engine_pids(self, engine: str | None = None) -> dict[str, int | None]:
+        return {MOSQUITTO: self._broker(engine).pid(), POSTGRES: self._postgres(engine).pid()}
 
     # -- services
-    def services(self) -> list[ServiceSpec]:
+    def services(self, engine: str | None = None) -> list[ServiceSpec]:
         s, layout = self.settings, self.layout
         ingest_env = {
             "INGEST_MQTT_HOST": BIND,
@@ -221,6 +261,10 @@ class NativeStack:
             "INGEST_HTTP_PORT": str(s.ingest_health_port),
             "INGEST_CLIENT_ID": INGEST_CLIENT_ID,
         }
+        embedded = (engine or self._engine()) == "embedded"
+        if embedded:
+            # amqtt speaks MQTT 3.1.1 only: a persistent session (clean_session=False), plain subscription.
+            ingest_env["INGEST_MQTT_PROTOCOL"] = "3.1.1"
         config_env = {
             "CONFIG_SERVER_BIND": BIND,
             "CONFIG_SERVER_PORT": str(s.config_port),
@@ -232,6 +276,7 @@ class NativeStack:
             "CONFIG_SERVER_MQTT_USERNAME": service_username(ROLE_CONFIG),
             "CONFIG_SERVER_MQTT_PASSWORD_FILE": str(layout.secret(ROLE_CONFIG)),
             "CONFIG_SERVER_TOPIC_BASE": s.topic_base,
+            "CONFIG_SERVER_MQTT_PROTOCOL": "3.1.1" if embedded else "5",
         }
         return [
             ServiceSpec(INGEST, "services.ingest", s.ingest_health_port, ingest_env, INGEST_STOP_TIMEOUT),
@@ -336,7 +381,7 @@ class NativeStack:
         self._make_dirs()
         secrets = self._ensure_secrets()
 
-        broker = self._broker()
+        broker = self._broker(engine)
         accounts_changed = self._ensure_accounts(broker, secrets)
         if broker.pid():
             if accounts_changed:
@@ -347,7 +392,7 @@ class NativeStack:
             broker.start()
             started.append(MOSQUITTO)
 
-        pg = self._postgres()
+        pg = self._postgres(engine)
         if not pg.pid():
             _port_free(self.settings.pg_port, POSTGRES, "IOTCTL_PG_PORT")
             self.progress(f"starting {POSTGRES} ({engine}) on {BIND}:{self.settings.pg_port}")
@@ -359,7 +404,7 @@ class NativeStack:
 
         # Recorded before the services start: `down` knows the stack even if a service fails to come up.
         self._write_stack_file(engine)
-        for spec in self.services():
+        for spec in self.services(engine):
             if not service_available(spec.module):
                 self.progress(f"skipping {spec.name}: package `{spec.module}` is not installed")
                 continue
@@ -369,51 +414,59 @@ class NativeStack:
             self._start_service(spec)
             started.append(spec.name)
 
-        report = self.status()
+        report = self.status(engine)
         report.started = started
         self._write_stack_file(engine, report)
         return report
 
     def down(self, reset: bool = False) -> StackReport:
-        engine = self.recorded().get("engine") or "system"
+        engine = self._engine()
         stopped: list[str] = []
-        for spec in reversed(self.services()):
+        for spec in reversed(self.services(engine)):
             if self._service_pid(spec):
                 self.progress(f"stopping {spec.name}")
             if self._stop_service(spec):
                 stopped.append(spec.name)
-        pg = self._postgres()
+        pg = self._postgres(engine)
         if pg.pid():
             self.progress(f"stopping {POSTGRES}")
             pg.stop(mode="fast")
             stopped.append(POSTGRES)
-        broker = self._broker()
+        broker = self._broker(engine)
         if broker.pid():
             self.progress(f"stopping {MOSQUITTO}")
             broker.stop()
             stopped.append(MOSQUITTO)
         wiped = self._wipe() if reset else []
-        report = self.status()
+        report = self.status(engine)
         report.stopped = stopped
         report.wiped = wiped
         if not reset and self.layout.stack_file.exists():
             self._write_stack_file(engine, report)
         return report
 
-    def status(self) -> StackReport:
-        engine = self.recorded().get("engine")
+    def status(self, engine: str | None = None) -> StackReport:
+        """Live state; ``engine`` (default: the recorded one) says which broker and PostgreSQL to look for."""
+        engine = engine or self.recorded().get("engine")
         components = []
-        pids = self._engine_pids()
+        pids = self._engine_pids(engine)
         components.append(
             Component(
                 MOSQUITTO,
                 RUNNING if pids[MOSQUITTO] else STOPPED,
                 pids[MOSQUITTO],
                 f"mqtt://{BIND}:{self.settings.mqtt_port}",
+                EMBEDDED_DETAIL[MOSQUITTO] if engine == "embedded" else "",
             )
         )
         components.append(
-            Component(POSTGRES, RUNNING if pids[POSTGRES] else STOPPED, pids[POSTGRES], self.db_url)
+            Component(
+                POSTGRES,
+                RUNNING if pids[POSTGRES] else STOPPED,
+                pids[POSTGRES],
+                self.db_url,
+                EMBEDDED_DETAIL[POSTGRES] if engine == "embedded" else "",
+            )
         )
         for spec in self.services():
             pid = self._service_pid(spec)
@@ -431,7 +484,7 @@ class NativeStack:
         return StackReport(self.layout.state_dir, engine, components, self.endpoints(), self.credentials())
 
     def log_files(self) -> dict[str, Path]:
-        """Where each component logs."""
+        """Where each component logs (the embedded broker logs under the `mosquitto` name too)."""
         return {
             "mosquitto": self._broker().log_file,
             "postgres": self._postgres().log_file,
@@ -485,7 +538,7 @@ class NativeStack:
         }
 
     def _write_stack_file(self, engine: str, report: StackReport | None = None) -> None:
-        report = report or self.status()
+        report = report or self.status(engine)
         data = report.to_dict()
         data["engine"] = engine
         for key in ("started", "stopped", "wiped"):
@@ -533,6 +586,22 @@ class NativeStack:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
+
+
+def system_available() -> bool:
+    """Whether the ``system`` engine's binaries (mosquitto and a PostgreSQL server) are installed."""
+    from iotctl.stack.mosquitto import find_mosquitto
+    from iotctl.stack.postgres import find_pg_bindir
+
+    return find_mosquitto() is not None and find_pg_bindir() is not None
+
+
+def embedded_missing() -> list[str]:
+    """The packages of the ``embedded`` extra that are not installed (empty when the engine can run)."""
+    from iotctl.stack.embedded_broker import amqtt_available
+    from iotctl.stack.postgres import pgserver_bindir
+
+    return [name for name, ok in (("amqtt", amqtt_available()), ("pgserver", pgserver_bindir())) if not ok]
 
 
 def _port_free(port: int, what: str, env_name: str) -> None:

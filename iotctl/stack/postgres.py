@@ -8,6 +8,7 @@ root) can reach it; TCP connections need a SCRAM password.  As root, initdb/pg_c
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -21,8 +22,26 @@ from iotctl.stack import procs
 SUPERUSER = "postgres"
 
 
-def find_pg_bindir() -> Path | None:
-    """The newest PostgreSQL server bin dir: Debian's /usr/lib/postgresql/N/bin, or pg_ctl on PATH."""
+def pgserver_bindir() -> Path | None:
+    """The PostgreSQL 16 bin dir shipped inside the pip package ``pgserver`` (the ``embedded`` extra).
+
+    Located without importing ``pgserver`` (its import has side effects: warnings, atexit hooks)."""
+    try:
+        spec = importlib.util.find_spec("pgserver")
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        bindir = Path(location) / "pginstall" / "bin"
+        if (bindir / "pg_ctl").exists():
+            return bindir
+    return None
+
+
+def find_pg_bindir(engine: str = "system") -> Path | None:
+    """The newest PostgreSQL server bin dir: Debian's /usr/lib/postgresql/N/bin, or pg_ctl on PATH; with
+    ``engine="embedded"``, the one inside the ``pgserver`` package."""
+    if engine == "embedded":
+        return pgserver_bindir()
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
     if found:
         return Path(found[-1]).parent
@@ -30,8 +49,19 @@ def find_pg_bindir() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-def require_pg_bindir() -> Path:
-    found = find_pg_bindir()
+def require_pg_bindir(engine: str = "system") -> Path:
+    found = find_pg_bindir(engine)
+    if not found and engine == "embedded":
+        raise MissingDependency(
+            "`pgserver` (the embedded PostgreSQL) is not installed; install it "
+            "(pip install 'iotctl[embedded]') or install PostgreSQL (apt-get install postgresql) and set "
+            "IOTCTL_ENGINE=system."
+        )
+    if found and engine == "embedded" and not reachable_by_postgres(found):
+        raise OperationFailed(
+            f"The `postgres` user cannot reach `{found}` (a parent directory is private); install the "
+            "virtualenv outside /root or run as a non-root user."
+        )
     if not found:
         raise MissingDependency(
             "`pg_ctl` (PostgreSQL server) not found; install it (apt-get install postgresql) "
@@ -64,7 +94,9 @@ def _chown_to_postgres(path: Path) -> None:
         entry = pwd.getpwnam(SUPERUSER)
     except KeyError:
         raise MissingDependency(
-            "Running as root needs the `postgres` system user to run PostgreSQL; install the postgresql package."
+            "Running as root needs the `postgres` system user to run PostgreSQL; create it "
+            "(useradd --system --no-create-home postgres), install the postgresql package, "
+            "or run as a non-root user."
         ) from None
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
@@ -76,6 +108,8 @@ class PostgresServer:
     host: str = "127.0.0.1"
     fsync: bool = True
     extra_settings: dict[str, str] = field(default_factory=dict)
+    #: "system" (Debian's binaries) or "embedded" (the binaries inside the pip package ``pgserver``).
+    engine: str = "system"
 
     def __post_init__(self):
         self.directory = Path(self.directory)
@@ -111,7 +145,7 @@ class PostgresServer:
     def init(self) -> None:
         if self.initialised:
             return
-        bindir = require_pg_bindir()
+        bindir = require_pg_bindir(self.engine)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not reachable_by_postgres(self.directory):
             raise OperationFailed(
@@ -154,7 +188,7 @@ class PostgresServer:
         if pid:
             return pid
         self.init()
-        bindir = require_pg_bindir()
+        bindir = require_pg_bindir(self.engine)
         options = " ".join(f"-c {k}={v}" for k, v in self._settings().items())
         self._run(
             [
@@ -177,7 +211,7 @@ class PostgresServer:
     def stop(self, mode: str = "fast", timeout: float = 30.0) -> bool:
         if not self.pid():
             return False
-        bindir = require_pg_bindir()
+        bindir = require_pg_bindir(self.engine)
         self._run(
             [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout)), "stop"],
             "pg_ctl stop",

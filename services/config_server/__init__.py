@@ -59,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             settings.mqtt_password,
             settings.topic_base,
             metrics,
+            settings.mqtt_protocol,
         )
         notifier.start()
     else:

@@ -10,6 +10,7 @@ CONFIG_SERVER_MQTT_HOST             broker for change notices; unset: notices of
 CONFIG_SERVER_MQTT_PORT             broker port                                           1883
 CONFIG_SERVER_MQTT_USERNAME         broker account (role config: iots6/+/config)          svc.config
 CONFIG_SERVER_MQTT_PASSWORD_FILE    file holding that account's password                  (required w/ host)
+CONFIG_SERVER_MQTT_PROTOCOL         5, or 3.1.1 for a broker without v5 (e.g. amqtt)      5
 CONFIG_SERVER_TOPIC_BASE            first level of every topic                            iots6
 CONFIG_SERVER_BIND                  listen address                                        127.0.0.1
 CONFIG_SERVER_PORT                  listen port                                           8080
@@ -57,6 +58,7 @@ class ServerConfig:
     mqtt_port: int = 1883
     mqtt_username: str = "svc.config"
     mqtt_password: str = ""
+    mqtt_protocol: str = "5"
     topic_base: str = "iots6"
     bind: str = "127.0.0.1"
     port: int = 8080
@@ -113,6 +115,9 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
     mqtt_password = ""
     if mqtt_host:
         mqtt_password = secret("MQTT_PASSWORD", "point it at the svc.config account's password file") or ""
+    mqtt_protocol = str(get("MQTT_PROTOCOL", "5"))
+    if mqtt_protocol not in ("5", "3.1.1"):
+        raise ConfigError(f"{PREFIX}MQTT_PROTOCOL=`{mqtt_protocol}` is unknown; use 5 or 3.1.1.")
     level = str(get("LOG_LEVEL", "INFO")).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{PREFIX}LOG_LEVEL=`{level}` is unknown; use DEBUG, INFO, WARNING or ERROR.")
@@ -124,6 +129,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         mqtt_port=integer("MQTT_PORT", 1883, 1, 65535),
         mqtt_username=str(get("MQTT_USERNAME", "svc.config")),
         mqtt_password=mqtt_password,
+        mqtt_protocol=mqtt_protocol,
         topic_base=str(get("TOPIC_BASE", "iots6")),
         bind=str(get("BIND", "127.0.0.1")),
         port=integer("PORT", 8080, 0, 65535),

@@ -322,8 +322,14 @@ def test_port_in_use_is_a_clear_error_and_starts_nothing(stack_env):
     assert not any(_pids(status).values())
 
 
-def test_embedded_engine_is_refused_with_one_line(stack_env):
-    result = stack_env.proc("stack", "up", "--engine", "embedded")
+def test_embedded_engine_without_the_extra_is_refused_with_one_line(stack_env):
+    # As if `amqtt` and `pgserver` were not installed: a None entry in sys.modules makes find_spec say so.
+    hide = "import sys; sys.modules['amqtt'] = sys.modules['pgserver'] = None; "
+    result = subprocess.run(
+        [sys.executable, "-c", hide + "from iotctl.cli.main import run; run()", "stack", "up", "--engine", "embedded"],
+        env={**os.environ, **stack_env.env}, capture_output=True, text=True, timeout=60,
+    )
     assert result.returncode == 3
-    assert result.stderr.startswith("error: The `embedded` engine") and result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("error: The `embedded` engine needs `amqtt` and `pgserver`")
+    assert "iotctl[embedded]" in result.stderr and result.stderr.strip().count("\n") == 0
     assert not stack_env.layout.state_dir.exists(), "nothing may be created when the engine is refused"
