@@ -28,7 +28,7 @@ def stored(database, device_id: str) -> int:
 
 def test_v1_reading_is_stored_once_with_registry_updated(ingest, provision, database, device_id):
     device = provision(device_id)
-    when = datetime.now(UTC).replace(microsecond=123000)
+    when = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=123000)  # in the past, ms precision
     mid = device.publish(contract.topic(BASE, device_id, contract.TELEMETRY), v1(device_id, 7, when))
     device.wait_acked([mid])
     wait_until(lambda: stored(database, device_id) == 1, 10, what="row stored")
