@@ -1,0 +1,99 @@
+"""``python -m bench``: run every benchmark in one go, print ONE JSON document, rewrite docs/benchmarks.md.
+
+Examples::
+
+    make bench                                     # the recorded run: 100k backlog, 30 s latency, 30 days
+    python -m bench --n 500 --latency-seconds 2 --query-days 1 --no-doc   # a smoke run (tests/bench)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import drain, latency, machine, queries, report
+from bench.harness import Stack, log
+from bench.profile import PySpy, py_spy
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+#: Goals from the "Benchmarks" issue, checked in the JSON.
+GOALS = {"ratio_c_a": 0.75, "ratio_c_b": 10, "latency_p99_ms": 250, "hourly_30d_ms": 300}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000, help="backlog size for the drain and scale-out runs")
+    parser.add_argument("--devices", type=int, default=100, help="device identities in the backlog")
+    parser.add_argument("--row-limit", type=int, default=10_000,
+                        help="the row-at-a-time consumer stops after this many messages ...")
+    parser.add_argument("--row-seconds", type=float, default=20.0, help="... or after this many seconds")
+    parser.add_argument("--latency-seconds", type=float, default=30.0, help="length of the steady-rate run")
+    parser.add_argument("--latency-rate", type=int, default=1000, help="messages per second in the latency run")
+    parser.add_argument("--latency-devices", type=int, default=1000, help="device identities in the latency run")
+    parser.add_argument("--query-days", type=float, default=30.0, help="days of 10 s readings for the query run")
+    parser.add_argument("--query-devices", type=int, default=100, help="devices in the query data set")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                        help="sample an extra ingest drain with py-spy (default: on when py-spy is installed)")
+    parser.add_argument("--doc", type=Path, default=DOC, help="markdown file to rewrite with the results")
+    parser.add_argument("--no-doc", action="store_true", help="print the JSON only")
+    args = parser.parse_args(argv)
+    if min(args.n, args.devices, args.row_limit, args.latency_rate, args.latency_devices, args.query_devices) < 1:
+        parser.error("--n, --devices, --row-limit, --latency-rate, --latency-devices and --query-devices must be >= 1")
+    if args.n < args.devices:
+        parser.error("--n must be at least --devices")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    result: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine.describe(),
+        "load_average_start": machine.load_average(),
+    }
+    profile = None
+    if args.profile:
+        if py_spy() is None:
+            log("py-spy not installed: skipping the profiled run")
+        else:
+            profile = PySpy
+    with Stack(devices=max(args.devices, args.latency_devices, args.query_devices)) as stack:
+        result.update(drain.run(stack, args.n, args.devices, args.row_limit, args.row_seconds, profile))
+        result["latency"] = latency.run(stack, args.latency_rate, args.latency_devices, args.latency_seconds)
+        result["queries"] = queries.run(stack, args.query_devices, args.query_days)
+    result["load_average_end"] = machine.load_average()
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    result["goals"] = goals(result)
+    text = json.dumps(result, indent=2)
+    if not args.no_doc:
+        args.doc.write_text(report.render(result, text))
+        log(f"wrote {args.doc}")
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def goals(result: dict) -> dict:
+    measured = {
+        "ratio_c_a": result["drain"]["ratio_c_a"],
+        "ratio_c_b": result["drain"]["ratio_c_b"],
+        "latency_p99_ms": result["latency"]["p99_ms"],
+        "hourly_30d_ms": result["queries"]["queries"]["hourly_all_devices_30d"]["median_ms"],
+    }
+    out = {}
+    for name, goal in GOALS.items():
+        higher_is_better = name.startswith("ratio")
+        met = measured[name] >= goal if higher_is_better else measured[name] <= goal
+        out[name] = {"goal": (">= " if higher_is_better else "<= ") + str(goal), "measured": measured[name],
+                     "met": met}
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

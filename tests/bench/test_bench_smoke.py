@@ -1,0 +1,57 @@
+"""The benchmark harness still runs end to end and reports every figure (tiny sizes: it is a smoke run, not a
+measurement; the figures themselves are checked only for being positive and consistent)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_bench_smoke_reports_every_figure(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--n", "500", "--devices", "20", "--row-limit", "100", "--row-seconds", "3",
+         "--latency-seconds", "2", "--latency-rate", "200", "--latency-devices", "50", "--query-days", "0.05",
+         "--query-devices", "5", "--no-profile", "--doc", str(doc)],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+
+    drain = result["drain"]
+    for consumer in ("a_receive_only", "b_row_at_a_time", "c_ingest"):
+        assert drain[consumer]["msgs_per_s"] > 0, consumer
+    assert drain["c_ingest"]["rows_stored"] == 500
+    assert drain["ratio_c_a"] > 0 and drain["ratio_c_b"] > 0
+    scale = result["scale_out"]
+    assert scale["one_worker"]["rows_stored"] == scale["two_workers"]["rows_stored"] == 500
+    assert scale["ratio_2_1"] > 0
+    latency = result["latency"]
+    assert latency["rows"] == 400
+    assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    queries = result["queries"]
+    assert queries["dataset"]["rows"] == 5 * 432
+    assert set(queries["queries"]) == {"latest_per_device", "last_hour_raw_one_device", "hourly_all_devices_30d"}
+    assert all(q["median_ms"] > 0 and q["rows"] > 0 for q in queries["queries"].values())
+    assert set(result["goals"]) == {"ratio_c_a", "ratio_c_b", "latency_p99_ms", "hourly_30d_ms"}
+    for key in ("cpu", "cores", "ram_gib", "os", "python", "postgresql", "mosquitto"):
+        assert result["machine"][key], key
+    assert len(result["load_average_start"]) == len(result["load_average_end"]) == 3
+
+    text = doc.read_text()
+    assert "## Drain" in text and "## Latency" in text and "## Queries" in text
+    assert json.dumps(result, indent=2) in text
+
+
+def test_bench_rejects_a_backlog_smaller_than_the_fleet():
+    proc = subprocess.run([sys.executable, "-m", "bench", "--n", "5", "--devices", "10", "--no-doc"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--n must be at least --devices" in proc.stderr
