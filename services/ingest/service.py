@@ -1,7 +1,8 @@
 """The ingest loop: MQTT (QoS 1, persistent session, manual acks) in, PostgreSQL out, nothing acknowledged before
 it is committed.
 
-Threads: paho's network thread parses each message into the pending list (``on_message``); the main thread
+Threads: the network thread (``services.ingest.wire``: a lean MQTT reader, see there why not paho) parses each
+message into the pending list (``on_message``); the main thread
 flushes pending messages to the database by size or age, commits, then acknowledges them in the order received.
 
 * A redelivered message (after a crash, a broker restart or a lost PUBACK) hits the unique key and is counted as
@@ -24,16 +25,13 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as paho
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from iotctl import contract
 from services.ingest import metrics
 from services.ingest.config import IngestConfig
 from services.ingest.store import Batch, DeadLetter, Store
+from services.ingest.wire import Consumer, Refused
 
 log = logging.getLogger("iots6.ingest")
 
@@ -66,58 +64,61 @@ class Ingestor:
         self.stopping = threading.Event()
         self.dirty_from: datetime | None = None
         self.dirty_to: datetime | None = None
-        self.client = self._make_client()
+        self.consumer: Consumer | None = None
+        self.network: threading.Thread | None = None
+        # Set after the final flush on shutdown, so the last batch is acknowledged before we disconnect.
+        self.network_stop = threading.Event()
 
     # ------------------------------------------------------------------ MQTT side (network thread)
-    def _make_client(self) -> paho.Client:
-        v5 = self.config.mqtt_protocol == "5"
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.config.client_id,
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
-        client.username_pw_set(self.config.mqtt_username, self.config.mqtt_password)
-        client.reconnect_delay_set(min_delay=0.2, max_delay=10)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
-
     def subscription(self) -> str:
         topic = contract.subscription(self.config.topic_base)
         if self.config.share_group and self.config.mqtt_protocol == "5":
             return f"$share/{self.config.share_group}/{topic}"
         return topic
 
-    def _on_connect(self, client, _userdata, flags, reason_code, _props):
-        if reason_code.is_failure:
-            log.error("broker refused the connection: %s", reason_code)
-            metrics.MQTT_CONNECTED.set(0)
-            return
+    def _set_connected(self, consumer: Consumer | None) -> None:
         with self.lock:
             self.generation += 1
-            self.connected = True
-        metrics.MQTT_CONNECTED.set(1)
-        log.info("connected to %s:%s (session present: %s)", self.config.mqtt_host, self.config.mqtt_port,
-                 flags.session_present)
-        # Subscribing again is harmless when the session already has it, and needed when it does not.
-        client.subscribe(self.subscription(), qos=1)
+            self.consumer = consumer
+            self.connected = consumer is not None
+        metrics.MQTT_CONNECTED.set(1 if consumer is not None else 0)
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props):
-        with self.lock:
-            self.generation += 1
-            self.connected = False
-        metrics.MQTT_CONNECTED.set(0)
-        if not self.stopping.is_set():
-            log.warning("disconnected from broker (%s); reconnecting", reason_code)
+    def _network(self) -> None:
+        """Connect, subscribe, read; on any failure reconnect with backoff (0.2 s doubling to 10 s, jittered)."""
+        cfg = self.config
+        delay = 0.2
+        while not self.network_stop.is_set():
+            consumer = Consumer(
+                cfg.mqtt_host, cfg.mqtt_port, cfg.client_id, cfg.mqtt_username, cfg.mqtt_password,
+                self._on_message, protocol=cfg.mqtt_protocol, keepalive=30,
+                session_expiry=SESSION_EXPIRY_S, receive_maximum=cfg.receive_maximum,
+            )
+            try:
+                present = consumer.connect()
+                # Subscribing again is harmless when the session already has it, and needed when it does not.
+                consumer.subscribe(self.subscription())
+                self._set_connected(consumer)
+                log.info("connected to %s:%s (session present: %s)", cfg.mqtt_host, cfg.mqtt_port, present)
+                delay = 0.2
+                consumer.read(self.network_stop)
+            except Refused as exc:
+                log.error("%s; retrying in %.1fs", exc, delay)
+            except OSError as exc:
+                if not self.network_stop.is_set():
+                    log.warning("broker %s:%s: %s; reconnecting in %.1fs", cfg.mqtt_host, cfg.mqtt_port,
+                                exc.strerror or exc, delay)
+            finally:
+                self._set_connected(None)
+                if self.network_stop.is_set():
+                    consumer.disconnect()  # normal DISCONNECT: the broker keeps the session and queues for us
+                else:
+                    consumer.close()
+            self.network_stop.wait(delay + random.uniform(0, delay / 2))
+            delay = min(delay * 2, 10.0)
 
-    def _on_message(self, _client, _userdata, msg):
+    def _on_message(self, topic_name: str, payload: bytes, mid: int, qos: int) -> None:
         """Parse into the pending batch. Never raises: a bad message becomes a dead letter."""
         now = datetime.now(UTC)
-        topic_name = msg.topic
-        payload = msg.payload
         try:
             parsed, value = contract.parse_message(self.config.topic_base, topic_name, payload, now)
         except contract.ContractError as exc:
@@ -146,8 +147,8 @@ class Ingestor:
                 pending.batch.dead_letters.append(item)
             elif kind == "status":
                 pending.batch.statuses.append(item)
-            if msg.qos:
-                pending.acks.append((self.generation, msg.mid, msg.qos))
+            if qos:
+                pending.acks.append((self.generation, mid, qos))
             full = pending.count >= self.config.batch_size
         metrics.RECEIVED.inc()
         if full or first:  # first: the main thread sleeps until exactly flush_ms after it
@@ -190,16 +191,16 @@ class Ingestor:
         committed = time.monotonic()
         with self.lock:
             generation = self.generation
-            connected = self.connected
+            consumer = self.consumer
         acked = 0
-        if connected:
-            mids = [mid for gen, mid, qos in taken.acks if gen == generation and qos == 1]
-            send_pubacks(self.client, mids)
-            acked = len(mids)
-            for gen, mid, qos in taken.acks:
-                if gen == generation and qos != 1:
-                    self.client.ack(mid, qos)
-                    acked += 1
+        if consumer is not None:
+            # Only packet ids of the current connection: the old connection's died with it (redelivered).
+            mids = [mid for gen, mid, _qos in taken.acks if gen == generation]
+            try:
+                consumer.ack(mids)
+                acked = len(mids)
+            except OSError as exc:  # the connection just broke: the broker redelivers, the unique key absorbs
+                log.info("acknowledging %d messages failed (%s); they will be redelivered", len(mids), exc)
         metrics.STORED.inc(result.stored)
         metrics.DUPLICATES.inc(result.duplicates)
         for dead in result.dead_letters:
@@ -250,16 +251,8 @@ class Ingestor:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or :meth:`stop`); flush, then disconnect keeping the session."""
         self._connect_db_with_backoff()
-        if self.config.mqtt_protocol == "5":
-            # Persistent session: the broker keeps our subscription and queues messages while we are away.
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = SESSION_EXPIRY_S
-            props.ReceiveMaximum = self.config.receive_maximum
-            self.client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=30,
-                                      clean_start=False, properties=props)
-        else:  # 3.1.1: clean_session=False was set on the client
-            self.client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=30)
-        self.client.loop_start()
+        self.network = threading.Thread(target=self._network, name="ingest-mqtt", daemon=True)
+        self.network.start()
         timers = {"rollup": time.monotonic() + self.config.rollup_interval_s, "maintain": time.monotonic()}
         backoff = 0.5
         tick = self.config.flush_ms / 1000 / 2
@@ -298,8 +291,9 @@ class Ingestor:
                 break
             time.sleep(0.5)
         # Disconnect without unsubscribing: the persistent session keeps queueing for us while we are away.
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.network_stop.set()
+        if self.network is not None:
+            self.network.join(timeout=5)
         self.store.reset()
         log.info("stopped")
 
@@ -318,28 +312,6 @@ class Ingestor:
         ok = connected and self.db_ok
         return ok, {"mqtt": "connected" if connected else "disconnected", "db": "ok" if self.db_ok else "error",
                     "pending": pending}
-
-
-_PUBACK = 0x40
-_PUBACK_PREFIX = bytes((_PUBACK, 2))
-
-
-def send_pubacks(client: paho.Client, mids: list[int]) -> None:
-    """Acknowledge QoS 1 messages by packet id, in order, as ONE write instead of one per message.
-
-    ``client.ack(mid, 1)`` queues a 4-byte PUBACK, wakes the network thread through its socket pair and costs a
-    ``send`` each: at thousands of messages a second that was a tenth of the ingest's CPU (see
-    docs/benchmarks.md).  The bytes are exactly those ``client.ack`` sends (``0x40 0x02 <mid>``: in MQTT v5 a
-    PUBACK without reason code means success), concatenated and queued as one packet through paho's own queue.
-    """
-    if not mids:
-        return
-    queue = getattr(client, "_packet_queue", None)
-    if queue is None:  # a paho without the private queue: one ack at a time
-        for mid in mids:
-            client.ack(mid, 1)
-        return
-    queue(_PUBACK, b"".join(_PUBACK_PREFIX + mid.to_bytes(2, "big") for mid in mids), 0, 0)
 
 
 def _device_of(base: str, topic_name: str) -> str | None:

@@ -226,3 +226,24 @@ def test_bad_configuration_is_one_line_and_exit_2(tmp_path):
                           text=True, timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "INGEST_MQTT_PASSWORD_FILE" in proc.stderr
+
+
+def test_mqtt_311_session_against_mosquitto(ingest_factory, provision, database, device_id):
+    """The ingest's 3.1.1 mode (used with the embedded broker) also stores and acknowledges after commit."""
+    worker = ingest_factory(INGEST_MQTT_PROTOCOL="3.1.1").start()
+    device = provision(device_id)
+    topic = contract.topic(BASE, device_id, contract.TELEMETRY)
+    device.wait_acked([device.publish(topic, v1(device_id, seq)) for seq in range(20)])
+    wait_until(lambda: stored(database, device_id) == 20, 10, what="3.1.1 readings stored")
+    assert "v3.1.1" in worker.log_text()
+
+
+def test_wrong_broker_password_keeps_the_ingest_unhealthy_and_retrying(ingest_factory, tmp_path):
+    from iotctl.secretfiles import write_secret
+
+    bad = write_secret(tmp_path / "wrong.password", "not-the-password")
+    worker = ingest_factory(INGEST_MQTT_PASSWORD_FILE=str(bad)).start(wait=False)
+    wait_until(lambda: "refused the connection" in worker.log_text(), 15, what="refusal logged")
+    status, detail = worker.health()
+    assert status == 503 and detail["mqtt"] == "disconnected"
+    assert worker.proc.poll() is None  # still running, retrying with backoff
