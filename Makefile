@@ -16,11 +16,13 @@ help:
 	@echo "make bench           run the benchmarks, print JSON, update docs/benchmarks.md"
 	@echo "make lint            ruff"
 
+# Recipes are silent and talk on stderr, so `make bench` prints nothing but its JSON on stdout.
 $(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "installing .venv (pip install -e '.[dev]')" >&2
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip >&2
+	@$(BIN)/pip install --quiet -e '.[dev]' >&2
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -38,7 +40,7 @@ demo: install
 	@bash scripts/demo.sh
 
 bench: install install-system
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	@$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -13,13 +13,13 @@ from pathlib import Path
 
 #: Inclusive shares reported for these frames (function name as py-spy prints it, file suffix).
 STAGES = {
-    "paho network loop (socket read, packet decode, callbacks)": ("Client.loop_forever", "paho/mqtt/client.py"),
+    "network thread: wire reader (socket read, packet decode, callbacks)": ("Consumer.read", "ingest/wire.py"),
     "on_message: parse + validate + append (network thread)": ("Ingestor._on_message", "ingest/service.py"),
     "contract.parse_message": ("parse_message", "iotctl/contract.py"),
     "json.loads": ("loads", "json/__init__.py"),
     "flush (main thread)": ("Ingestor.flush", "ingest/service.py"),
     "store.write: COPY + INSERT + UPDATE devices + commit": ("Store.write", "ingest/store.py"),
-    "client.ack (PUBACKs after commit)": ("Client.ack", "paho/mqtt/client.py"),
+    "Consumer.ack (PUBACKs after commit)": ("Consumer.ack", "ingest/wire.py"),
 }
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*)\)$")
 
@@ -78,8 +78,8 @@ def summarise(raw: str, top: int = 15) -> dict:
         total += samples
         frames = _frames(stack)
         thread = frames[0][0].partition(": ")[2] if frames[0][0].startswith("thread ") else "?"
-        if thread.startswith("paho-mqtt-client-"):
-            thread = "paho network thread (receive, parse, PUBACK)"
+        if thread.startswith("ingest-mqtt"):
+            thread = "network thread (receive, decode, parse into the batch)"
         elif thread == "MainThread":
             thread = "main thread (flush: COPY, commit, ack)"
         threads[thread] += samples
