@@ -60,9 +60,7 @@ def _render(report) -> None:
     console.print(f"credentials: {report.credentials['dir']}", markup=False)
     grafana = report.endpoints.get("grafana")
     if grafana:
-        console.print(
-            f"grafana: {grafana['binary']} found; dashboards in {grafana['dashboards']}", markup=False
-        )
+        console.print(f"grafana: {grafana['note']}; dashboards in {grafana['dashboards']}", markup=False)
 
 
 @app.command()

@@ -635,16 +635,19 @@ def _last_line(log: Path) -> str:
     return f" ({lines[-1][:160]})" if lines else ""
 
 
-def grafana_hint() -> dict[str, str] | None:
-    """Grafana is not run by the native stack; when installed, say where its dashboards are."""
+def grafana_hint() -> dict[str, str | None]:
+    """The native stack does not run Grafana: say where its provisioning and dashboards are, and how to get one."""
     binary = shutil.which("grafana-server") or shutil.which("grafana")
-    if not binary:
-        return None
     repo = Path(__file__).resolve().parents[2]
     return {
         "binary": binary,
+        "provisioning": str(repo / "infra" / "grafana" / "provisioning"),
         "dashboards": str(repo / "infra" / "grafana" / "dashboards"),
-        "note": "not started by the native stack; provision the datasource and dashboards from there",
+        "note": (
+            "not started by the native stack; point its provisioning at the directory above"
+            if binary
+            else "not installed; `iotctl stack up --docker` runs Grafana with these dashboards provisioned"
+        ),
     }
 
 

@@ -162,7 +162,7 @@ def test_lifecycle_up_status_idempotent_down_keeps_data_reset_wipes(stack_env):
     assert again["started"] == []
     assert _pids(again) == _pids(first)
 
-    # stack.json: 0600, endpoints and pids, no grafana unless installed
+    # stack.json: 0600, endpoints and pids
     recorded = json.loads(stack_env.layout.stack_file.read_text())
     assert stat.S_IMODE(stack_env.layout.stack_file.stat().st_mode) == 0o600
     assert recorded["engine"] == "system"
@@ -176,6 +176,9 @@ def test_lifecycle_up_status_idempotent_down_keeps_data_reset_wipes(stack_env):
         == f"postgresql://iots6@127.0.0.1:{stack_env.env['IOTCTL_PG_PORT']}/iots6"
     )
     assert _pids(recorded) == _pids(first)
+    grafana = recorded["endpoints"]["grafana"]  # not run natively: where its dashboards are, and how to get one
+    assert Path(grafana["dashboards"], "fleet.json").exists()
+    assert grafana["binary"] is not None or "iotctl stack up --docker" in grafana["note"]
 
     # a row written before down (directly, and through the broker + ingest when the ingest is installed)
     when = datetime.now(UTC).replace(microsecond=0)
