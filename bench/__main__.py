@@ -29,16 +29,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="backlog size for the drain and scale-out runs")
     parser.add_argument("--devices", type=int, default=100, help="device identities in the backlog")
-    parser.add_argument("--row-limit", type=int, default=10_000,
-                        help="the row-at-a-time consumer stops after this many messages ...")
+    parser.add_argument(
+        "--row-limit",
+        type=int,
+        default=10_000,
+        help="the row-at-a-time consumer stops after this many messages ...",
+    )
     parser.add_argument("--row-seconds", type=float, default=20.0, help="... or after this many seconds")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="length of the steady-rate run")
     parser.add_argument("--latency-rate", type=int, default=1000, help="messages per second in the latency run")
     parser.add_argument("--latency-devices", type=int, default=1000, help="device identities in the latency run")
     parser.add_argument("--query-days", type=float, default=30.0, help="days of 10 s readings for the query run")
     parser.add_argument("--query-devices", type=int, default=100, help="devices in the query data set")
-    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
-                        help="sample an extra ingest drain with py-spy (default: on when py-spy is installed)")
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sample an extra ingest drain with py-spy (default: on when py-spy is installed)",
+    )
     parser.add_argument("--doc", type=Path, default=DOC, help="markdown file to rewrite with the results")
     parser.add_argument("--no-doc", action="store_true", help="print the JSON only")
     args = parser.parse_args(argv)
@@ -90,8 +98,11 @@ def goals(result: dict) -> dict:
     for name, goal in GOALS.items():
         higher_is_better = name.startswith("ratio")
         met = measured[name] >= goal if higher_is_better else measured[name] <= goal
-        out[name] = {"goal": (">= " if higher_is_better else "<= ") + str(goal), "measured": measured[name],
-                     "met": met}
+        out[name] = {
+            "goal": (">= " if higher_is_better else "<= ") + str(goal),
+            "measured": measured[name],
+            "met": met,
+        }
     return out
 
 

@@ -41,8 +41,15 @@ def receive_only(stack: Stack, client_id: str, n: int, timeout: float) -> dict:
         if state["count"] >= n:
             done.set()
 
-    client = stack.client(client_id, service_username(ROLE_INGEST), stack.ingest_password, clean_start=False,
-                          session_expiry=3600, receive_maximum=RECEIVE_MAXIMUM, on_message=on_message)
+    client = stack.client(
+        client_id,
+        service_username(ROLE_INGEST),
+        stack.ingest_password,
+        clean_start=False,
+        session_expiry=3600,
+        receive_maximum=RECEIVE_MAXIMUM,
+        on_message=on_message,
+    )
     done.wait(timeout)
     client.disconnect()
     client.loop_stop()
@@ -75,30 +82,49 @@ def row_at_a_time(stack: Stack, client_id: str, dbname: str, limit: int, max_sec
         if state["count"] >= limit or state["last"] - state["first"] >= max_seconds:
             stop.set()
 
-    client = stack.client(client_id, service_username(ROLE_INGEST), stack.ingest_password, clean_start=False,
-                          session_expiry=3600, receive_maximum=RECEIVE_MAXIMUM, on_message=on_message)
+    client = stack.client(
+        client_id,
+        service_username(ROLE_INGEST),
+        stack.ingest_password,
+        clean_start=False,
+        session_expiry=3600,
+        receive_maximum=RECEIVE_MAXIMUM,
+        on_message=on_message,
+    )
     stop.wait(max_seconds + 30)
     stop.set()
     client.disconnect()
     client.loop_stop()
     conn.close()
     seconds = state["last"] - state["first"]
-    return {"messages": state["count"], "seconds": round(seconds, 3),
-            "msgs_per_s": round(state["count"] / seconds) if seconds else 0,
-            "bounded_by": f"first {limit} messages or {max_seconds:g} s, rate extrapolated"}
+    return {
+        "messages": state["count"],
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(state["count"] / seconds) if seconds else 0,
+        "bounded_by": f"first {limit} messages or {max_seconds:g} s, rate extrapolated",
+    }
 
 
-def ingest_drain(stack: Stack, dbname: str, client_ids: list[str], n: int, timeout: float,
-                 share_group: str = "", profile=None) -> dict:
+def ingest_drain(
+    stack: Stack,
+    dbname: str,
+    client_ids: list[str],
+    n: int,
+    timeout: float,
+    share_group: str = "",
+    profile=None,
+) -> dict:
     """(c) the real ingest process(es): time from the first reading received to the last row committed."""
     workers = [Ingest(stack, dbname, cid, share_group).start() for cid in client_ids]
     profiler = profile(workers[0].proc.pid) if profile else None
     try:
+
         def complete():
             for worker in workers:
                 worker.check_alive()
             with stack.connect(dbname, autocommit=True) as conn:
                 return conn.execute("SELECT count(*) FROM sensor_data").fetchone()[0] >= n
+
         wait_until(complete, timeout, 0.2, f"{n} rows in {dbname}")
     finally:
         if profiler is not None:
@@ -108,7 +134,12 @@ def ingest_drain(stack: Stack, dbname: str, client_ids: list[str], n: int, timeo
     rows, distinct, seconds = _commit_span(stack, dbname)
     if rows != n or distinct != n:
         raise RuntimeError(f"ingest stored {rows} rows ({distinct} distinct) of {n}")
-    result = {"messages": n, "rows_stored": rows, "seconds": round(seconds, 3), "msgs_per_s": round(n / seconds)}
+    result = {
+        "messages": n,
+        "rows_stored": rows,
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(n / seconds),
+    }
     if profiler is not None:
         result["profile"] = profiler.report()
     return result
@@ -126,8 +157,12 @@ def queue_backlog(stack: Stack, n: int, devices: int, sessions: list[tuple[str, 
     publisher.wait_acked(n, timeout=max(120, n / 500))
     seconds = time.perf_counter() - started
     publisher.close()
-    return {"messages": n, "sessions": len(sessions), "publish_seconds": round(seconds, 3),
-            "publish_msgs_per_s": round(n / seconds)}
+    return {
+        "messages": n,
+        "sessions": len(sessions),
+        "publish_seconds": round(seconds, 3),
+        "publish_msgs_per_s": round(n / seconds),
+    }
 
 
 def run(stack: Stack, n: int, devices: int, row_limit: int, row_seconds: float, profile_factory=None) -> dict:
@@ -176,8 +211,8 @@ def run(stack: Stack, n: int, devices: int, row_limit: int, row_seconds: float, 
     }
     if profile_factory is not None:
         log("drain: profiled ingest run (py-spy)")
-        profiled = ingest_drain(stack, stack.database("bench_profiled"), ["bench-profiled"], n, timeout,
-                                profile=profile_factory)
+        profiled = ingest_drain(
+            stack, stack.database("bench_profiled"), ["bench-profiled"], n, timeout, profile=profile_factory
+        )
         result["profile"] = {"msgs_per_s_while_sampled": profiled["msgs_per_s"], **profiled["profile"]}
     return result
-

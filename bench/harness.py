@@ -98,21 +98,37 @@ class Stack:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         self.ingest_password, self.operator_password = uuid.uuid4().hex, uuid.uuid4().hex
         accounts = {
-            service_username(ROLE_INGEST): {"role": ROLE_INGEST, "hash": hash_password(self.ingest_password),
-                                            "created": now},
-            service_username(ROLE_OPERATOR): {"role": ROLE_OPERATOR, "hash": hash_password(self.operator_password),
-                                              "created": now},
+            service_username(ROLE_INGEST): {
+                "role": ROLE_INGEST,
+                "hash": hash_password(self.ingest_password),
+                "created": now,
+            },
+            service_username(ROLE_OPERATOR): {
+                "role": ROLE_OPERATOR,
+                "hash": hash_password(self.operator_password),
+                "created": now,
+            },
         }
         for device_id in device_ids(self.devices):
-            accounts[device_id] = {"role": ROLE_DEVICE, "hash": hash_password(uuid.uuid4().hex), "created": now}
+            accounts[device_id] = {
+                "role": ROLE_DEVICE,
+                "hash": hash_password(uuid.uuid4().hex),
+                "created": now,
+            }
         store = self.mosquitto.accounts
         write_secret(store.registry_path, json.dumps(accounts, indent=2, sort_keys=True) + "\n")
         store.write_broker_files(accounts)
         self.mosquitto.start()
         self.postgres = PostgresServer(
-            self.directory / "pg", free_port(), fsync=True,
+            self.directory / "pg",
+            free_port(),
+            fsync=True,
             # Exact commit time of every row (pg_xact_commit_timestamp(xmin)) for the rate and latency figures.
-            extra_settings={"track_commit_timestamp": "on", "max_wal_size": "4GB", "checkpoint_timeout": "15min"},
+            extra_settings={
+                "track_commit_timestamp": "on",
+                "max_wal_size": "4GB",
+                "checkpoint_timeout": "15min",
+            },
         )
         self.postgres.start()
         self.postgres.ensure_database(TEMPLATE, DB_OWNER, self.db_password)
@@ -128,8 +144,7 @@ class Stack:
 
     # -- databases
     def conninfo(self, dbname: str) -> str:
-        return (f"host=127.0.0.1 port={self.postgres.port} user={DB_OWNER} password={self.db_password} "
-                f"dbname={dbname}")
+        return f"host=127.0.0.1 port={self.postgres.port} user={DB_OWNER} password={self.db_password} dbname={dbname}"
 
     def url(self, dbname: str) -> str:
         return f"postgresql://{DB_OWNER}@127.0.0.1:{self.postgres.port}/{dbname}"
@@ -145,11 +160,22 @@ class Stack:
         return name
 
     # -- MQTT
-    def client(self, client_id: str, username: str, password: str, *, clean_start: bool = True,
-               session_expiry: int = 0, receive_maximum: int | None = None, manual_ack: bool = False,
-               on_message=None, max_inflight: int | None = None) -> paho.Client:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5,
-                             manual_ack=manual_ack)
+    def client(
+        self,
+        client_id: str,
+        username: str,
+        password: str,
+        *,
+        clean_start: bool = True,
+        session_expiry: int = 0,
+        receive_maximum: int | None = None,
+        manual_ack: bool = False,
+        on_message=None,
+        max_inflight: int | None = None,
+    ) -> paho.Client:
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=manual_ack
+        )
         client.username_pw_set(username, password)
         if max_inflight:
             client.max_inflight_messages_set(max_inflight)
@@ -170,8 +196,13 @@ class Stack:
 
     def presubscribe(self, client_id: str, topic_filter: str) -> None:
         """Create the persistent session a consumer will resume, so the broker queues the backlog for it."""
-        client = self.client(client_id, service_username(ROLE_INGEST), self.ingest_password, clean_start=True,
-                             session_expiry=SESSION_EXPIRY_S)
+        client = self.client(
+            client_id,
+            service_username(ROLE_INGEST),
+            self.ingest_password,
+            clean_start=True,
+            session_expiry=SESSION_EXPIRY_S,
+        )
         done = threading.Event()
         client.on_subscribe = lambda *_args: done.set()
         client.subscribe(topic_filter, qos=1)
@@ -192,8 +223,12 @@ class Publisher:
         self.acked = 0
         self.sent = 0
         self.cond = threading.Condition()
-        self.client = stack.client(f"bench-publisher-{uuid.uuid4().hex[:6]}", service_username(ROLE_OPERATOR),
-                                   stack.operator_password, max_inflight=1000)
+        self.client = stack.client(
+            f"bench-publisher-{uuid.uuid4().hex[:6]}",
+            service_username(ROLE_OPERATOR),
+            stack.operator_password,
+            max_inflight=1000,
+        )
         self.client.on_publish = self._on_publish
 
     def _on_publish(self, _client, _userdata, _mid, reason_code, _props):
@@ -230,8 +265,20 @@ def backlog(devices: list[str], n: int, start: datetime) -> list[tuple[str, str]
     for i in range(n):
         device_id = devices[i % len(devices)]
         seq = i // len(devices)
-        reading = contract.Reading(start + timedelta(seconds=10 * seq), device_id, "telemetry", seq,
-                                   20.0 + (i % 50) / 10, 45.0, 1013.0, None, None, -60, seq * 10, "1.2.0")
+        reading = contract.Reading(
+            start + timedelta(seconds=10 * seq),
+            device_id,
+            "telemetry",
+            seq,
+            20.0 + (i % 50) / 10,
+            45.0,
+            1013.0,
+            None,
+            None,
+            -60,
+            seq * 10,
+            "1.2.0",
+        )
         out.append((contract.topic(BASE, device_id, contract.TELEMETRY), contract.make_payload(reading)))
     return out
 
@@ -266,9 +313,15 @@ class Ingest:
         env.update(self.extra_env)
         self.log_file = self.stack.directory / f"ingest-{self.client_id}.log"
         with open(self.log_file, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "services.ingest"], env=env, cwd=REPO,
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.ingest"],
+                env=env,
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def stop(self) -> None:

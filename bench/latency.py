@@ -44,8 +44,20 @@ def run(stack: Stack, rate: int, devices: int, seconds: float) -> dict:
             else:
                 late = max(late, -delay)
             i = k % devices
-            reading = contract.Reading(datetime.now(UTC), ids[i], "telemetry", k // devices, 21.0, 40.0, 1010.0,
-                                       None, None, -55, k, "1.2.0")
+            reading = contract.Reading(
+                datetime.now(UTC),
+                ids[i],
+                "telemetry",
+                k // devices,
+                21.0,
+                40.0,
+                1010.0,
+                None,
+                None,
+                -55,
+                k,
+                "1.2.0",
+            )
             publisher.publish(topics[i], contract.make_payload(reading))
         achieved = total / (time.perf_counter() - started)
         publisher.wait_acked(total, 60)
@@ -55,6 +67,7 @@ def run(stack: Stack, rate: int, devices: int, seconds: float) -> dict:
             worker.check_alive()
             with stack.connect(dbname, autocommit=True) as conn:
                 return conn.execute("SELECT count(*) FROM sensor_data").fetchone()[0] >= total
+
         wait_until(complete, 60, 0.2, f"{total} latency rows")
     finally:
         worker.stop()
@@ -74,5 +87,5 @@ def run(stack: Stack, rate: int, devices: int, seconds: float) -> dict:
         "publish_to_received_p50_ms": round(r50, 1),
         "publish_to_received_p99_ms": round(r99, 1),
         "method": "payload ts = wall clock just before publish (ms precision, so latencies read up to 1 ms high); "
-                  "commit = pg_xact_commit_timestamp(xmin) of each row (track_commit_timestamp=on); same host clock",
+        "commit = pg_xact_commit_timestamp(xmin) of each row (track_commit_timestamp=on); same host clock",
     }

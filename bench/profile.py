@@ -13,7 +13,10 @@ from pathlib import Path
 
 #: Inclusive shares reported for these frames (function name as py-spy prints it, file suffix).
 STAGES = {
-    "network thread: wire reader (socket read, packet decode, callbacks)": ("Consumer.read", "ingest/wire.py"),
+    "network thread: wire reader (socket read, packet decode, callbacks)": (
+        "Consumer.read",
+        "ingest/wire.py",
+    ),
     "on_message: parse + validate + append (network thread)": ("Ingestor._on_message", "ingest/service.py"),
     "contract.parse_message": ("parse_message", "iotctl/contract.py"),
     "json.loads": ("loads", "json/__init__.py"),
@@ -36,9 +39,24 @@ class PySpy:
             raise RuntimeError("`py-spy` not found; install the dev extra (pip install -e '.[dev]').")
         self.out = Path(tempfile.mkstemp(prefix="iotctl-bench-pyspy-", suffix=".txt")[1])
         self.proc = subprocess.Popen(
-            [binary, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nolineno",
-             "--threads", "--nonblocking", "--output", str(self.out)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                binary,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--nolineno",
+                "--threads",
+                "--nonblocking",
+                "--output",
+                str(self.out),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
 
     def stop(self) -> None:

@@ -1,5 +1,6 @@
 """Dashboard-shaped queries over D days of 10 s readings from 100 devices, loaded with COPY straight into the
-schema and rolled up with ``iots6_refresh_rollups(from, to)``; median wall time (query + binary fetch) of several runs, and the server's own execution time."""
+schema and rolled up with ``iots6_refresh_rollups(from, to)``; median wall time (query + binary fetch) of several
+runs, and the server's own execution time."""
 
 from __future__ import annotations
 
@@ -44,14 +45,20 @@ def load(stack: Stack, dbname: str, devices: int, days: float) -> dict:
     with stack.connect(dbname, autocommit=True) as conn:
         conn.execute("SELECT iots6_ensure_partitions(%s, %s)", (start, end + timedelta(days=1)))
         for n, device_id in enumerate(ids):
-            with conn.transaction(), conn.cursor() as cur, cur.copy(
-                "COPY sensor_data (time, device_id, kind, seq, temperature, humidity, pressure, motion, switch, "
-                "rssi, uptime_s, fw, received_at) FROM STDIN"
-            ) as copy:
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY sensor_data (time, device_id, kind, seq, temperature, humidity, pressure, motion, switch, "
+                    "rssi, uptime_s, fw, received_at) FROM STDIN"
+                ) as copy,
+            ):
                 chunk = []
                 for k, stamp in enumerate(stamps):
-                    chunk.append(f"{stamp}\t{device_id}\ttelemetry\t{k}\t{18 + (k + n) % 97 / 10:.1f}\t"
-                                 f"{40 + k % 20}\t{1000 + k % 30}\t\\N\t\\N\t-{50 + k % 30}\t{k * 10}\t1.2.0\t{stamp}\n")
+                    chunk.append(
+                        f"{stamp}\t{device_id}\ttelemetry\t{k}\t{18 + (k + n) % 97 / 10:.1f}\t"
+                        f"{40 + k % 20}\t{1000 + k % 30}\t\\N\t\\N\t-{50 + k % 30}\t{k * 10}\t1.2.0\t{stamp}\n"
+                    )
                     if len(chunk) == 20000:
                         copy.write("".join(chunk))
                         chunk.clear()
@@ -70,9 +77,16 @@ def load(stack: Stack, dbname: str, devices: int, days: float) -> dict:
         conn.execute("VACUUM ANALYZE")
         hourly = conn.execute("SELECT count(*) FROM sensor_data_1h").fetchone()[0]
     rows = steps * devices
-    return {"devices": devices, "days": days, "interval_s": INTERVAL_S, "rows": rows,
-            "load_seconds": round(loaded, 1), "load_rows_per_s": round(rows / loaded),
-            "rollup_seconds": round(rolled, 1), "hourly_rows": hourly}
+    return {
+        "devices": devices,
+        "days": days,
+        "interval_s": INTERVAL_S,
+        "rows": rows,
+        "load_seconds": round(loaded, 1),
+        "load_rows_per_s": round(rows / loaded),
+        "rollup_seconds": round(rolled, 1),
+        "hourly_rows": hourly,
+    }
 
 
 def run(stack: Stack, devices: int, days: float) -> dict:
@@ -92,9 +106,18 @@ def run(stack: Stack, devices: int, days: float) -> dict:
                 samples.append((time.perf_counter() - started) * 1000)
                 plan = conn.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, params).fetchone()[0]
                 server.append(plan[0]["Execution Time"])
-            timings[name] = {"median_ms": round(statistics.median(samples), 1), "min_ms": round(min(samples), 1),
-                             "server_median_ms": round(statistics.median(server), 1), "rows": rows, "runs": RUNS}
+            timings[name] = {
+                "median_ms": round(statistics.median(samples), 1),
+                "min_ms": round(min(samples), 1),
+                "server_median_ms": round(statistics.median(server), 1),
+                "rows": rows,
+                "runs": RUNS,
+            }
     with stack.connect(dbname, autocommit=True) as conn:
         edition = conn.execute("SELECT edition FROM schema_migrations LIMIT 1").fetchone()[0]
-    return {"edition": edition, "dataset": loaded, "queries": timings,
-            "sql": {name: sql for name, (sql, _params) in QUERIES.items()}}
+    return {
+        "edition": edition,
+        "dataset": loaded,
+        "queries": timings,
+        "sql": {name: sql for name, (sql, _params) in QUERIES.items()},
+    }

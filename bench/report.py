@@ -55,7 +55,17 @@ def render(result: dict, json_text: str) -> str:
         "",
         _row(["CPU", "cores", "RAM", "OS", "Python", "PostgreSQL", "Mosquitto"]),
         _row(["---"] * 7),
-        _row([m["cpu"], m["cores"], f"{m['ram_gib']} GiB", m["os"], m["python"], m["postgresql"], m["mosquitto"]]),
+        _row(
+            [
+                m["cpu"],
+                m["cores"],
+                f"{m['ram_gib']} GiB",
+                m["os"],
+                m["python"],
+                m["postgresql"],
+                m["mosquitto"],
+            ]
+        ),
         "",
         f"Load average (1/5/15 min) at start {result['load_average_start']}, at end {result['load_average_end']}.",
         "",
@@ -72,13 +82,30 @@ def render(result: dict, json_text: str) -> str:
         "",
         _row(["consumer", "messages", "seconds", "msg/s"]),
         _row(["---"] * 4),
-        _row(["(a) receive-only paho subscriber (acks)", d["a_receive_only"]["messages"],
-              d["a_receive_only"]["seconds"], f"{d['a_receive_only']['msgs_per_s']:,}"]),
-        _row(["(b) row-at-a-time INSERT + commit (" + d["b_row_at_a_time"]["bounded_by"] + ")",
-              d["b_row_at_a_time"]["messages"], d["b_row_at_a_time"]["seconds"],
-              f"{d['b_row_at_a_time']['msgs_per_s']:,}"]),
-        _row(["(c) ingest service, ack after commit", d["c_ingest"]["rows_stored"], d["c_ingest"]["seconds"],
-              f"{d['c_ingest']['msgs_per_s']:,}"]),
+        _row(
+            [
+                "(a) receive-only paho subscriber (acks)",
+                d["a_receive_only"]["messages"],
+                d["a_receive_only"]["seconds"],
+                f"{d['a_receive_only']['msgs_per_s']:,}",
+            ]
+        ),
+        _row(
+            [
+                "(b) row-at-a-time INSERT + commit (" + d["b_row_at_a_time"]["bounded_by"] + ")",
+                d["b_row_at_a_time"]["messages"],
+                d["b_row_at_a_time"]["seconds"],
+                f"{d['b_row_at_a_time']['msgs_per_s']:,}",
+            ]
+        ),
+        _row(
+            [
+                "(c) ingest service, ack after commit",
+                d["c_ingest"]["rows_stored"],
+                d["c_ingest"]["seconds"],
+                f"{d['c_ingest']['msgs_per_s']:,}",
+            ]
+        ),
         "",
         f"Ratios: **c/a = {d['ratio_c_a']}**, **c/b = {d['ratio_c_b']}**. (c) stored exactly "
         f"{d['c_ingest']['rows_stored']:,} distinct rows. Backlog published at "
@@ -95,10 +122,29 @@ def render(result: dict, json_text: str) -> str:
         "",
         f"## Latency: {lat['rate_target']:,} msg/s from {lat['devices']:,} devices for {lat['seconds']:g} s",
         "",
-        _row(["rows", "achieved msg/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "publish->received p50 / p99 ms"]),
+        _row(
+            [
+                "rows",
+                "achieved msg/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "publish->received p50 / p99 ms",
+            ]
+        ),
         _row(["---"] * 7),
-        _row([lat["rows"], lat["rate_achieved"], lat["p50_ms"], lat["p95_ms"], lat["p99_ms"], lat["max_ms"],
-              f"{lat['publish_to_received_p50_ms']} / {lat['publish_to_received_p99_ms']}"]),
+        _row(
+            [
+                lat["rows"],
+                lat["rate_achieved"],
+                lat["p50_ms"],
+                lat["p95_ms"],
+                lat["p99_ms"],
+                lat["max_ms"],
+                f"{lat['publish_to_received_p50_ms']} / {lat['publish_to_received_p99_ms']}",
+            ]
+        ),
         "",
         f"## Queries ({q['edition']} edition): {q['dataset']['devices']} devices x {q['dataset']['days']:g} days "
         f"at {q['dataset']['interval_s']} s = {q['dataset']['rows']:,} rows",

@@ -49,19 +49,47 @@ STATUS_VALUES = ("online", "offline")
 #: Ranges are what any supported sensor can physically report; a value outside is rejected with a reason.
 FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]] = {
     "v": ("integer", None, 1, 1, False, "payload version; 1 when absent"),
-    "device_id": ("string", None, None, None, True, "the publishing device; must equal the topic's device id"),
+    "device_id": (
+        "string",
+        None,
+        None,
+        None,
+        True,
+        "the publishing device; must equal the topic's device id",
+    ),
     "ts": ("string", None, None, None, True, "time of the reading, RFC 3339 in UTC (`Z` or `+00:00`)"),
-    "seq": ("integer", None, 0, 2**63 - 1, True, "per-device counter: +1 per message, never repeats (may jump ahead after a reboot)"),
+    "seq": (
+        "integer",
+        None,
+        0,
+        2**63 - 1,
+        True,
+        "per-device counter: +1 per message, never repeats (may jump ahead after a reboot)",
+    ),
     "temperature": ("number", "°C", -50.0, 125.0, False, "air temperature; null when no sensor"),
     "humidity": ("number", "%RH", 0.0, 100.0, False, "relative humidity; null when no sensor"),
     "pressure": ("number", "hPa", 300.0, 1100.0, False, "barometric pressure; null when no sensor"),
     "motion": ("boolean", None, None, None, False, "PIR state; null when unknown"),
     "switch": ("boolean", None, None, None, False, "switch/reed state, true = closed; null when unknown"),
-    "event": ("string", None, None, None, False, "on the event topic: `motion` or `switch`, the input that changed"),
+    "event": (
+        "string",
+        None,
+        None,
+        None,
+        False,
+        "on the event topic: `motion` or `switch`, the input that changed",
+    ),
     "rssi": ("integer", "dBm", -127, 0, False, "Wi-Fi signal strength"),
     "uptime_s": ("integer", "s", 0, 2**31 - 1, False, "seconds since boot"),
     "fw": ("string", None, None, None, False, "firmware version, at most 32 characters"),
-    "dropped": ("integer", None, 0, 2**31 - 1, False, "readings dropped from a full offline buffer since last sent"),
+    "dropped": (
+        "integer",
+        None,
+        0,
+        2**31 - 1,
+        False,
+        "readings dropped from a full offline buffer since last sent",
+    ),
 }
 MAX_FW_LEN = 32
 
@@ -147,9 +175,7 @@ def parse_topic(base: str, name: str) -> Topic:
     elif len(parts) == 2 and parts[1] in (TELEMETRY, EVENT, STATUS, CONFIG):
         device_id, channel = parts
     else:
-        raise ContractError(
-            "bad_topic", f"topic {name!r} is not {base}/<device_id>[/telemetry|/event|/status|/config]"
-        )
+        raise ContractError("bad_topic", f"topic {name!r} is not {base}/<device_id>[/telemetry|/event|/status|/config]")
     if not valid_device_id(device_id):
         raise ContractError("bad_device_id", f"device id {device_id!r} does not match {DEVICE_ID_PATTERN}")
     return Topic(device_id, channel)
@@ -345,7 +371,7 @@ def parse_message(base: str, topic_name: str, payload: bytes | str, now: datetim
     """
     parsed = parse_topic(base, topic_name)
     channel = parsed.channel
-    if channel == TELEMETRY or channel == EVENT:
+    if channel in (TELEMETRY, EVENT):
         return parsed, parse_v1(payload, parsed.device_id, channel, now)
     if channel == LEGACY:
         return parsed, parse_legacy(payload, parsed.device_id, now)

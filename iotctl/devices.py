@@ -62,8 +62,9 @@ def _broker(settings: Settings):
     """The local stack's broker (native, or Docker when `docker` is set): ``.accounts`` and ``.reload()``."""
     if settings.docker:
         return _DockerBroker(settings)
-    return MosquittoServer(StackLayout(settings.state_dir).mosquitto_dir, settings.mqtt_port,
-                           topic_base=settings.topic_base)
+    return MosquittoServer(
+        StackLayout(settings.state_dir).mosquitto_dir, settings.mqtt_port, topic_base=settings.topic_base
+    )
 
 
 def config_url(settings: Settings) -> str:
@@ -72,9 +73,7 @@ def config_url(settings: Settings) -> str:
 
 def validate_device_id(device_id: str) -> str:
     if not contract.valid_device_id(device_id):
-        raise InvalidInput(
-            f"Device id `{device_id}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`."
-        )
+        raise InvalidInput(f"Device id `{device_id}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`.")
     return device_id
 
 
@@ -115,8 +114,9 @@ def provision(settings: Settings, device_id: str, *, rotate: bool = False, label
         config_token=token,
         provisioned_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    path = write_secret(StackLayout(settings.state_dir).device_file(device_id),
-                        json.dumps(asdict(creds), indent=2) + "\n")
+    path = write_secret(
+        StackLayout(settings.state_dir).device_file(device_id), json.dumps(asdict(creds), indent=2) + "\n"
+    )
     return creds, path
 
 
@@ -150,10 +150,19 @@ def list_devices(settings: Settings) -> list[dict]:
         ).fetchall()
     result = []
     for device_id, created, last_seen, status, fw, rssi, labels, retired in rows:
-        result.append({
-            "device_id": device_id, "created_at": created, "last_seen": last_seen, "status": status, "fw": fw,
-            "rssi": rssi, "labels": labels, "retired_at": retired, "broker_account": device_id in accounts,
-        })
+        result.append(
+            {
+                "device_id": device_id,
+                "created_at": created,
+                "last_seen": last_seen,
+                "status": status,
+                "fw": fw,
+                "rssi": rssi,
+                "labels": labels,
+                "retired_at": retired,
+                "broker_account": device_id in accounts,
+            }
+        )
     return result
 
 

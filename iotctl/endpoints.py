@@ -96,7 +96,6 @@ def db_endpoint(settings: Settings) -> DbEndpoint:
             "IOTCTL_DATABASE_URL (and IOTCTL_DATABASE_PASSWORD_FILE)."
         )
     return DbEndpoint(
-        f"postgresql://{DB_OWNER}@127.0.0.1:{settings.pg_port}/{DB_NAME}", read_secret(secret, "database password")
+        f"postgresql://{DB_OWNER}@127.0.0.1:{settings.pg_port}/{DB_NAME}",
+        read_secret(secret, "database password"),
     )
-
-

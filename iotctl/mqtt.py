@@ -7,8 +7,8 @@ import uuid
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from iotctl.endpoints import MqttEndpoint
 from iotctl.errors import AuthRefused, Unreachable

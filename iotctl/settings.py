@@ -42,7 +42,8 @@ class Settings:
     ingest_health_port: int = field(default=18081, metadata={"doc": "ingest health/metrics port in the stack"})
     config_port: int = field(default=18080, metadata={"doc": "config server port in the stack"})
     config_url: str | None = field(
-        default=None, metadata={"doc": "config server base URL; default: the stack's http://127.0.0.1:<config_port>"}
+        default=None,
+        metadata={"doc": "config server base URL; default: the stack's http://127.0.0.1:<config_port>"},
     )
     config_admin_token_file: Path | None = field(
         default=None, metadata={"doc": "file holding the config server admin token; default: the stack's"}
@@ -52,7 +53,8 @@ class Settings:
         metadata={"doc": "use the Docker Compose stack in <state_dir>/docker (credentials, broker accounts)"},
     )
     engine: str = field(
-        default="auto", metadata={"doc": "native stack engines: auto, system (mosquitto/postgres) or embedded"}
+        default="auto",
+        metadata={"doc": "native stack engines: auto, system (mosquitto/postgres) or embedded"},
     )
 
     def env_name(self, key: str) -> str:
@@ -103,9 +105,7 @@ def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] |
     known = {f.name: f for f in fields(Settings)}
     unknown = sorted(set(file_values) - set(known))
     if unknown:
-        raise InvalidInput(
-            f"Unknown key `{unknown[0]}` in `{toml_path}`; known keys: {', '.join(sorted(known))}."
-        )
+        raise InvalidInput(f"Unknown key `{unknown[0]}` in `{toml_path}`; known keys: {', '.join(sorted(known))}.")
     values: dict[str, Any] = {}
     for name, f in known.items():
         if name in file_values:

@@ -96,8 +96,18 @@ class SocketMQTTClient:
     publish.
     """
 
-    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0, ssl=None,
-                 ssl_params=None, on_acked=None):
+    def __init__(
+        self,
+        client_id,
+        server,
+        port=0,
+        user=None,
+        password=None,
+        keepalive=0,
+        ssl=None,
+        ssl_params=None,
+        on_acked=None,
+    ):
         self.client_id = client_id.encode() if isinstance(client_id, str) else client_id
         self.server = server
         self.port = port or 1883
@@ -345,20 +355,30 @@ class SimBME280:
         """Set the ADC registers to the raw values that compensate to the current conditions."""
         drv = self._drv
         t1, t2, t3 = self.DIG_T
-        adc_t = _bisect(lambda a: drv.compensate_temperature(a, t1, t2, t3)[0], self.now["temperature"] * 100,
-                        0, (1 << 20) - 1)
+        adc_t = _bisect(
+            lambda a: drv.compensate_temperature(a, t1, t2, t3)[0],
+            self.now["temperature"] * 100,
+            0,
+            (1 << 20) - 1,
+        )
         t_fine = drv.compensate_temperature(adc_t, t1, t2, t3)[1]
-        adc_p = _bisect(lambda a: drv.compensate_pressure(a, t_fine, self.DIG_P),
-                        self.now["pressure"] * 25600, 0, (1 << 20) - 1, increasing=False)
-        adc_h = _bisect(lambda a: drv.compensate_humidity(a, t_fine, self.DIG_H),
-                        self.now["humidity"] * 1024, 0, 0xFFFF)
+        adc_p = _bisect(
+            lambda a: drv.compensate_pressure(a, t_fine, self.DIG_P),
+            self.now["pressure"] * 25600,
+            0,
+            (1 << 20) - 1,
+            increasing=False,
+        )
+        adc_h = _bisect(
+            lambda a: drv.compensate_humidity(a, t_fine, self.DIG_H), self.now["humidity"] * 1024, 0, 0xFFFF
+        )
         r = self.regs
         r[0xF7], r[0xF8], r[0xF9] = (adc_p >> 12) & 0xFF, (adc_p >> 4) & 0xFF, (adc_p & 0x0F) << 4
         r[0xFA], r[0xFB], r[0xFC] = (adc_t >> 12) & 0xFF, (adc_t >> 4) & 0xFF, (adc_t & 0x0F) << 4
         r[0xFD], r[0xFE] = (adc_h >> 8) & 0xFF, adc_h & 0xFF
 
     def read_mem(self, reg: int, n: int) -> bytes:
-        return bytes(self.regs[reg:reg + n])
+        return bytes(self.regs[reg : reg + n])
 
     def write_mem(self, reg: int, data: bytes) -> None:
         self.regs[reg] = data[0]
@@ -396,8 +416,7 @@ class SimPin:
     PIR (HC-SR501 style): idle 0, active 1 for its hold time.  Door switch (GP17 pull-up, closed = 0): idle 0
     (door shut), active 1 (open)."""
 
-    def __init__(self, rng: random.Random, idle_mean_s: float, active_s: tuple[float, float],
-                 clock=time.monotonic):
+    def __init__(self, rng: random.Random, idle_mean_s: float, active_s: tuple[float, float], clock=time.monotonic):
         self.rng = rng
         self.idle_mean_s = idle_mean_s
         self.active_s = active_s
@@ -547,9 +566,15 @@ class Node:
                 self.sent_dropped += payload.get("dropped", 0)
 
     def _mqtt_factory(self, cfg, client_id):
-        return SocketMQTTClient(client_id, cfg["broker_host"], port=cfg["broker_port"],
-                                user=cfg["mqtt_username"], password=cfg["mqtt_password"],
-                                keepalive=cfg["mqtt_keepalive_s"], on_acked=self._on_acked)
+        return SocketMQTTClient(
+            client_id,
+            cfg["broker_host"],
+            port=cfg["broker_port"],
+            user=cfg["mqtt_username"],
+            password=cfg["mqtt_password"],
+            keepalive=cfg["mqtt_keepalive_s"],
+            on_acked=self._on_acked,
+        )
 
     def _hardware(self):
         from iots6.app import Hardware
@@ -575,8 +600,7 @@ class Node:
 
     def start(self, stop: threading.Event) -> None:
         self.boot()
-        self.thread = threading.Thread(target=self._run, args=(stop,), name=f"sim-{self.device_id}",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(stop,), name=f"sim-{self.device_id}", daemon=True)
         self.thread.start()
 
     def _run(self, stop: threading.Event) -> None:
@@ -632,8 +656,13 @@ class Node:
         return NodeReport(
             device_id=self.device_id,
             online=bool(app is not None and app.mqtt is not None and app.mqtt.connected),
-            published=len(seqs), buffered=buffered, dropped=dropped, last_seq=last_seq,
-            crashes=self.crashes, last_error=error, seqs=seqs,
+            published=len(seqs),
+            buffered=buffered,
+            dropped=dropped,
+            last_seq=last_seq,
+            crashes=self.crashes,
+            last_error=error,
+            seqs=seqs,
         )
 
 
@@ -643,17 +672,12 @@ def validate(count: int, rate: float, duration: float | None, prefix: str) -> No
     if not 1 <= count <= MAX_COUNT:
         raise InvalidInput(f"`--count` must be between 1 and {MAX_COUNT}, got {count}; fix the value.")
     if not 0 < rate <= MAX_RATE_HZ:
-        raise InvalidInput(
-            f"`--rate` must be above 0 and at most {MAX_RATE_HZ:g} Hz, got {rate:g}; fix the value."
-        )
+        raise InvalidInput(f"`--rate` must be above 0 and at most {MAX_RATE_HZ:g} Hz, got {rate:g}; fix the value.")
     if duration is not None and duration <= 0:
-        raise InvalidInput(
-            f"`--duration` must be a positive number of seconds, got {duration:g}; fix the value."
-        )
+        raise InvalidInput(f"`--duration` must be a positive number of seconds, got {duration:g}; fix the value.")
     if not contract.valid_device_id(f"{prefix}-{count:04d}"):
         raise InvalidInput(
-            f"`--prefix` `{prefix}` makes invalid device ids; use A-Z, a-z, 0-9, `_` and `-` "
-            "(at most 59 characters)."
+            f"`--prefix` `{prefix}` makes invalid device ids; use A-Z, a-z, 0-9, `_` and `-` (at most 59 characters)."
         )
 
 
@@ -665,8 +689,7 @@ class Fleet:
     """``count`` nodes named ``<prefix>-0001`` ...; ``start()`` provisions (when needed) and boots them,
     ``totals()`` is a live summary, ``stop()`` switches them off cleanly and returns a report per node."""
 
-    def __init__(self, settings: Settings, count: int, rate: float = 1.0, prefix: str = "sim",
-                 seed: int | None = None):
+    def __init__(self, settings: Settings, count: int, rate: float = 1.0, prefix: str = "sim", seed: int | None = None):
         validate(count, rate, None, prefix)
         firmware_path()
         self.settings = settings

@@ -145,7 +145,7 @@ def device_id() -> str:
 
 
 @pytest.fixture
-def secret_file(tmp_path) -> "callable":
+def secret_file(tmp_path) -> callable:
     def write(text: str, name: str | None = None) -> Path:
         from iotctl.secretfiles import write_secret
 

@@ -116,9 +116,7 @@ class AccountStore:
             )
         accounts = self.load()
         if username in accounts and not rotate:
-            raise InvalidInput(
-                f"Account `{username}` already exists; pass --rotate to issue a new password."
-            )
+            raise InvalidInput(f"Account `{username}` already exists; pass --rotate to issue a new password.")
         password = password or generate_password()
         accounts[username] = {
             "role": role,

@@ -15,18 +15,14 @@ app = typer.Typer(
 )
 
 FLEET_OPTION = typer.Option(False, "--fleet", help="The fleet-wide defaults instead of one device.")
-DEVICE_OPTION = typer.Option(
-    None, "--device", help="The device whose overrides FILE replaces.", show_default=False
-)
+DEVICE_OPTION = typer.Option(None, "--device", help="The device whose overrides FILE replaces.", show_default=False)
 ASSIGNMENTS_ARGUMENT = typer.Argument(
     ...,
     help="DEVICE_ID then key=value ... (with --fleet: only key=value). Values are JSON where valid; "
     "dotted keys reach nested objects (labels.location=lab); key=null removes a key.",
     show_default=False,
 )
-PUSH_FILE_ARGUMENT = typer.Argument(
-    ..., help="JSON or TOML document (.toml) replacing the overrides/defaults."
-)
+PUSH_FILE_ARGUMENT = typer.Argument(..., help="JSON or TOML document (.toml) replacing the overrides/defaults.")
 DIFF_FILE_ARGUMENT = typer.Argument(..., help="JSON or TOML document (.toml) to compare.")
 
 
@@ -92,9 +88,7 @@ def set_(
     device_id = None if fleet else args[0]
     assignments = args if fleet else args[1:]
     if not assignments:
-        raise InvalidInput(
-            "No `key=value` given; write for example `iotctl config set dev-1 telemetry_interval_s=30`."
-        )
+        raise InvalidInput("No `key=value` given; write for example `iotctl config set dev-1 telemetry_interval_s=30`.")
     target = _target(device_id, fleet)
     patch: dict = {}
     for text in assignments:
@@ -127,9 +121,7 @@ def push(
     file: Path = PUSH_FILE_ARGUMENT,
     device: str = DEVICE_OPTION,
     fleet: bool = FLEET_OPTION,
-    yes: bool = typer.Option(
-        False, "--yes", "-y", help="Do not ask for confirmation (required without a TTY)."
-    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (required without a TTY)."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Replace a device's overrides (--device) or the fleet defaults (--fleet) with FILE, showing the diff."""

@@ -16,7 +16,8 @@ def migrate(
         None,
         "--edition",
         envvar="IOTCTL_DB_EDITION",
-        help="Force an edition (postgres, timescale-apache, timescale) instead of detecting it. [env: IOTCTL_DB_EDITION]",
+        help="Force an edition (postgres, timescale-apache, timescale) instead of detecting it. "
+        "[env: IOTCTL_DB_EDITION]",
     ),
     json_: bool = JSON_OPTION,
 ) -> None:
@@ -49,13 +50,25 @@ def status(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
     with connect(endpoint) as conn:
         edition, states = migrations.status(conn)
     rows = [
-        {"version": s.version, "name": s.name, "state": "applied" if s.applied_at else "pending",
-         "applied_at": s.applied_at, "edition": s.edition}
+        {
+            "version": s.version,
+            "name": s.name,
+            "state": "applied" if s.applied_at else "pending",
+            "applied_at": s.applied_at,
+            "edition": s.edition,
+        }
         for s in states
     ]
     if json_:
-        emit_json({"edition": edition.name, "server_version": edition.server_version,
-                   "timescaledb_version": edition.timescaledb_version, "note": edition.note, "migrations": rows})
+        emit_json(
+            {
+                "edition": edition.name,
+                "server_version": edition.server_version,
+                "timescaledb_version": edition.timescaledb_version,
+                "note": edition.note,
+                "migrations": rows,
+            }
+        )
         return
     table = Table(title=f"edition: {edition.name} (PostgreSQL {edition.server_version}) {edition.note}")
     for column in ("version", "name", "state", "applied_at"):

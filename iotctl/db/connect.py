@@ -21,7 +21,9 @@ def connect(endpoint: DbEndpoint, autocommit: bool = True, timeout: int = 5) -> 
                 f"Database `{endpoint.url}` refused the credentials; check IOTCTL_DATABASE_PASSWORD_FILE."
             ) from None
         if "does not exist" in text:
-            raise Unreachable(f"Database `{endpoint.url}` does not exist; run `iotctl stack up` or create it.") from None
+            raise Unreachable(
+                f"Database `{endpoint.url}` does not exist; run `iotctl stack up` or create it."
+            ) from None
         raise Unreachable(
             f"Database `{endpoint.url}` is not reachable; start it with `iotctl stack up` or fix IOTCTL_DATABASE_URL."
         ) from None

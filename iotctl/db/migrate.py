@@ -148,8 +148,13 @@ def migrate(
     if edition_override:
         if edition_override not in EDITIONS:
             raise OperationFailed(f"Edition `{edition_override}` is unknown; use one of {', '.join(EDITIONS)}.")
-        edition = Edition(edition_override, edition.server_version, edition.timescaledb_version,
-                          edition.timescaledb_available, note="forced")
+        edition = Edition(
+            edition_override,
+            edition.server_version,
+            edition.timescaledb_version,
+            edition.timescaledb_available,
+            note="forced",
+        )
     conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
     try:
         conn.execute(_CREATE_TABLE)

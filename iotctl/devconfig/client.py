@@ -57,9 +57,7 @@ class AdminClient:
             headers["Content-Type"] = "application/json"
         if if_match is not None:
             headers["If-Match"] = f'"{if_match}"'
-        req = urllib.request.Request(
-            self.base_url.rstrip("/") + path, data=data, method=method, headers=headers
-        )
+        req = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"null")
@@ -78,16 +76,13 @@ class AdminClient:
             detail = ""
         if exc.code in (401, 403):
             return AuthRefused(
-                f"Config server `{self.base_url}` refused the admin token; "
-                "check IOTCTL_CONFIG_ADMIN_TOKEN_FILE."
+                f"Config server `{self.base_url}` refused the admin token; check IOTCTL_CONFIG_ADMIN_TOKEN_FILE."
             )
         if exc.code == 422:
             return InvalidInput(detail or f"Config server `{self.base_url}` rejected the configuration.")
         if exc.code == 404:
             device = path.split("/")[3] if path.startswith("/v1/devices/") else path
-            return NotFound(
-                f"Device `{device}` is not registered; provision it with `iotctl device provision`."
-            )
+            return NotFound(f"Device `{device}` is not registered; provision it with `iotctl device provision`.")
         if exc.code == 412:
             return OperationFailed("The configuration changed while you edited it; run the command again.")
         if exc.code == 400:

@@ -46,29 +46,21 @@ CLIMATE_SENSORS = ("auto", "bme280", "sht31", "dht22", "internal", "none")
 #: Every key the firmware understands. Defaults here are the built-in layer under the fleet defaults.
 KEYS: dict[str, Key] = {
     "telemetry_interval_s": Key("integer", "seconds between telemetry readings", 60, 5, 3600),
-    "motion_cooldown_s": Key(
-        "integer", "seconds after a motion event before the next is reported", 30, 0, 3600
-    ),
+    "motion_cooldown_s": Key("integer", "seconds after a motion event before the next is reported", 30, 0, 3600),
     "switch_debounce_ms": Key("integer", "switch/reed debounce time in milliseconds", 50, 5, 2000),
     "sensors": Key(
         "object",
         "which sensors to use",
         fields={
-            "climate": Key(
-                "string", "climate sensor; `auto` probes the I2C bus", "auto", enum=CLIMATE_SENSORS
-            ),
-            "bme280_address": Key(
-                "integer", "BME280 I2C address: 118 (0x76) or 119 (0x77)", 118, enum=(118, 119)
-            ),
+            "climate": Key("string", "climate sensor; `auto` probes the I2C bus", "auto", enum=CLIMATE_SENSORS),
+            "bme280_address": Key("integer", "BME280 I2C address: 118 (0x76) or 119 (0x77)", 118, enum=(118, 119)),
         },
     ),
     "temperature_unit": Key("string", "unit shown on the OLED (storage is always °C)", "C", enum=("C", "F")),
     "oled_enabled": Key("boolean", "drive the OLED display", True),
     "oled_brightness": Key("integer", "OLED contrast", 255, 0, 255),
     "led_enabled": Key("boolean", "use the status LED", True),
-    "ntp_server": Key(
-        "string", "NTP server hostname", "pool.ntp.org", max_length=253, pattern=HOSTNAME_PATTERN
-    ),
+    "ntp_server": Key("string", "NTP server hostname", "pool.ntp.org", max_length=253, pattern=HOSTNAME_PATTERN),
     "labels": Key(
         "map",
         "free-form labels; conventional keys `name` and `location`",
@@ -118,9 +110,7 @@ def _check_value(path: str, key: Key, value: Any, partial: bool) -> None:
         if value.__class__ is not int:
             raise ConfigInvalid(path, f"`{path}` must be an integer, got {got}.")
         if key.minimum is not None and not key.minimum <= value <= key.maximum:
-            raise ConfigInvalid(
-                path, f"`{path}` must be between {key.minimum} and {key.maximum}, got {value}."
-            )
+            raise ConfigInvalid(path, f"`{path}` must be between {key.minimum} and {key.maximum}, got {value}.")
     elif key.type == "boolean":
         if value is not True and value is not False:
             raise ConfigInvalid(path, f"`{path}` must be true or false, got {got}.")
@@ -140,20 +130,14 @@ def _check_value(path: str, key: Key, value: Any, partial: bool) -> None:
         if not isinstance(value, dict):
             raise ConfigInvalid(path, f"`{path}` must be an object of strings, got {got}.")
         if len(value) > key.max_entries:
-            raise ConfigInvalid(
-                path, f"`{path}` may hold at most {key.max_entries} entries, got {len(value)}."
-            )
+            raise ConfigInvalid(path, f"`{path}` may hold at most {key.max_entries} entries, got {len(value)}.")
         for name, item in value.items():
             if not 1 <= len(name) <= key.key_max_length or not re.fullmatch(TEXT_PATTERN, name):
                 raise ConfigInvalid(
                     f"{path}.{name}",
                     f"`{path}` keys must be 1 to {key.key_max_length} printable characters, got {name!r}.",
                 )
-            if (
-                not isinstance(item, str)
-                or len(item) > key.max_length
-                or not re.fullmatch(TEXT_PATTERN, item)
-            ):
+            if not isinstance(item, str) or len(item) > key.max_length or not re.fullmatch(TEXT_PATTERN, item):
                 raise ConfigInvalid(
                     f"{path}.{name}",
                     f"`{path}.{name}` must be printable text of at most {key.max_length} characters.",
@@ -168,9 +152,7 @@ def _check_document(doc: dict[str, Any], keys: dict[str, Key], prefix: str, part
     for name, value in doc.items():
         if name not in keys:
             known = ", ".join(sorted(keys))
-            raise ConfigInvalid(
-                prefix + name, f"`{prefix}{name}` is not a configuration key; known keys: {known}."
-            )
+            raise ConfigInvalid(prefix + name, f"`{prefix}{name}` is not a configuration key; known keys: {known}.")
         _check_value(prefix + name, keys[name], value, partial)
     if not partial:
         missing = sorted(set(keys) - set(doc))

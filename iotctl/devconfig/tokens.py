@@ -40,14 +40,10 @@ def issue_device_token(conn, device_id: str, rotate: bool = False) -> str:
     token = secrets.token_urlsafe(TOKEN_BYTES)
     with conn.transaction():
         if conn.execute(SQL_DEVICE_EXISTS, (device_id,)).fetchone() is None:
-            raise NotFound(
-                f"Device `{device_id}` is not registered; provision it with `iotctl device provision`."
-            )
+            raise NotFound(f"Device `{device_id}` is not registered; provision it with `iotctl device provision`.")
         existing = conn.execute(SQL_TOKEN_FOR_DEVICE + " FOR UPDATE", (device_id,)).fetchone()
         if existing is not None and not rotate:
-            raise InvalidInput(
-                f"Device `{device_id}` already has a config token; pass --rotate to issue a new one."
-            )
+            raise InvalidInput(f"Device `{device_id}` already has a config token; pass --rotate to issue a new one.")
         conn.execute(SQL_INSERT_TOKEN, {"device_id": device_id, "hash": hash_token(token)})
     return token
 

@@ -26,8 +26,16 @@ REPL_TIMEOUT = 5.0
 
 # Keys of /device.json that may be shown; everything else in it (passwords, tokens) never leaves the board
 # through `public_device_file`.
-PUBLIC_DEVICE_KEYS = ("device_id", "broker_host", "broker_port", "broker_tls", "mqtt_username", "config_url",
-                      "topic_base", "wifi_ssid")
+PUBLIC_DEVICE_KEYS = (
+    "device_id",
+    "broker_host",
+    "broker_port",
+    "broker_tls",
+    "mqtt_username",
+    "config_url",
+    "topic_base",
+    "wifi_ssid",
+)
 
 _INFO = """\
 import sys, os
@@ -141,22 +149,28 @@ def _probe_port(port: str) -> None:
     import serial
 
     if not os.path.exists(port) and "://" not in port:
-        raise NoBoard(f"No board at `{port}`; plug the Pico W in and check `iotctl device list`, or pass the "
-                      "right --port.")
+        raise NoBoard(
+            f"No board at `{port}`; plug the Pico W in and check `iotctl device list`, or pass the right --port."
+        )
     try:
         handle = serial.Serial(port, BAUDRATE, exclusive=True, timeout=0)
     except serial.SerialException as exc:
         code = exc.errno if isinstance(exc.errno, int) else None
         text = str(exc)
         if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY) or "exclusively lock" in text:
-            raise PortBusy(f"Serial port `{port}` is busy (another program holds it: mpremote, Thonny, a serial "
-                           "monitor); close that program and retry.") from None
+            raise PortBusy(
+                f"Serial port `{port}` is busy (another program holds it: mpremote, Thonny, a serial "
+                "monitor); close that program and retry."
+            ) from None
         if code == errno.EACCES:
-            raise PortBusy(f"Serial port `{port}` is not accessible; add yourself to the `dialout` group "
-                           "(sudo usermod -aG dialout $USER) and log in again.") from None
+            raise PortBusy(
+                f"Serial port `{port}` is not accessible; add yourself to the `dialout` group "
+                "(sudo usermod -aG dialout $USER) and log in again."
+            ) from None
         if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
-            raise NoBoard(f"No board at `{port}`; plug the Pico W in and check `iotctl device list`, or pass "
-                          "the right --port.") from None
+            raise NoBoard(
+                f"No board at `{port}`; plug the Pico W in and check `iotctl device list`, or pass the right --port."
+            ) from None
         raise NotMicroPython(f"Serial port `{port}` could not be opened ({text}); check the --port.") from None
     handle.close()
 
@@ -178,8 +192,10 @@ class Board:
         try:
             transport = SerialTransport(port, baudrate=BAUDRATE, timeout=1)
         except TransportError:
-            raise PortBusy(f"Serial port `{port}` could not be opened (it may have just been taken by another "
-                           "program); close other serial programs and retry.") from None
+            raise PortBusy(
+                f"Serial port `{port}` could not be opened (it may have just been taken by another "
+                "program); close other serial programs and retry."
+            ) from None
         board = cls(port, transport)
         try:
             try:
@@ -225,11 +241,14 @@ class Board:
             return self.transport.exec(code).decode("utf-8", "replace")
         except TransportExecError as exc:
             last = (exc.error_output.strip().splitlines() or ["?"])[-1]
-            raise OperationFailed(f"The board on `{self.port}` raised `{last}`; run `iotctl device logs --port "
-                                  f"{self.port}` to see its console.") from None
+            raise OperationFailed(
+                f"The board on `{self.port}` raised `{last}`; run `iotctl device logs --port "
+                f"{self.port}` to see its console."
+            ) from None
         except TransportError as exc:
-            raise OperationFailed(f"The serial link to `{self.port}` failed ({exc}); re-plug the board and "
-                                  "retry.") from None
+            raise OperationFailed(
+                f"The serial link to `{self.port}` failed ({exc}); re-plug the board and retry."
+            ) from None
 
     def literal(self, code: str):
         return ast.literal_eval(self.run(code).strip())
@@ -237,8 +256,10 @@ class Board:
     def info(self) -> BoardInfo:
         name, version, machine, has_sha256, fs = self.literal(_INFO)
         if name != "micropython":
-            raise NotMicroPython(f"The device on `{self.port}` runs `{name}`, not MicroPython; install the "
-                                 "MicroPython UF2 (see docs/first-flash.md).")
+            raise NotMicroPython(
+                f"The device on `{self.port}` runs `{name}`, not MicroPython; install the "
+                "MicroPython UF2 (see docs/first-flash.md)."
+            )
         version = tuple(int(v) for v in (list(version) + [0, 0, 0])[:3])
         info = BoardInfo(name, version, machine, has_sha256, *(fs or (None, None, None)))
         return info
@@ -285,11 +306,17 @@ class Board:
 
         tmp = path + ".part"
         try:
-            self.transport.fs_writefile(tmp, data, chunk_size=512,
-                                        progress_callback=(lambda done, _total: progress(done)) if progress else None)
+            self.transport.fs_writefile(
+                tmp,
+                data,
+                chunk_size=512,
+                progress_callback=(lambda done, _total: progress(done)) if progress else None,
+            )
         except (TransportError, OSError) as exc:
-            raise OperationFailed(f"Writing `{path}` to the board on `{self.port}` failed ({exc}); check free "
-                                  "space with `iotctl device list` and retry.") from None
+            raise OperationFailed(
+                f"Writing `{path}` to the board on `{self.port}` failed ({exc}); check free "
+                "space with `iotctl device list` and retry."
+            ) from None
         self.run(f"import os\nos.rename({tmp!r}, {path!r})")
 
     def remove(self, paths: list[str]) -> None:
@@ -313,8 +340,13 @@ class Board:
         self.transport.exit_raw_repl()
         self.transport.serial.write(b"\x04")
 
-    def read_lines(self, *, until: Callable[[str], bool] | None = None, timeout: float | None = None,
-                   max_lines: int | None = None) -> Iterator[str]:
+    def read_lines(
+        self,
+        *,
+        until: Callable[[str], bool] | None = None,
+        timeout: float | None = None,
+        max_lines: int | None = None,
+    ) -> Iterator[str]:
         """Yield console lines as they come (without line endings) until a limit is reached."""
         serial = self.transport.serial
         deadline = None if timeout is None else time.monotonic() + timeout

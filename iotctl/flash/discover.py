@@ -55,8 +55,10 @@ def pick_port(port: str | None) -> str:
         return port
     ports = candidate_ports()
     if not ports:
-        raise NoBoard("No MicroPython board found on USB; plug the Pico W in (hold BOOTSEL only to install "
-                      "MicroPython, see docs/first-flash.md) or pass --port.")
+        raise NoBoard(
+            "No MicroPython board found on USB; plug the Pico W in (hold BOOTSEL only to install "
+            "MicroPython, see docs/first-flash.md) or pass --port."
+        )
     if len(ports) > 1:
         names = ", ".join(f"`{p['port']}`" for p in ports)
         raise SeveralBoards(f"Several boards are attached ({names}); pick one with --port.")

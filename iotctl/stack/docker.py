@@ -96,13 +96,10 @@ class DockerOptions:
         for name in ("mqtt_port", "mqtt_tls_port", "pg_port", "config_port", "ingest_port", "grafana_port"):
             value = getattr(self, name)
             if not 1 <= value <= 65535:
-                raise InvalidInput(
-                    f"`{name}` must be a port from 1 to 65535, got {value}; pass a valid port."
-                )
+                raise InvalidInput(f"`{name}` must be a port from 1 to 65535, got {value}; pass a valid port.")
         if not self.project.replace("-", "").replace("_", "").isalnum() or not self.project.islower():
             raise InvalidInput(
-                f"Compose project name `{self.project}` is invalid; "
-                "use lowercase letters, digits, `-` and `_`."
+                f"Compose project name `{self.project}` is invalid; use lowercase letters, digits, `-` and `_`."
             )
 
 
@@ -308,8 +305,7 @@ class DockerStack:
         if base is None:
             if not docker:
                 raise MissingDependency(
-                    f"`docker` not found on PATH; install Docker Engine with the Compose plugin "
-                    f"{_NATIVE_HINT}."
+                    f"`docker` not found on PATH; install Docker Engine with the Compose plugin {_NATIVE_HINT}."
                 )
             raise MissingDependency(
                 "`docker compose` is not available (the Compose v2 plugin is missing); install "
@@ -339,13 +335,10 @@ class DockerStack:
     def _require_rendered(self) -> None:
         if not self.compose_file.exists() or not self.env_file.exists():
             raise OperationFailed(
-                f"No Docker stack in `{self.directory}`; "
-                "render it first (DockerStack.render / the CLI's render step)."
+                f"No Docker stack in `{self.directory}`; render it first (DockerStack.render / the CLI's render step)."
             )
 
-    def _compose(
-        self, *args: str, capture: bool = False, timeout: float | None = None
-    ) -> subprocess.CompletedProcess:
+    def _compose(self, *args: str, capture: bool = False, timeout: float | None = None) -> subprocess.CompletedProcess:
         self._require_rendered()
         argv = self.compose_command() + list(args)
         try:

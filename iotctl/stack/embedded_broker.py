@@ -120,8 +120,12 @@ class Registry:
             accounts = json.loads(self.path.read_text())
         except (OSError, ValueError) as exc:
             # Keep serving the last good registry rather than locking everyone out on a bad read.
-            log.error("cannot read account registry %s (%s); keeping %d accounts", self.path,
-                      type(exc).__name__, len(self.accounts))
+            log.error(
+                "cannot read account registry %s (%s); keeping %d accounts",
+                self.path,
+                type(exc).__name__,
+                len(self.accounts),
+            )
             return
         rules = {}
         for username, account in accounts.items():

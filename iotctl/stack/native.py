@@ -474,13 +474,9 @@ class NativeStack:
             if pid:
                 components.append(Component(spec.name, RUNNING, pid, endpoint))
             elif service_available(spec.module):
-                components.append(
-                    Component(spec.name, STOPPED, None, endpoint, f"log: {self._log_file(spec.name)}")
-                )
+                components.append(Component(spec.name, STOPPED, None, endpoint, f"log: {self._log_file(spec.name)}"))
             else:
-                components.append(
-                    Component(spec.name, ABSENT, None, None, f"package `{spec.module}` is not installed")
-                )
+                components.append(Component(spec.name, ABSENT, None, None, f"package `{spec.module}` is not installed"))
         return StackReport(self.layout.state_dir, engine, components, self.endpoints(), self.credentials())
 
     def log_files(self) -> dict[str, Path]:
@@ -555,9 +551,7 @@ class NativeStack:
         outside = postgres_dir.parent != layout.state_dir
         if outside and postgres_dir.exists():
             # /var/lib/iotctl/<hash>/postgres: the <hash> directory is ours alone.
-            target = (
-                postgres_dir.parent if postgres_dir.parent.parent == Path("/var/lib/iotctl") else postgres_dir
-            )
+            target = postgres_dir.parent if postgres_dir.parent.parent == Path("/var/lib/iotctl") else postgres_dir
             shutil.rmtree(target)
             wiped.append(str(target))
         for path in (
@@ -656,7 +650,5 @@ def confirm_needed(reset: bool, yes: bool, interactive: bool) -> bool:
     if not reset or yes:
         return False
     if not interactive:
-        raise InvalidInput(
-            "`stack down --reset` deletes all stack data; pass --yes to confirm when not on a TTY."
-        )
+        raise InvalidInput("`stack down --reset` deletes all stack data; pass --yes to confirm when not on a TTY.")
     return True

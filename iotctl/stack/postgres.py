@@ -81,10 +81,8 @@ def reachable_by_postgres(path: Path) -> bool:
     """Whether the ``postgres`` user can traverse every parent of ``path`` (needed when we run as root)."""
     if os.geteuid() != 0:
         return True
-    for parent in Path(path).resolve().parents:
-        if parent.exists() and not os.stat(parent).st_mode & 0o001:
-            return False
-    return True
+    # Every existing parent needs the "others may traverse" bit (o+x).
+    return all(os.stat(parent).st_mode & 0o001 for parent in Path(path).resolve().parents if parent.exists())
 
 
 def _chown_to_postgres(path: Path) -> None:
@@ -120,7 +118,11 @@ class PostgresServer:
     # -- helpers
     def _run(self, argv: list[str], what: str, timeout: float = 120) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            _as_postgres_user() + argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            _as_postgres_user() + argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
@@ -158,8 +160,10 @@ class PostgresServer:
         self._run(
             [
                 str(bindir / "initdb"),
-                "-D", str(self.data_dir),
-                "-U", SUPERUSER,
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
@@ -193,10 +197,15 @@ class PostgresServer:
         self._run(
             [
                 str(bindir / "pg_ctl"),
-                "-D", str(self.data_dir),
-                "-l", str(self.log_file),
-                "-o", options,
-                "-w", "-t", str(int(timeout)),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(timeout)),
                 "start",
             ],
             "pg_ctl start",
@@ -213,7 +222,17 @@ class PostgresServer:
             return False
         bindir = require_pg_bindir(self.engine)
         self._run(
-            [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(int(timeout)), "stop"],
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "stop",
+            ],
             "pg_ctl stop",
             timeout=timeout + 10,
         )
@@ -234,4 +253,6 @@ class PostgresServer:
                 )
             )
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(owner)))
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(owner))
+                )

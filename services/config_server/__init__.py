@@ -92,9 +92,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.errorhandler(psycopg.OperationalError)
     def database_down(exc: Exception):
         log.error("database unavailable: %s", exc.__class__.__name__)
-        response = jsonify(
-            {"error": "unavailable", "detail": "the database is not reachable; try again later"}
-        )
+        response = jsonify({"error": "unavailable", "detail": "the database is not reachable; try again later"})
         response.status_code = 503
         response.headers["Retry-After"] = "5"
         return response

@@ -26,9 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         _print_openapi()
         return
     if argv:
-        sys.stderr.write(
-            "usage: python -m services.config_server [--openapi]  (configured by CONFIG_SERVER_* env)\n"
-        )
+        sys.stderr.write("usage: python -m services.config_server [--openapi]  (configured by CONFIG_SERVER_* env)\n")
         sys.exit(2)
 
     # Workers count into files here so /metrics sums them all; set before prometheus_client is imported.

@@ -86,9 +86,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         try:
             value = int(raw)
         except (TypeError, ValueError):
-            raise ConfigError(
-                f"{PREFIX}{name}=`{raw}` is not an integer; set a number from {low} to {high}."
-            ) from None
+            raise ConfigError(f"{PREFIX}{name}=`{raw}` is not an integer; set a number from {low} to {high}.") from None
         if not low <= value <= high:
             raise ConfigError(f"{PREFIX}{name}={value} is out of range; set a number from {low} to {high}.")
         return value
@@ -107,9 +105,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
     if not database_url:
         raise ConfigError(f"{PREFIX}DATABASE_URL is not set; set it to postgresql://user@host:port/dbname.")
     if urlsplit(str(database_url)).password:
-        raise ConfigError(
-            f"{PREFIX}DATABASE_URL contains a password; move it to {PREFIX}DATABASE_PASSWORD_FILE."
-        )
+        raise ConfigError(f"{PREFIX}DATABASE_URL contains a password; move it to {PREFIX}DATABASE_PASSWORD_FILE.")
     admin_token = secret("ADMIN_TOKEN", "point it at the 0600 file holding the admin token")
     mqtt_host = get("MQTT_HOST")
     mqtt_password = ""

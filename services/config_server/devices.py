@@ -63,9 +63,7 @@ def _write(device_id: str, doc: dict, patch: bool):
                 _unknown(device_id)
             representation = _representation(conn, device_id)
     except store.VersionMismatch as exc:
-        abort(
-            412, f"overrides of {device_id} are at version {exc.current}, not {exc.expected}; GET and retry"
-        )
+        abort(412, f"overrides of {device_id} are at version {exc.current}, not {exc.expected}; GET and retry")
     if result[1]:
         state().metrics.writes.labels("device").inc()
         notices.device_changed(device_id)

@@ -21,9 +21,7 @@ class Metrics:
             ["endpoint", "status"],
             registry=r,
         )
-        self.fetches = Counter(
-            "iots6_config_fetches", "Device configuration fetches answered 200", registry=r
-        )
+        self.fetches = Counter("iots6_config_fetches", "Device configuration fetches answered 200", registry=r)
         self.not_modified = Counter("iots6_config_not_modified", "Device fetches answered 304", registry=r)
         self.auth_failures = Counter(
             "iots6_config_auth_failures", "Requests refused 401/403, by kind", ["kind"], registry=r
@@ -36,9 +34,7 @@ class Metrics:
             "Change notices that could not be sent (devices still poll)",
             registry=r,
         )
-        self.writes = Counter(
-            "iots6_config_writes", "Configuration changes committed, by scope", ["scope"], registry=r
-        )
+        self.writes = Counter("iots6_config_writes", "Configuration changes committed, by scope", ["scope"], registry=r)
 
     def exposition(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -25,12 +25,23 @@ MAX_QUEUED = 10_000
 
 
 class Notifier:
-    def __init__(self, host: str, port: int, username: str, password: str, topic_base: str, metrics,
-                 protocol: str = "5") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        topic_base: str,
+        metrics,
+        protocol: str = "5",
+    ) -> None:
         self.host, self.port, self.topic_base, self.metrics = host, port, topic_base, metrics
         client_id = f"iots6-config-{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=paho.MQTTv5 if protocol == "5" else paho.MQTTv311)
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv5 if protocol == "5" else paho.MQTTv311,
+        )
         self.client.username_pw_set(username, password)
         self.client.max_queued_messages_set(MAX_QUEUED)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)

@@ -30,9 +30,7 @@ def _error(description: str, **extra_headers: Any) -> dict[str, Any]:
     return _json(_ref("Error"), description, extra_headers or None)
 
 
-WWW_AUTH = {
-    "WWW-Authenticate": {"description": '`Bearer realm="iots6-config"`', "schema": {"type": "string"}}
-}
+WWW_AUTH = {"WWW-Authenticate": {"description": '`Bearer realm="iots6-config"`', "schema": {"type": "string"}}}
 ETAG = {
     "ETag": {
         "description": "strong entity tag of the effective configuration",
@@ -58,9 +56,7 @@ def _errors(*codes: str) -> dict[str, Any]:
 def _nullable_props(doc_schema: dict[str, Any]) -> dict[str, Any]:
     """A merge patch: every key may also be null (= remove it)."""
     patch = copy.deepcopy(doc_schema)
-    patch["properties"] = {
-        name: {"anyOf": [prop, {"type": "null"}]} for name, prop in patch["properties"].items()
-    }
+    patch["properties"] = {name: {"anyOf": [prop, {"type": "null"}]} for name, prop in patch["properties"].items()}
     return patch
 
 
@@ -322,12 +318,8 @@ def build() -> dict[str, Any]:
                     "security": admin,
                     "responses": {"200": _json(_ref("Fleet"), "The fleet defaults"), **_errors("401")},
                 },
-                "put": _write(
-                    "Replace the fleet defaults", "ConfigDocument", "Fleet", ("400", "401", "412", "422")
-                ),
-                "patch": _write(
-                    "Merge-patch the fleet defaults", "ConfigPatch", "Fleet", ("400", "401", "412", "422")
-                ),
+                "put": _write("Replace the fleet defaults", "ConfigDocument", "Fleet", ("400", "401", "412", "422")),
+                "patch": _write("Merge-patch the fleet defaults", "ConfigPatch", "Fleet", ("400", "401", "412", "422")),
             },
             "/v1/fleet/history": {
                 "get": {

@@ -81,9 +81,7 @@ class Effective:
         return self.body["version"]
 
 
-def effective(
-    device_id: str, fleet: dict, fleet_version: int, overrides: dict, device_version: int
-) -> Effective:
+def effective(device_id: str, fleet: dict, fleet_version: int, overrides: dict, device_version: int) -> Effective:
     body = {
         **schema.effective(fleet, overrides),
         "device_id": device_id,
@@ -135,9 +133,7 @@ def _record(conn, device_id: str | None, version: int, actor: str, change: dict)
     )
 
 
-def write_fleet(
-    conn, new_doc: dict, actor: str, expected: int | None, patch: bool = False
-) -> tuple[int, dict]:
+def write_fleet(conn, new_doc: dict, actor: str, expected: int | None, patch: bool = False) -> tuple[int, dict]:
     """Replace (or merge-patch) the fleet defaults; returns (version, change), change empty if none."""
     with conn.transaction():
         old, version = conn.execute(SQL_FLEET_LOCK).fetchone()
@@ -168,16 +164,12 @@ def write_device(
             raise VersionMismatch(version, expected)
         doc = schema.merge_patch(old, new_doc) if patch else new_doc
         schema.validate(doc)
-        schema.validate(
-            schema.effective(fleet(conn).doc, doc), partial=False
-        )  # e.g. too many labels in total
+        schema.validate(schema.effective(fleet(conn).doc, doc), partial=False)  # e.g. too many labels in total
         change = schema.diff(old, doc)
         if not change:
             return version, change
         version += 1
-        conn.execute(
-            SQL_DEVICE_UPDATE, {"doc": Jsonb(doc), "version": version, "actor": actor, "device_id": device_id}
-        )
+        conn.execute(SQL_DEVICE_UPDATE, {"doc": Jsonb(doc), "version": version, "actor": actor, "device_id": device_id})
         _record(conn, device_id, version, actor, change)
     return version, change
 
@@ -187,10 +179,7 @@ def history(conn, device_id: str | None, limit: int) -> list[dict[str, Any]]:
         rows = conn.execute(SQL_HISTORY_FLEET, (limit,)).fetchall()
     else:
         rows = conn.execute(SQL_HISTORY_DEVICE, (device_id, limit)).fetchall()
-    return [
-        {"id": r[0], "version": r[1], "actor": r[2], "changed_at": r[3].isoformat(), "change": r[4]}
-        for r in rows
-    ]
+    return [{"id": r[0], "version": r[1], "actor": r[2], "changed_at": r[3].isoformat(), "change": r[4]} for r in rows]
 
 
 def devices(conn) -> list[dict[str, Any]]:

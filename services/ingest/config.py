@@ -47,7 +47,9 @@ def _secret(path: str, variable: str) -> str:
     try:
         value = Path(path).read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"{variable}=`{path}` cannot be read ({exc.strerror}); point it at the password file.")
+        raise ConfigError(
+            f"{variable}=`{path}` cannot be read ({exc.strerror}); point it at the password file."
+        ) from None
     if not value:
         raise ConfigError(f"{variable}=`{path}` is empty; write the password into it.")
     return value
@@ -93,7 +95,9 @@ class IngestConfig:
             try:
                 value = int(raw)
             except ValueError:
-                raise ConfigError(f"INGEST_{name}=`{raw}` is not an integer; set a number from {low} to {high}.")
+                raise ConfigError(
+                    f"INGEST_{name}=`{raw}` is not an integer; set a number from {low} to {high}."
+                ) from None
             if not low <= value <= high:
                 raise ConfigError(f"INGEST_{name}={value} is out of range; set a number from {low} to {high}.")
             return value

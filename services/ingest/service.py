@@ -89,9 +89,16 @@ class Ingestor:
         delay = 0.2
         while not self.network_stop.is_set():
             consumer = Consumer(
-                cfg.mqtt_host, cfg.mqtt_port, cfg.client_id, cfg.mqtt_username, cfg.mqtt_password,
-                self._on_message, protocol=cfg.mqtt_protocol, keepalive=30,
-                session_expiry=SESSION_EXPIRY_S, receive_maximum=cfg.receive_maximum,
+                cfg.mqtt_host,
+                cfg.mqtt_port,
+                cfg.client_id,
+                cfg.mqtt_username,
+                cfg.mqtt_password,
+                self._on_message,
+                protocol=cfg.mqtt_protocol,
+                keepalive=30,
+                session_expiry=SESSION_EXPIRY_S,
+                receive_maximum=cfg.receive_maximum,
             )
             try:
                 present = consumer.connect()
@@ -105,8 +112,13 @@ class Ingestor:
                 log.error("%s; retrying in %.1fs", exc, delay)
             except OSError as exc:
                 if not self.network_stop.is_set():
-                    log.warning("broker %s:%s: %s; reconnecting in %.1fs", cfg.mqtt_host, cfg.mqtt_port,
-                                exc.strerror or exc, delay)
+                    log.warning(
+                        "broker %s:%s: %s; reconnecting in %.1fs",
+                        cfg.mqtt_host,
+                        cfg.mqtt_port,
+                        exc.strerror or exc,
+                        delay,
+                    )
             finally:
                 self._set_connected(None)
                 if self.network_stop.is_set():
@@ -122,12 +134,30 @@ class Ingestor:
         try:
             parsed, value = contract.parse_message(self.config.topic_base, topic_name, payload, now)
         except contract.ContractError as exc:
-            item, kind = DeadLetter(now, topic_name, bytes(payload)[:65536], exc.reason, exc.detail,
-                                    _device_of(self.config.topic_base, topic_name)), "dead"
+            item, kind = (
+                DeadLetter(
+                    now,
+                    topic_name,
+                    bytes(payload)[:65536],
+                    exc.reason,
+                    exc.detail,
+                    _device_of(self.config.topic_base, topic_name),
+                ),
+                "dead",
+            )
         except Exception as exc:  # a parser bug must not kill the network thread
             log.exception("unexpected error parsing a message on %s", topic_name)
-            item, kind = DeadLetter(now, topic_name, bytes(payload)[:65536], "internal_error",
-                                    f"{type(exc).__name__}: {exc}"[:300], None), "dead"
+            item, kind = (
+                DeadLetter(
+                    now,
+                    topic_name,
+                    bytes(payload)[:65536],
+                    "internal_error",
+                    f"{type(exc).__name__}: {exc}"[:300],
+                    None,
+                ),
+                "dead",
+            )
         else:
             if isinstance(value, contract.Reading):
                 item, kind = (value, now, topic_name, payload), "reading"
@@ -182,8 +212,11 @@ class Ingestor:
         except psycopg.Error as exc:
             self.db_ok = False
             metrics.DB_ERRORS.inc()
-            log.warning("database write failed (%s); keeping %d messages unacknowledged",
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, taken.count)
+            log.warning(
+                "database write failed (%s); keeping %d messages unacknowledged",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                taken.count,
+            )
             self.store.reset()
             self._restore(taken)
             return False
@@ -211,8 +244,11 @@ class Ingestor:
         if result.min_time is not None:
             self.dirty_from = result.min_time if self.dirty_from is None else min(self.dirty_from, result.min_time)
         if acked < len(taken.acks):
-            log.info("committed %d messages; %d left unacknowledged for redelivery (connection changed)",
-                     taken.count, len(taken.acks) - acked)
+            log.info(
+                "committed %d messages; %d left unacknowledged for redelivery (connection changed)",
+                taken.count,
+                len(taken.acks) - acked,
+            )
         return True
 
     def _due(self) -> bool:
@@ -278,8 +314,12 @@ class Ingestor:
                 self.db_ok = True
                 return
             except psycopg.Error as exc:
-                log.warning("database %s not reachable (%s); retrying in %.1fs", self.config.database_url,
-                            str(exc).strip().splitlines()[0] if str(exc).strip() else "error", delay)
+                log.warning(
+                    "database %s not reachable (%s); retrying in %.1fs",
+                    self.config.database_url,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else "error",
+                    delay,
+                )
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -310,8 +350,11 @@ class Ingestor:
             pending = self.pending.count
             connected = self.connected
         ok = connected and self.db_ok
-        return ok, {"mqtt": "connected" if connected else "disconnected", "db": "ok" if self.db_ok else "error",
-                    "pending": pending}
+        return ok, {
+            "mqtt": "connected" if connected else "disconnected",
+            "db": "ok" if self.db_ok else "error",
+            "pending": pending,
+        }
 
 
 def _device_of(base: str, topic_name: str) -> str | None:

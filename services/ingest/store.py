@@ -4,6 +4,7 @@ lets the unique key absorb redeliveries.  Nothing here acknowledges anything: th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,8 +19,7 @@ log = logging.getLogger("iots6.ingest.store")
 STAGING = "ingest_staging"
 _COLUMNS = READING_COLUMNS + ("received_at",)
 CREATE_STAGING = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} "
-    "(LIKE sensor_data INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (LIKE sensor_data INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
 COPY_STAGING = f"COPY {STAGING} ({', '.join(_COLUMNS)}) FROM STDIN"
 INSERT_FROM_STAGING = (
@@ -95,10 +95,8 @@ class Store:
 
     def reset(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 self.conn.close()
-            except psycopg.Error:
-                pass
         self.conn = None
 
     def ensure(self) -> psycopg.Connection:

@@ -14,6 +14,7 @@ them): topic aliases, AUTH, QoS 2.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -29,12 +30,25 @@ _PUBACK_HEAD = bytes((_PUBACK, 2))
 #: Largest packet accepted from the broker; the broker's own limit is far below (message_size_limit).
 MAX_PACKET = 1 << 20
 _CONNACK_REASONS_V5 = {
-    0x80: "Unspecified error", 0x81: "Malformed Packet", 0x82: "Protocol Error", 0x84: "Unsupported Protocol Version",
-    0x85: "Client Identifier not valid", 0x86: "Bad User Name or Password", 0x87: "Not authorized",
-    0x88: "Server unavailable", 0x89: "Server busy", 0x8A: "Banned", 0x8C: "Bad authentication method",
+    0x80: "Unspecified error",
+    0x81: "Malformed Packet",
+    0x82: "Protocol Error",
+    0x84: "Unsupported Protocol Version",
+    0x85: "Client Identifier not valid",
+    0x86: "Bad User Name or Password",
+    0x87: "Not authorized",
+    0x88: "Server unavailable",
+    0x89: "Server busy",
+    0x8A: "Banned",
+    0x8C: "Bad authentication method",
 }
-_CONNACK_REASONS_V3 = {1: "Unacceptable protocol version", 2: "Identifier rejected", 3: "Server unavailable",
-                       4: "Bad user name or password", 5: "Not authorized"}
+_CONNACK_REASONS_V3 = {
+    1: "Unacceptable protocol version",
+    2: "Identifier rejected",
+    3: "Server unavailable",
+    4: "Bad user name or password",
+    5: "Not authorized",
+}
 AUTH_FAILURES = {"Bad User Name or Password", "Not authorized", "Bad user name or password"}
 
 
@@ -149,19 +163,15 @@ class Consumer:
 
     def disconnect(self) -> None:
         """A normal DISCONNECT (the session and its queue stay with the broker), then close."""
-        try:
+        with contextlib.suppress(OSError):
             self._send(bytes((_DISCONNECT, 0)))
-        except OSError:
-            pass
         self.close()
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     # ------------------------------------------------------------------ sending
     def _send(self, data: bytes) -> None:
@@ -201,8 +211,8 @@ class Consumer:
             if len(buf) >= 2:
                 length, start = _read_varint(buf, 1)
                 if length >= 0 and len(buf) >= start + length:
-                    header, packet = buf[0], bytes(buf[start:start + length])
-                    del buf[:start + length]
+                    header, packet = buf[0], bytes(buf[start : start + length])
+                    del buf[: start + length]
                     return header, packet
             if time.monotonic() > deadline:
                 raise WireError("the broker did not answer CONNECT in time")
@@ -232,7 +242,7 @@ class Consumer:
                     qos = (header >> 1) & 3
                     topic_len = (buf[start] << 8) | buf[start + 1]
                     index = start + 2 + topic_len
-                    topic = buf[start + 2:index].decode("utf-8", "replace")
+                    topic = buf[start + 2 : index].decode("utf-8", "replace")
                     mid = 0
                     if qos:
                         mid = (buf[index] << 8) | buf[index + 1]
@@ -242,10 +252,10 @@ class Consumer:
                         index += props
                     on_message(topic, bytes(buf[index:stop_at]), mid, qos)
                 elif kind == _SUBACK:
-                    codes = buf[start + 2:stop_at]
+                    codes = buf[start + 2 : stop_at]
                     if v5:
                         props, after = _read_varint(buf, start + 2)
-                        codes = buf[after + props:stop_at]
+                        codes = buf[after + props : stop_at]
                     if any(code >= 0x80 for code in codes):
                         raise Refused("the subscription", f"reason code 0x{max(codes):02x}")
                 elif kind == _DISCONNECT:

@@ -17,10 +17,36 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bench_smoke_reports_every_figure(tmp_path):
     doc = tmp_path / "benchmarks.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--n", "500", "--devices", "20", "--row-limit", "100", "--row-seconds", "3",
-         "--latency-seconds", "2", "--latency-rate", "200", "--latency-devices", "50", "--query-days", "0.05",
-         "--query-devices", "5", "--no-profile", "--doc", str(doc)],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--n",
+            "500",
+            "--devices",
+            "20",
+            "--row-limit",
+            "100",
+            "--row-seconds",
+            "3",
+            "--latency-seconds",
+            "2",
+            "--latency-rate",
+            "200",
+            "--latency-devices",
+            "50",
+            "--query-days",
+            "0.05",
+            "--query-devices",
+            "5",
+            "--no-profile",
+            "--doc",
+            str(doc),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
@@ -38,7 +64,11 @@ def test_bench_smoke_reports_every_figure(tmp_path):
     assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     queries = result["queries"]
     assert queries["dataset"]["rows"] == 5 * 432
-    assert set(queries["queries"]) == {"latest_per_device", "last_hour_raw_one_device", "hourly_all_devices_30d"}
+    assert set(queries["queries"]) == {
+        "latest_per_device",
+        "last_hour_raw_one_device",
+        "hourly_all_devices_30d",
+    }
     assert all(q["median_ms"] > 0 and q["rows"] > 0 for q in queries["queries"].values())
     assert set(result["goals"]) == {"ratio_c_a", "ratio_c_b", "latency_p99_ms", "hourly_30d_ms"}
     for key in ("cpu", "cores", "ram_gib", "os", "python", "postgresql", "mosquitto"):
@@ -51,7 +81,12 @@ def test_bench_smoke_reports_every_figure(tmp_path):
 
 
 def test_bench_rejects_a_backlog_smaller_than_the_fleet():
-    proc = subprocess.run([sys.executable, "-m", "bench", "--n", "5", "--devices", "10", "--no-doc"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--n", "5", "--devices", "10", "--no-doc"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "--n must be at least --devices" in proc.stderr

@@ -40,9 +40,7 @@ def admin() -> dict[str, str]:
 @pytest.fixture
 def app(database):
     """The app on this test's database, MQTT notices off."""
-    app = create_app(
-        {"DATABASE_URL": database.url, "DATABASE_PASSWORD": database.password, "ADMIN_TOKEN": ADMIN_TOKEN}
-    )
+    app = create_app({"DATABASE_URL": database.url, "DATABASE_PASSWORD": database.password, "ADMIN_TOKEN": ADMIN_TOKEN})
     app.config["TESTING"] = True
     yield app
     close_app(app)

@@ -207,9 +207,7 @@ def test_device_list_shows_versions(client, devices, admin):
 def test_tokens_are_issued_once_stored_hashed_and_rotated(database, devices):
     a, b = devices
     with database.connect(autocommit=True) as conn:
-        stored = conn.execute(
-            "SELECT token_hash FROM device_tokens WHERE device_id = %s", (a.device_id,)
-        ).fetchone()
+        stored = conn.execute("SELECT token_hash FROM device_tokens WHERE device_id = %s", (a.device_id,)).fetchone()
         assert a.token.encode() not in bytes(stored[0]) and len(bytes(stored[0])) == 32
         with pytest.raises(InvalidInput, match="--rotate"):
             issue_device_token(conn, a.device_id)
@@ -219,9 +217,7 @@ def test_tokens_are_issued_once_stored_hashed_and_rotated(database, devices):
         assert verify_device_token(conn, a.device_id, new) == "valid"
         assert verify_device_token(conn, a.device_id, a.token) == "invalid"
         assert verify_device_token(conn, b.device_id, new) == "other_device"
-        rotated = conn.execute(
-            "SELECT rotated_at FROM device_tokens WHERE device_id = %s", (a.device_id,)
-        ).fetchone()
+        rotated = conn.execute("SELECT rotated_at FROM device_tokens WHERE device_id = %s", (a.device_id,)).fetchone()
         assert rotated[0] is not None
 
 
@@ -242,9 +238,7 @@ def test_health_and_metrics(client, devices):
 def test_health_is_503_when_the_database_is_gone(database, pg):
     from services.config_server import close_app, create_app
 
-    app = create_app(
-        {"DATABASE_URL": pg.url("no_such_db"), "DATABASE_PASSWORD": pg.password, "ADMIN_TOKEN": "t"}
-    )
+    app = create_app({"DATABASE_URL": pg.url("no_such_db"), "DATABASE_PASSWORD": pg.password, "ADMIN_TOKEN": "t"})
     try:
         response = app.test_client().get("/healthz")
         assert response.status_code == 503

@@ -90,9 +90,7 @@ def test_cli_change_is_announced_and_fetched_once(live, database, broker):
         subscriber.subscribe(topic, qos=1)
         time.sleep(0.3)  # SUBACK before the change, so the live (non-retained-replay) delivery is also seen
 
-        result = _cli(
-            env, "config", "set", device.device_id, "telemetry_interval_s=30", "labels.location=lab"
-        )
+        result = _cli(env, "config", "set", device.device_id, "telemetry_interval_s=30", "labels.location=lab")
         assert result.exit_code == 0, result.output
         assert "~ telemetry_interval_s" not in result.stdout  # was absent at device level: an addition
         assert "+ telemetry_interval_s: 30" in result.stdout
@@ -110,9 +108,7 @@ def test_cli_change_is_announced_and_fetched_once(live, database, broker):
     status, etag, body = _fetch(config_url, device.token)
     assert status == 200
     assert etag == f'"{notice["etag"]}"'  # the notice names exactly what the device will get
-    assert (
-        body["telemetry_interval_s"] == 30 and body["labels"] == {"location": "lab"} and body["version"] == 1
-    )
+    assert body["telemetry_interval_s"] == 30 and body["labels"] == {"location": "lab"} and body["version"] == 1
     status, etag_again, body = _fetch(config_url, device.token, etag)
     assert (status, etag_again, body) == (304, etag, None)
 
@@ -268,9 +264,7 @@ def test_entry_point_serves_under_gunicorn_and_stops_on_sigterm(database, tmp_pa
         assert status == 200, (tmp_path / "server.log").read_text()
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         for _ in range(4):  # spread over both workers; /metrics sums them
-            urllib.request.urlopen(
-                urllib.request.Request(f"http://127.0.0.1:{port}/v1/devices", headers=admin)
-            )
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/v1/devices", headers=admin))
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert 'iots6_config_requests_total{endpoint="devices.list_devices",status="200"} 4.0' in metrics
     finally:

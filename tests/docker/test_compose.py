@@ -29,9 +29,7 @@ from iotctl.stack.mosquitto import find_mosquitto
 
 
 def _schema() -> dict:
-    return json.loads(
-        files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
-    )
+    return json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text())
 
 
 @pytest.fixture
@@ -46,18 +44,14 @@ def _compose(stack: DockerStack) -> dict:
 
 
 def _env(stack: DockerStack) -> dict[str, str]:
-    pairs = (
-        line.split("=", 1) for line in stack.env_file.read_text().splitlines() if line and line[0] != "#"
-    )
+    pairs = (line.split("=", 1) for line in stack.env_file.read_text().splitlines() if line and line[0] != "#")
     return dict(pairs)
 
 
 def test_compose_file_validates_against_the_compose_spec(stack):
     schema = _schema()
     assert schema["title"] == "Compose Specification"
-    validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
     errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(_compose(stack))]
     assert not errors, errors
     # The schema is not a rubber stamp: a misspelt key is rejected.
@@ -239,9 +233,7 @@ def test_rendered_broker_config_and_healthcheck_run_on_a_real_mosquitto(stack, t
     port = procs.free_port()
     conf = (root / "config" / "mosquitto.conf").read_text().replace("/mosquitto/", f"{root}/")
     conf = conf.replace("listener 1883 0.0.0.0", f"listener {port} 127.0.0.1")
-    if (
-        os.geteuid() == 0
-    ):  # in the container it runs as the stack owner; here, as root, it must not drop to `mosquitto`
+    if os.geteuid() == 0:  # in the container it runs as the stack owner; here, as root, it must not drop to `mosquitto`
         conf = "user root\n" + conf
     (root / "config" / "mosquitto.conf").write_text(conf)
     probe_dir = tmp_path / "probe"
@@ -250,13 +242,9 @@ def test_rendered_broker_config_and_healthcheck_run_on_a_real_mosquitto(stack, t
 
     test = _compose(stack)["services"]["mosquitto"]["healthcheck"]["test"]
     assert test[0] == "CMD-SHELL"
-    command = re.sub(r"XDG_CONFIG_HOME=\S+", f"XDG_CONFIG_HOME={probe_dir}", test[1]).replace(
-        "-p 1883", f"-p {port}"
-    )
+    command = re.sub(r"XDG_CONFIG_HOME=\S+", f"XDG_CONFIG_HOME={probe_dir}", test[1]).replace("-p 1883", f"-p {port}")
 
-    proc = procs.spawn(
-        [mosquitto, "-c", str(root / "config" / "mosquitto.conf")], log=tmp_path / "mosquitto.log"
-    )
+    proc = procs.spawn([mosquitto, "-c", str(root / "config" / "mosquitto.conf")], log=tmp_path / "mosquitto.log")
     try:
         procs.wait_for_port("127.0.0.1", port, 10, "mosquitto", tmp_path / "mosquitto.log", proc.pid)
         ok = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=15)

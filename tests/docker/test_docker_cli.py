@@ -34,9 +34,7 @@ def _compose_really_missing() -> bool:
 def test_up_without_docker_compose_names_the_fix(stack):
     """Real `docker` (or its absence) here: the error names the thing and points at the native stack."""
     if not _compose_really_missing():
-        pytest.fail(
-            "`docker compose` works on this machine; this test expects it to be missing (see docs/docker.md)."
-        )
+        pytest.fail("`docker compose` works on this machine; this test expects it to be missing (see docs/docker.md).")
     for call in (stack.up, stack.down, stack.ps, stack.logs):
         with pytest.raises(MissingDependency) as excinfo:
             call()
@@ -99,9 +97,7 @@ def test_compose_command_lines_carry_no_secret(stack):
     assert verbs == ["up", "ps", "logs", "kill", "down"]
     up = runner.calls[0]
     assert up[:2] == ["/usr/bin/docker", "compose"] and "--wait" in up and "--build" in up
-    assert up[up.index("-f") + 1] == str(stack.compose_file) and up[up.index("--env-file") + 1] == str(
-        stack.env_file
-    )
+    assert up[up.index("-f") + 1] == str(stack.compose_file) and up[up.index("--env-file") + 1] == str(stack.env_file)
     assert runner.calls[3][-3:] == ["--signal", "SIGHUP", "mosquitto"]
     assert "--volumes" in runner.calls[4]
     secrets = [p.read_text().strip() for p in stack.secrets_dir.iterdir()]

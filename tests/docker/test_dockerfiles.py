@@ -90,9 +90,7 @@ def test_house_rules(name: str):
 def test_build_context_holds_what_the_wheel_needs():
     """COPY lines and .dockerignore agree, and cover the wheel's packages and pyproject's readme."""
     allowed = [
-        line[1:].rstrip("/")
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.startswith("!")
+        line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
     ]
     assert (ROOT / ".dockerignore").read_text().splitlines()[1] == "*", "the context is an allowlist"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -44,7 +44,10 @@ class FakeBoardProcess:
         self.port = os.ttyname(self.slave)
         self.proc = subprocess.Popen(
             [node, str(HERE / "fakeboard.mjs"), "--fd", str(self.master), *args],
-            pass_fds=(self.master,), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            pass_fds=(self.master,),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         ready = self.proc.stdout.readline()
         assert ready.strip() == "ready", ready + self.proc.stderr.read()
@@ -88,9 +91,15 @@ def site(tmp_path):
 
     state = tmp_path / "state"
     creds = DeviceCredentials(
-        device_id="bench-1", mqtt_host="192.0.2.10", mqtt_port=18830, mqtt_username="bench-1",
-        mqtt_password="mqtt-secret-7f3a", topic_base="iots6", config_url="http://192.0.2.10:18080",
-        config_token="cfg-token-91bc", provisioned_at="2025-01-01T00:00:00+00:00",
+        device_id="bench-1",
+        mqtt_host="192.0.2.10",
+        mqtt_port=18830,
+        mqtt_username="bench-1",
+        mqtt_password="mqtt-secret-7f3a",
+        topic_base="iots6",
+        config_url="http://192.0.2.10:18080",
+        config_token="cfg-token-91bc",
+        provisioned_at="2025-01-01T00:00:00+00:00",
     )
     creds_file = write_secret(StackLayout(state).device_file("bench-1"), json.dumps(asdict(creds)))
     wifi = write_secret(tmp_path / "wifi.pw", "wifi-secret-c0ffee\n")

@@ -15,8 +15,11 @@ from iotctl.cli.main import app
 
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
-LOCAL_LIB = sorted("/lib/" + p.relative_to(FIRMWARE / "lib").as_posix()
-                   for p in (FIRMWARE / "lib").rglob("*.py") if "__pycache__" not in p.parts)
+LOCAL_LIB = sorted(
+    "/lib/" + p.relative_to(FIRMWARE / "lib").as_posix()
+    for p in (FIRMWARE / "lib").rglob("*.py")
+    if "__pycache__" not in p.parts
+)
 SECRETS = ("mqtt-secret-7f3a", "cfg-token-91bc", "wifi-secret-c0ffee")
 
 
@@ -40,6 +43,7 @@ def board_files(port) -> dict[str, bytes]:
     """Every file on the board's flash (the emulator's /dev and /proc aside) with its content."""
     files: dict[str, bytes] = {}
     with raw(port) as t:
+
         def walk(path):
             for entry in t.fs_listdir(path):
                 child = path.rstrip("/") + "/" + entry.name
@@ -49,6 +53,7 @@ def board_files(port) -> dict[str, bytes]:
                     walk(child)
                 else:
                     files[child] = bytes(t.fs_readfile(child))
+
         walk("/")
     return files
 
@@ -80,15 +85,21 @@ def test_flash_writes_firmware_identity_and_packages_then_reflash_copies_nothing
     device = json.loads(files["/device.json"])
     creds = json.loads(site["creds_file"].read_text())
     assert device == {
-        "device_id": "bench-1", "broker_host": creds["mqtt_host"], "broker_port": creds["mqtt_port"],
-        "broker_tls": False, "mqtt_username": creds["mqtt_username"], "mqtt_password": creds["mqtt_password"],
-        "topic_base": "iots6", "config_url": creds["config_url"], "config_token": creds["config_token"],
-        "wifi_ssid": "bench-net", "wifi_password": "wifi-secret-c0ffee",
+        "device_id": "bench-1",
+        "broker_host": creds["mqtt_host"],
+        "broker_port": creds["mqtt_port"],
+        "broker_tls": False,
+        "mqtt_username": creds["mqtt_username"],
+        "mqtt_password": creds["mqtt_password"],
+        "topic_base": "iots6",
+        "config_url": creds["config_url"],
+        "config_token": creds["config_token"],
+        "wifi_ssid": "bench-net",
+        "wifi_password": "wifi-secret-c0ffee",
     }
     assert site["creds_file"].stat().st_mode & 0o777 == 0o600
 
-    again = run(site["env"], "device", "flash", "--port", board.port, "--device-id", "bench-1", "--no-wait",
-                "--json")
+    again = run(site["env"], "device", "flash", "--port", board.port, "--device-id", "bench-1", "--no-wait", "--json")
     assert again.exit_code == 0, again.output
     second = json.loads(again.stdout)
     assert second["copy"] == [] and second["remove"] == [] and second["device_file"] == "unchanged"
@@ -130,8 +141,7 @@ def test_compile_makes_loadable_mpy_and_removes_py_twins(fakeboard, site):
 def test_dry_run_changes_nothing_and_provisions_nobody(fakeboard, site):
     board = fakeboard()
     before = board_files(board.port)
-    result = run(site["env"], "device", "flash", "--port", board.port, "--device-id", "new-2", "--dry-run",
-                 "--json")
+    result = run(site["env"], "device", "flash", "--port", board.port, "--device-id", "new-2", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert plan["dry_run"] is True and plan["provisioned"] is False
@@ -165,8 +175,18 @@ def test_keep_wifi_keeps_the_boards_wifi(fakeboard, site):
 
 def test_online_wait_succeeds_on_the_firmware_line(fakeboard, site):
     board = fakeboard("--online-line", "iots6: online bench-1")
-    result = run(site["env"], "device", "flash", "--port", board.port, "--device-id", "bench-1",
-                 "--online-timeout", "10", "--json")
+    result = run(
+        site["env"],
+        "device",
+        "flash",
+        "--port",
+        board.port,
+        "--device-id",
+        "bench-1",
+        "--online-timeout",
+        "10",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["online"] == "iots6: online bench-1"
 

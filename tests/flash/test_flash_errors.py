@@ -36,9 +36,16 @@ def test_no_board(site):
 def test_port_busy(fakeboard, site):
     board = fakeboard()
     holder = subprocess.Popen(  # another program holding the port with an exclusive lock, as mpremote/Thonny do
-        [sys.executable, "-c", "import fcntl,os,sys,time\nfd=os.open(sys.argv[1], os.O_RDWR|os.O_NOCTTY)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX|fcntl.LOCK_NB)\nprint('locked', flush=True)\ntime.sleep(60)",
-         board.port], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl,os,sys,time\nfd=os.open(sys.argv[1], os.O_RDWR|os.O_NOCTTY)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX|fcntl.LOCK_NB)\nprint('locked', flush=True)\ntime.sleep(60)",
+            board.port,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         result = flash(site["env"], board.port)

@@ -41,9 +41,7 @@ def _sqlstring(values: list[str]) -> str:
     return ",".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
-def expand(
-    sql: str, time_from: datetime, time_to: datetime, interval_s: int, variables: dict[str, list[str]]
-) -> str:
+def expand(sql: str, time_from: datetime, time_to: datetime, interval_s: int, variables: dict[str, list[str]]) -> str:
     """Expand a dashboard query as Grafana does for the PostgreSQL datasource with ``timescaledb: false``.
 
     Frontend (template) variables first, as Grafana's frontend does before sending the query:
@@ -79,9 +77,7 @@ def expand(
         lambda m: f"{m.group(1).strip()} BETWEEN '{_rfc3339(time_from)}' AND '{_rfc3339(time_to)}'",
         sql,
     )
-    sql = sql.replace("$__timeFrom()", f"'{_rfc3339(time_from)}'").replace(
-        "$__timeTo()", f"'{_rfc3339(time_to)}'"
-    )
+    sql = sql.replace("$__timeFrom()", f"'{_rfc3339(time_from)}'").replace("$__timeTo()", f"'{_rfc3339(time_to)}'")
     leftover = re.findall(r"\$\{?\w+", sql)
     assert not leftover, f"unexpanded macro or variable {leftover} in:\n{sql}"
     return sql
@@ -140,9 +136,7 @@ def test_dashboards_exist():
 def test_dashboard_structure(path: Path):
     text = path.read_text()
     dash = json.loads(text)
-    assert "${DS_" not in text and "__inputs" not in dash, (
-        "dashboards reference the provisioned uid, not inputs"
-    )
+    assert "${DS_" not in text and "__inputs" not in dash, "dashboards reference the provisioned uid, not inputs"
     assert isinstance(dash["schemaVersion"], int) and dash["schemaVersion"] >= 36
     assert re.fullmatch(r"iots6-[a-z0-9-]+", dash["uid"]) and dash["title"].startswith("iots6 / ")
     assert dash["time"]["from"].startswith("now-")
@@ -184,9 +178,7 @@ def test_provisioning_files():
     (source,) = ds["datasources"]
     assert source["uid"] == DS_UID and source["type"] == DS_TYPE and source["editable"] is False
     password = source["secureJsonData"]["password"]
-    assert re.fullmatch(r"\$__env\{\w+\}", password), (
-        "the password must come from the environment, never a literal"
-    )
+    assert re.fullmatch(r"\$__env\{\w+\}", password), "the password must come from the environment, never a literal"
     assert "password" not in json.dumps(source["jsonData"]).lower()
     boards = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "iots6.yaml").read_text())
     (provider,) = boards["providers"]
@@ -251,9 +243,7 @@ def seeded(database, device_id):
             """,
             (device_id, device_id),
         )
-        refreshed = conn.execute("SELECT iots6_refresh_rollups(now() - interval '2 days', now())").fetchone()[
-            0
-        ]
+        refreshed = conn.execute("SELECT iots6_refresh_rollups(now() - interval '2 days', now())").fetchone()[0]
         assert refreshed > 0
     return database, device_id
 
@@ -295,9 +285,7 @@ def test_device_panels_use_each_tier(seeded, range_name: str):
     database, device_id = seeded
     dash = _load(GRAFANA / "dashboards" / "device.json")
     time_from, time_to, interval_s = RANGES[range_name]
-    expected = {"1h": "FROM sensor_data\n", "2d": "FROM sensor_data_1m\n", "30d": "FROM sensor_data_1h\n"}[
-        range_name
-    ]
+    expected = {"1h": "FROM sensor_data\n", "2d": "FROM sensor_data_1m\n", "30d": "FROM sensor_data_1h\n"}[range_name]
     with database.connect(autocommit=True) as conn:
         variables = {"site": [ALL_VALUE], "device": [device_id]}
         for p in _panels(dash):
@@ -311,7 +299,5 @@ def test_device_panels_use_each_tier(seeded, range_name: str):
             # Exactly one branch is live: run it alone and get the same rows.
             code = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
             branch = next(b for b in code.split("UNION ALL") if expected in b)
-            alone = conn.execute(
-                branch.strip().removesuffix("ORDER BY 1").strip().strip("()") + " ORDER BY 1"
-            )
+            alone = conn.execute(branch.strip().removesuffix("ORDER BY 1").strip().strip("()") + " ORDER BY 1")
             assert alone.fetchall() == rows, f"{p['title']} {range_name} did not come from {expected.strip()}"

@@ -47,8 +47,12 @@ class IngestProcess:
     def start(self, wait: bool = True) -> IngestProcess:
         out = open(self.log, "ab")  # noqa: SIM115 (closed when the process is reaped)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.ingest"], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            cwd=REPO, start_new_session=True,
+            [sys.executable, "-m", "services.ingest"],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
         )
         out.close()
         self.runs.append(self.proc)

@@ -17,8 +17,20 @@ BASE = contract.DEFAULT_TOPIC_BASE
 
 
 def v1(device_id: str, seq: int, when: datetime | None = None, **extra) -> str:
-    reading = Reading(when or datetime.now(UTC), device_id, "telemetry", seq, 21.5, 40.0, 1013.2, False, True,
-                      -60, 120, "1.0.0")
+    reading = Reading(
+        when or datetime.now(UTC),
+        device_id,
+        "telemetry",
+        seq,
+        21.5,
+        40.0,
+        1013.2,
+        False,
+        True,
+        -60,
+        120,
+        "1.0.0",
+    )
     return contract.make_payload(reading, **extra)
 
 
@@ -35,7 +47,8 @@ def test_v1_reading_is_stored_once_with_registry_updated(ingest, provision, data
     with database.connect() as conn:
         row = conn.execute(
             "SELECT time, kind, seq, temperature, humidity, pressure, motion, switch, rssi, uptime_s, fw, "
-            "received_at >= time FROM sensor_data WHERE device_id = %s", (device_id,)
+            "received_at >= time FROM sensor_data WHERE device_id = %s",
+            (device_id,),
         ).fetchone()
         assert row == (when, "telemetry", 7, 21.5, 40.0, 1013.2, False, True, -60, 120, "1.0.0", True)
         last_seen, fw, rssi = conn.execute(
@@ -49,17 +62,31 @@ def test_event_topic_stores_the_edge_kind(ingest, provision, database, device_id
     payload = v1(device_id, 3, event="motion", motion=True)
     device.wait_acked([device.publish(contract.topic(BASE, device_id, contract.EVENT), payload)])
     wait_until(lambda: stored(database, device_id) == 1, 10, what="event stored")
-    assert count_rows(
-        database, "SELECT count(*) FROM sensor_data WHERE device_id = %s AND kind = 'motion' AND motion", (device_id,)
-    ) == 1
+    assert (
+        count_rows(
+            database,
+            "SELECT count(*) FROM sensor_data WHERE device_id = %s AND kind = 'motion' AND motion",
+            (device_id,),
+        )
+        == 1
+    )
 
 
 def test_legacy_format_is_converted(ingest, provision, database, device_id):
     device = provision(device_id)
     legacy = {
-        "event_type": "heartbeat", "device_id": device_id, "temperature": 72.5, "humidity": 45.2,
-        "pressure": 29.92, "motion": "HIGH", "switch": "UNKNOWN", "wifi_rssi": -55, "uptime_seconds": 3600,
-        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "version": "0.9", "location": "lab",
+        "event_type": "heartbeat",
+        "device_id": device_id,
+        "temperature": 72.5,
+        "humidity": 45.2,
+        "pressure": 29.92,
+        "motion": "HIGH",
+        "switch": "UNKNOWN",
+        "wifi_rssi": -55,
+        "uptime_seconds": 3600,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "version": "0.9",
+        "location": "lab",
     }
     mid = device.publish(contract.topic(BASE, device_id, contract.LEGACY), "MQTT event: " + json.dumps(legacy))
     device.wait_acked([mid])
@@ -67,10 +94,20 @@ def test_legacy_format_is_converted(ingest, provision, database, device_id):
     with database.connect() as conn:
         row = conn.execute(
             "SELECT kind, seq, round(temperature::numeric, 2), humidity, round(pressure::numeric, 1), motion, switch,"
-            " rssi, uptime_s, fw FROM sensor_data WHERE device_id = %s", (device_id,)
+            " rssi, uptime_s, fw FROM sensor_data WHERE device_id = %s",
+            (device_id,),
         ).fetchone()
     assert tuple(map(lambda v: float(v) if hasattr(v, "as_tuple") else v, row)) == (
-        "telemetry", 0, 22.5, 45.2, 1013.2, True, None, -55, 3600, "0.9"
+        "telemetry",
+        0,
+        22.5,
+        45.2,
+        1013.2,
+        True,
+        None,
+        -55,
+        3600,
+        "0.9",
     )
 
 
@@ -98,7 +135,11 @@ def _bad_cases(device_id: str, other: str):
         ("impossible_value", telemetry, json.dumps({**good, "pressure": 5})),
         ("bad_timestamp", telemetry, json.dumps({**good, "ts": "yesterday"})),
         ("clock_not_set", telemetry, json.dumps({**good, "ts": "2000-01-01T00:00:05Z"})),
-        ("future_timestamp", telemetry, json.dumps({**good, "ts": contract.format_ts(now + timedelta(days=2))})),
+        (
+            "future_timestamp",
+            telemetry,
+            json.dumps({**good, "ts": contract.format_ts(now + timedelta(days=2))}),
+        ),
         ("device_mismatch", telemetry, json.dumps({**good, "device_id": other})),
         ("oversized", telemetry, json.dumps({**good, "pad": "x" * contract.MAX_PAYLOAD_BYTES})),
         ("unknown_device", contract.topic(BASE, other, contract.TELEMETRY), v1(other, 1, now)),
@@ -123,8 +164,11 @@ def test_every_bad_input_class_is_dead_lettered_with_its_reason(ingest, broker, 
     good = provision(device_id + "-ok")
     good_topic = contract.topic(BASE, good.device_id, contract.TELEMETRY)
     good.wait_acked([good.publish(good_topic, v1(good.device_id, 1))])
-    wait_until(lambda: count_rows(database, "SELECT count(*) FROM dead_letter") >= len(cases), 15,
-               what="all dead letters")
+    wait_until(
+        lambda: count_rows(database, "SELECT count(*) FROM dead_letter") >= len(cases),
+        15,
+        what="all dead letters",
+    )
     with database.connect() as conn:
         rows = conn.execute("SELECT topic, payload, reason, detail FROM dead_letter ORDER BY id").fetchall()
     operator.disconnect()
@@ -174,8 +218,18 @@ def test_status_updates_the_registry(ingest, provision, database, device_id):
     device = provision(device_id)
     mid = device.publish(contract.topic(BASE, device_id, contract.STATUS), "online", retain=True)
     device.wait_acked([mid])
-    wait_until(lambda: count_rows(database, "SELECT count(*) FROM devices WHERE device_id = %s AND status = 'online'",
-                                  (device_id,)) == 1, 10, what="status online")
+    wait_until(
+        lambda: (
+            count_rows(
+                database,
+                "SELECT count(*) FROM devices WHERE device_id = %s AND status = 'online'",
+                (device_id,),
+            )
+            == 1
+        ),
+        10,
+        what="status online",
+    )
     device.publish(contract.topic(BASE, device_id, contract.STATUS), b"", retain=True)  # clear the retained msg
 
 
@@ -185,11 +239,31 @@ def test_rollups_follow_written_readings(ingest, provision, database, device_id)
     topic = contract.topic(BASE, device_id, contract.TELEMETRY)
     mids = [device.publish(topic, v1(device_id, i, start + timedelta(seconds=10 * i))) for i in range(12)]
     device.wait_acked(mids)
-    wait_until(lambda: count_rows(database, "SELECT coalesce(sum(samples), 0) FROM sensor_data_1m WHERE device_id = %s",
-                                  (device_id,)) == 12, 15, what="1-minute rollups")
+    wait_until(
+        lambda: (
+            count_rows(
+                database,
+                "SELECT coalesce(sum(samples), 0) FROM sensor_data_1m WHERE device_id = %s",
+                (device_id,),
+            )
+            == 12
+        ),
+        15,
+        what="1-minute rollups",
+    )
     assert count_rows(database, "SELECT count(*) FROM sensor_data_1m WHERE device_id = %s", (device_id,)) == 2
-    wait_until(lambda: count_rows(database, "SELECT coalesce(sum(samples), 0) FROM sensor_data_1h WHERE device_id = %s",
-                                  (device_id,)) == 12, 15, what="1-hour rollups")
+    wait_until(
+        lambda: (
+            count_rows(
+                database,
+                "SELECT coalesce(sum(samples), 0) FROM sensor_data_1h WHERE device_id = %s",
+                (device_id,),
+            )
+            == 12
+        ),
+        15,
+        what="1-hour rollups",
+    )
 
 
 def test_sigterm_flushes_and_exits_cleanly(ingest_factory, provision, database, device_id):
@@ -212,9 +286,13 @@ def test_health_and_metrics(ingest, provision, database, device_id):
     device.wait_acked([device.publish(contract.topic(BASE, device_id, contract.TELEMETRY), v1(device_id, 1))])
     wait_until(lambda: ingest.metric("iots6_ingest_readings_stored_total") >= 1, 10, what="stored metric")
     text = ingest.metrics()
-    for name in ("iots6_ingest_messages_received_total", "iots6_ingest_batch_size_bucket",
-                 "iots6_ingest_batch_seconds_bucket", "iots6_ingest_commit_lag_seconds_bucket",
-                 "iots6_ingest_mqtt_connected 1.0"):
+    for name in (
+        "iots6_ingest_messages_received_total",
+        "iots6_ingest_batch_size_bucket",
+        "iots6_ingest_batch_seconds_bucket",
+        "iots6_ingest_commit_lag_seconds_bucket",
+        "iots6_ingest_mqtt_connected 1.0",
+    ):
         assert name in text
 
 
@@ -222,8 +300,13 @@ def test_bad_configuration_is_one_line_and_exit_2(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "services.ingest"], env={"PATH": "/usr/bin"}, capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.ingest"],
+        env={"PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "INGEST_MQTT_PASSWORD_FILE" in proc.stderr
 

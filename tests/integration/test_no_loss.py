@@ -19,8 +19,20 @@ BASE = contract.DEFAULT_TOPIC_BASE
 
 
 def _payload(device_id: str, seq: int, start: datetime) -> str:
-    reading = Reading(start + timedelta(milliseconds=100 * seq), device_id, "telemetry", seq,
-                      20.0 + seq % 10, 50.0, 1000.0, None, None, None, None, None)
+    reading = Reading(
+        start + timedelta(milliseconds=100 * seq),
+        device_id,
+        "telemetry",
+        seq,
+        20.0 + seq % 10,
+        50.0,
+        1000.0,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
     return contract.make_payload(reading)
 
 
@@ -28,7 +40,8 @@ def _per_device(database, device_ids):
     with database.connect(autocommit=True) as conn:
         rows = conn.execute(
             "SELECT device_id, count(*), count(DISTINCT seq), min(seq), max(seq) FROM sensor_data "
-            "WHERE device_id = ANY(%s) GROUP BY device_id", (list(device_ids),)
+            "WHERE device_id = ANY(%s) GROUP BY device_id",
+            (list(device_ids),),
         ).fetchall()
     return {r[0]: r[1:] for r in rows}
 
@@ -81,11 +94,20 @@ def test_kill_ingest_restart_broker_restart_database_loses_and_duplicates_nothin
         d.wait_acked(mids[d.device_id], timeout=60)
     ids = [d.device_id for d in devices]
     try:
-        wait_until(lambda: all(v[0] >= per_device for v in _per_device(database, ids).values())
-                   and len(_per_device(database, ids)) == 3, 90, 0.5, "every reading stored")
+        wait_until(
+            lambda: (
+                all(v[0] >= per_device for v in _per_device(database, ids).values())
+                and len(_per_device(database, ids)) == 3
+            ),
+            90,
+            0.5,
+            "every reading stored",
+        )
     except AssertionError:
-        raise AssertionError(f"stored {_per_device(database, ids)}; ingest log:\n{worker.log_text()[-3000:]}"
-                             f"\nbroker log:\n{broker.server.log_file.read_text()[-2000:]}") from None
+        raise AssertionError(
+            f"stored {_per_device(database, ids)}; ingest log:\n{worker.log_text()[-3000:]}"
+            f"\nbroker log:\n{broker.server.log_file.read_text()[-2000:]}"
+        ) from None
     time.sleep(1.0)  # anything still in flight would show up as an extra row now
     result = _per_device(database, ids)
     for device in ids:
@@ -104,8 +126,12 @@ def test_two_workers_split_a_shared_subscription(ingest_factory, provision, data
         topic = contract.topic(BASE, d.device_id, contract.TELEMETRY)
         d.wait_acked([d.publish(topic, _payload(d.device_id, seq, start)) for seq in range(count)])
     ids = [d.device_id for d in devices]
-    wait_until(lambda: sum(v[0] for v in _per_device(database, ids).values()) == count * len(ids), 30, 0.2,
-               "all readings stored")
+    wait_until(
+        lambda: sum(v[0] for v in _per_device(database, ids).values()) == count * len(ids),
+        30,
+        0.2,
+        "all readings stored",
+    )
     # Each reading went to exactly one worker, and both did work. (Messages received can include retained
     # messages other tests left on the shared broker, so count stored readings.)
     stored = [w.metric("iots6_ingest_readings_stored_total") for w in workers]

@@ -51,6 +51,7 @@ def run(env, *args):
 
 def login(broker, username, password):
     deadline_client = None
+
     def attempt():
         nonlocal deadline_client
         try:
@@ -58,6 +59,7 @@ def login(broker, username, password):
             return True
         except AuthRefused:
             return False
+
     return attempt
 
 
@@ -115,6 +117,7 @@ def test_fleet_and_retire(site, database):
     retired = run(env, "device", "retire", "bench-03")
     assert retired.exit_code == 0, retired.output
     assert not layout.device_file("bench-03").exists()
+
     def refused():
         try:
             client = connect(MqttEndpoint("127.0.0.1", broker.port, "bench-03", password), timeout=2)
@@ -123,6 +126,7 @@ def test_fleet_and_retire(site, database):
         client.disconnect()
         client.loop_stop()
         return False
+
     wait_until(refused, 5, what="retired device refused")
     with database.connect() as conn:
         assert conn.execute("SELECT retired_at IS NOT NULL FROM devices WHERE device_id = 'bench-03'").fetchone()[0]

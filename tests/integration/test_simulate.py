@@ -68,8 +68,12 @@ def db_seqs(database, prefix: str) -> dict[str, list[int]]:
 
 def wait_stored(database, prefix: str, expected: dict[str, list[int]], timeout: float) -> dict:
     want = sum(len(s) for s in expected.values())
-    wait_until(lambda: sum(len(s) for s in db_seqs(database, prefix).values()) >= want, timeout, 0.2,
-               f"{want} rows of {prefix}-* in sensor_data")
+    wait_until(
+        lambda: sum(len(s) for s in db_seqs(database, prefix).values()) >= want,
+        timeout,
+        0.2,
+        f"{want} rows of {prefix}-* in sensor_data",
+    )
     time.sleep(0.5)  # a late duplicate would land now; the assertions below would then see it
     return db_seqs(database, prefix)
 
@@ -124,8 +128,12 @@ def test_broker_outage_readings_buffered_then_delivered_in_order_once(site, data
         up_at = datetime.now().astimezone()  # from here on the broker is coming back
         broker.start()
         # The firmware reconnects after its own backoff (up to ~40 s after a 30 s outage), then replays.
-        wait_until(lambda: (t := fleet.totals())["online"] == 10 and t["buffered"] == 0, 90, 0.5,
-                   "every node back online with an empty buffer")
+        wait_until(
+            lambda: (t := fleet.totals())["online"] == 10 and t["buffered"] == 0,
+            90,
+            0.5,
+            "every node back online with an empty buffer",
+        )
         time.sleep(2)
     finally:
         reports = fleet.stop()
@@ -154,16 +162,24 @@ def test_broker_outage_readings_buffered_then_delivered_in_order_once(site, data
 
 def test_cli_simulate_json_counts_match_the_database(site, database):
     broker, env, ingest = site
-    result = CliRunner().invoke(app, ["device", "simulate", "--count", "3", "--rate", "2", "--duration", "3",
-                                      "--prefix", "cli", "--json"], env=env, catch_exceptions=False)
+    result = CliRunner().invoke(
+        app,
+        ["device", "simulate", "--count", "3", "--rate", "2", "--duration", "3", "--prefix", "cli", "--json"],
+        env=env,
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["nodes"] == 3 and len(summary["devices"]) == 3
     published = {d["device_id"]: d["published"] for d in summary["devices"]}
     assert all(n >= 2 for n in published.values()), published
     total = sum(published.values())
-    wait_until(lambda: sum(len(s) for s in db_seqs(database, "cli").values()) >= total, 20, 0.2,
-               "the CLI fleet's readings stored")
+    wait_until(
+        lambda: sum(len(s) for s in db_seqs(database, "cli").values()) >= total,
+        20,
+        0.2,
+        "the CLI fleet's readings stored",
+    )
     stored = db_seqs(database, "cli")
     assert {d: len(s) for d, s in stored.items()} == published
     for d in summary["devices"]:

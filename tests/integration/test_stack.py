@@ -135,9 +135,7 @@ def _wait_for_row(stack: StackEnv, device: str, timeout: float = 20.0) -> int:
     deadline = time.monotonic() + timeout
     with stack.db() as conn:
         while time.monotonic() < deadline:
-            count = conn.execute(
-                "SELECT count(*) FROM sensor_data WHERE device_id = %s", (device,)
-            ).fetchone()[0]
+            count = conn.execute("SELECT count(*) FROM sensor_data WHERE device_id = %s", (device,)).fetchone()[0]
             if count:
                 return count
             time.sleep(0.2)
@@ -171,10 +169,7 @@ def test_lifecycle_up_status_idempotent_down_keeps_data_reset_wipes(stack_env):
         "port": int(stack_env.env["IOTCTL_MQTT_PORT"]),
         "topic_base": "iots6",
     }
-    assert (
-        recorded["endpoints"]["postgres"]
-        == f"postgresql://iots6@127.0.0.1:{stack_env.env['IOTCTL_PG_PORT']}/iots6"
-    )
+    assert recorded["endpoints"]["postgres"] == f"postgresql://iots6@127.0.0.1:{stack_env.env['IOTCTL_PG_PORT']}/iots6"
     assert _pids(recorded) == _pids(first)
     grafana = recorded["endpoints"]["grafana"]  # not run natively: where its dashboards are, and how to get one
     assert Path(grafana["dashboards"], "fleet.json").exists()
@@ -198,9 +193,7 @@ def test_lifecycle_up_status_idempotent_down_keeps_data_reset_wipes(stack_env):
         from iotctl.mqtt import connect
 
         client = connect(MqttEndpoint("127.0.0.1", int(stack_env.env["IOTCTL_MQTT_PORT"]), device, password))
-        reading = contract.Reading(
-            when, device, "telemetry", 7, 20.0, 40.0, 1000.0, False, True, -60, 5, "1.0"
-        )
+        reading = contract.Reading(when, device, "telemetry", 7, 20.0, 40.0, 1000.0, False, True, -60, 5, "1.0")
         client.publish(
             contract.topic("iots6", device, contract.TELEMETRY), contract.make_payload(reading), qos=1
         ).wait_for_publish(5)
@@ -231,9 +224,7 @@ def test_lifecycle_up_status_idempotent_down_keeps_data_reset_wipes(stack_env):
     back = stack_env.cli_json("stack", "up")
     assert {n: c["state"] for n, c in back["components"].items()} == expected
     with stack_env.db() as conn:
-        assert conn.execute("SELECT temperature FROM sensor_data WHERE device_id = 'keep-me'").fetchall() == [
-            (21.5,)
-        ]
+        assert conn.execute("SELECT temperature FROM sensor_data WHERE device_id = 'keep-me'").fetchall() == [(21.5,)]
 
     # down --reset --yes wipes the state dir and the cluster (wherever it lives)
     postgres_dir = stack_env.layout.postgres_dir
@@ -279,9 +270,7 @@ def test_secrets_are_private_and_never_leak(stack_env):
     for log in logs:
         if log.exists():
             haystacks[str(log)] = log.read_text(errors="replace")
-    assert any(
-        "cmdline" in k and "mosquitto" in v for k, v in haystacks.items()
-    )  # we did look at the processes
+    assert any("cmdline" in k and "mosquitto" in v for k, v in haystacks.items())  # we did look at the processes
     for where, text in haystacks.items():
         for name, secret in secrets.items():
             assert secret not in text, f"the `{name}` secret appears in {where}"
@@ -329,8 +318,19 @@ def test_embedded_engine_without_the_extra_is_refused_with_one_line(stack_env):
     # As if `amqtt` and `pgserver` were not installed: a None entry in sys.modules makes find_spec say so.
     hide = "import sys; sys.modules['amqtt'] = sys.modules['pgserver'] = None; "
     result = subprocess.run(
-        [sys.executable, "-c", hide + "from iotctl.cli.main import run; run()", "stack", "up", "--engine", "embedded"],
-        env={**os.environ, **stack_env.env}, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            hide + "from iotctl.cli.main import run; run()",
+            "stack",
+            "up",
+            "--engine",
+            "embedded",
+        ],
+        env={**os.environ, **stack_env.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 3
     assert result.stderr.startswith("error: The `embedded` engine needs `amqtt` and `pgserver`")

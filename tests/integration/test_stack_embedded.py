@@ -136,14 +136,16 @@ def _cli(env: dict, *args: str):
 def _proc(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from iotctl.cli.main import run; run()", *args],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def _client(port: int, username: str | None, password: str | None, on_message=None):
     """A connected 3.1.1 client (or the refusal reason as a string, client stopped)."""
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:10]}",
-                         protocol=paho.MQTTv311)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:10]}", protocol=paho.MQTTv311)
     if username is not None:
         client.username_pw_set(username, password)
     if on_message:
@@ -224,10 +226,12 @@ def test_embedded_stack_end_to_end(embedded_env):
     when = datetime.now(UTC).replace(microsecond=0)
     reading = contract.Reading(when, device, "telemetry", 1, 20.5, 40.0, 1000.0, False, True, -60, 5, "1.0")
     # another device's topic: dropped by the broker (3.1.1 has no negative PUBACK), nobody receives it
-    dev.publish(contract.topic("iots6", other, contract.TELEMETRY), contract.make_payload(reading), qos=1)\
-        .wait_for_publish(5)
-    dev.publish(contract.topic("iots6", device, contract.TELEMETRY), contract.make_payload(reading), qos=1)\
-        .wait_for_publish(5)
+    dev.publish(
+        contract.topic("iots6", other, contract.TELEMETRY), contract.make_payload(reading), qos=1
+    ).wait_for_publish(5)
+    dev.publish(
+        contract.topic("iots6", device, contract.TELEMETRY), contract.make_payload(reading), qos=1
+    ).wait_for_publish(5)
     _close(dev)
     own = contract.topic("iots6", device, contract.TELEMETRY)
     assert _wait(lambda: own in seen, 5), seen
@@ -273,8 +277,7 @@ def test_embedded_stack_end_to_end(embedded_env):
     # down keeps the data; up again (auto keeps the recorded engine) finds it
     down = json.loads(_cli(env, "stack", "down", "--json").stdout)
     assert {"mosquitto", "postgres"} <= set(down["stopped"]) and down["wiped"] == []
-    assert not any(c["pid"] for c in json.loads(_cli(env, "stack", "status", "--json").stdout)["components"]
-                   .values())
+    assert not any(c["pid"] for c in json.loads(_cli(env, "stack", "status", "--json").stdout)["components"].values())
     back = json.loads(_cli(env | {"IOTCTL_ENGINE": "auto"}, "stack", "up", "--json").stdout)
     assert back["engine"] == "embedded" and back["components"]["mosquitto"]["state"] == "running"
     with psycopg.connect(dsn, password=password, autocommit=True) as conn:

@@ -182,9 +182,7 @@ def test_json_prints_exactly_the_readings_with_converted_units(operator_env, dev
 
 def test_bad_message_is_an_error_line_not_a_crash(operator_env, devices, device_id):
     dev = devices(device_id)
-    dev.publish(
-        contract.TELEMETRY, '{"v": 1, "device_id": "' + device_id + '", "ts": "yesterday"}', retain=True
-    )
+    dev.publish(contract.TELEMETRY, '{"v": 1, "device_id": "' + device_id + '", "ts": "yesterday"}', retain=True)
     dev.publish(contract.LEGACY, _legacy(device_id, _ts(5)), retain=True)
 
     result = _tail(operator_env, "--device", device_id, "--json", "--count", "1", "--timeout", "10")

@@ -50,18 +50,22 @@ def ensure_node_modules() -> str:
     """Path of `node`, after installing the locked packages with `npm ci` if they are missing or stale."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("`node`/`npm` not found; install Node.js 18+ (scripts/install-system.sh does) to run the "
-                    "TimescaleDB migration checks.")
+        pytest.skip(
+            "`node`/`npm` not found; install Node.js 18+ (scripts/install-system.sh does) to run the "
+            "TimescaleDB migration checks."
+        )
     if _installed_pglite_version() != _pinned_pglite_version():
         try:
             done = subprocess.run(
                 [npm, "ci", "--no-audit", "--no-fund"],
-                cwd=HERE, capture_output=True, text=True, timeout=NPM_CI_TIMEOUT_S, check=False,
+                cwd=HERE,
+                capture_output=True,
+                text=True,
+                timeout=NPM_CI_TIMEOUT_S,
+                check=False,
             )
         except subprocess.TimeoutExpired:
-            pytest.fail(
-                f"`npm ci` in {HERE} ran over {NPM_CI_TIMEOUT_S} s; check access to the npm registry."
-            )
+            pytest.fail(f"`npm ci` in {HERE} ran over {NPM_CI_TIMEOUT_S} s; check access to the npm registry.")
         if done.returncode != 0:
             tail = (done.stderr.strip().splitlines() or [""])[-1][:300]
             pytest.fail(f"`npm ci` in {HERE} failed ({tail}); fix it and re-run.")
@@ -79,8 +83,10 @@ class TimescaleServer:
     @property
     def conninfo(self) -> str:
         # pglite-socket accepts any password for its single user; SSL is not offered.
-        return (f"host=127.0.0.1 port={self.port} user=postgres password=postgres dbname=postgres "
-                f"sslmode=disable connect_timeout={CONNECT_TIMEOUT_S}")
+        return (
+            f"host=127.0.0.1 port={self.port} user=postgres password=postgres dbname=postgres "
+            f"sslmode=disable connect_timeout={CONNECT_TIMEOUT_S}"
+        )
 
     def connect(self) -> psycopg.Connection:
         """An autocommit connection; close it (`with`) before the next: the server serves one at a time."""
@@ -92,7 +98,10 @@ class TimescaleServer:
         log = directory / "timescale-test-server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [node, str(SERVER_SCRIPT), str(port)], cwd=HERE, stdout=out, stderr=subprocess.STDOUT,
+                [node, str(SERVER_SCRIPT), str(port)],
+                cwd=HERE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         server = cls(proc, port, log)
@@ -105,8 +114,10 @@ class TimescaleServer:
             time.sleep(0.1)
         server.stop()
         tail = (log.read_text(errors="replace").strip().splitlines() or [""])[-1][:300]
-        pytest.fail(f"`node {SERVER_SCRIPT.name}` did not become ready on 127.0.0.1:{port} within "
-                    f"{START_TIMEOUT_S} s (last log line: {tail}); see `{log}`.")
+        pytest.fail(
+            f"`node {SERVER_SCRIPT.name}` did not become ready on 127.0.0.1:{port} within "
+            f"{START_TIMEOUT_S} s (last log line: {tail}); see `{log}`."
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -19,8 +19,10 @@ from iotctl.errors import OperationFailed
 
 pytestmark = pytest.mark.slow  # two WebAssembly servers to start: ~15-30 s on the shared 2-core machine
 
-ROLLUP_COLUMNS = ("bucket, samples, temperature_avg, temperature_min, temperature_max, humidity_avg, "
-                  "pressure_avg, motion_events, switch_events")
+ROLLUP_COLUMNS = (
+    "bucket, samples, temperature_avg, temperature_min, temperature_max, humidity_avg, "
+    "pressure_avg, motion_events, switch_events"
+)
 INSERT_READING = """
 INSERT INTO sensor_data (time, device_id, kind, seq, temperature, humidity, pressure, motion, switch)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -101,8 +103,7 @@ def _one(conn, sql: str, params: tuple = ()):
     return conn.execute(sql, params).fetchone()[0]
 
 
-def _insert(conn, time: datetime, device: str, seq: int, kind: str = "telemetry", temperature=None,
-            motion=None) -> int:
+def _insert(conn, time: datetime, device: str, seq: int, kind: str = "telemetry", temperature=None, motion=None) -> int:
     """One reading (INSERT ... ON CONFLICT DO NOTHING); returns the rows stored (0 for a duplicate)."""
     row = (time, device, kind, seq, temperature, None, None, motion, None)
     return conn.execute(INSERT_READING, row).rowcount
@@ -167,8 +168,12 @@ def test_sensor_data_is_a_compressed_hypertable(ts):
             "ORDER BY segmentby_column_index NULLS LAST, orderby_column_index"
         ).fetchall()
     assert row == ("time", True)
-    assert settings == [("device_id", 1, None, None), ("time", None, 1, False), ("kind", None, 2, True),
-                        ("seq", None, 3, True)]
+    assert settings == [
+        ("device_id", 1, None, None),
+        ("time", None, 1, False),
+        ("kind", None, 2, True),
+        ("seq", None, 3, True),
+    ]
 
 
 def test_rollups_are_real_time_continuous_aggregates_over_the_raw_readings(ts):
@@ -265,9 +270,11 @@ def test_hourly_average_ignores_readings_without_a_temperature(ts):
 def test_compression_and_retention_policies_act_when_run(ts):
     late, old = "ts-late", "ts-old"
     with ts.connect() as conn:
-        jobs = dict(conn.execute(
-            "SELECT proc_name, job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'sensor_data'"
-        ).fetchall())
+        jobs = dict(
+            conn.execute(
+                "SELECT proc_name, job_id FROM timescaledb_information.jobs WHERE hypertable_name = 'sensor_data'"
+            ).fetchall()
+        )
         ten_days = _base() - timedelta(days=9)
         _insert(conn, ten_days, late, 1, temperature=18.0)
         _insert(conn, _base() - timedelta(days=120), old, 1, temperature=5.0)
@@ -322,8 +329,7 @@ def test_apache_edition_uses_only_apache_features(apache):
         # Only TimescaleDB's own housekeeping job (id < 1000): no licensed policy was added.
         assert _one(conn, "SELECT count(*) FROM timescaledb_information.jobs WHERE job_id >= 1000") == 0
         kinds = conn.execute(
-            "SELECT relname, relkind FROM pg_class WHERE relname IN ('sensor_data_1m', 'sensor_data_1h') "
-            "ORDER BY 1"
+            "SELECT relname, relkind FROM pg_class WHERE relname IN ('sensor_data_1m', 'sensor_data_1h') ORDER BY 1"
         ).fetchall()
     assert kinds == [("sensor_data_1h", "r"), ("sensor_data_1m", "r")]  # plain tables
 
@@ -333,9 +339,9 @@ def test_apache_refresh_function_fills_the_rollup_tables(apache):
     with apache.connect() as conn:
         assert _insert_readings(conn, device, base) == [1, 1, 0, 1, 1, 1]
         assert _rollup(conn, "sensor_data_1m", device) == []  # tables: nothing until refreshed
-        assert conn.execute(
-            "SELECT iots6_refresh_rollups(%s, %s)", (base, base + timedelta(minutes=5))
-        ).fetchone()[0] == 3
+        assert (
+            conn.execute("SELECT iots6_refresh_rollups(%s, %s)", (base, base + timedelta(minutes=5))).fetchone()[0] == 3
+        )
         assert _rollup(conn, "sensor_data_1m", device) == _approx(_expected_1m(base))
         assert _rollup(conn, "sensor_data_1h", device) == _approx(_expected_1h(base))
         # Refreshing again (the ingest repeats overlapping ranges) changes nothing.

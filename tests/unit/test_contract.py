@@ -31,8 +31,13 @@ def test_topics_round_trip():
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("other/pico/telemetry", "bad_topic"), ("iots6/pico/telemetry/x", "bad_topic"), ("iots6/pico/foo", "bad_topic"),
-     ("iots6/bad id/telemetry", "bad_device_id"), ("iots6/" + "x" * 65, "bad_device_id")],
+    [
+        ("other/pico/telemetry", "bad_topic"),
+        ("iots6/pico/telemetry/x", "bad_topic"),
+        ("iots6/pico/foo", "bad_topic"),
+        ("iots6/bad id/telemetry", "bad_device_id"),
+        ("iots6/" + "x" * 65, "bad_device_id"),
+    ],
 )
 def test_bad_topics(name, reason):
     with pytest.raises(ContractError) as info:
@@ -61,12 +66,22 @@ def test_nulls_mean_no_sensor():
 
 @pytest.mark.parametrize(
     ("change", "reason"),
-    [({"temperature": 200}, "impossible_value"), ({"temperature": float("nan")}, "impossible_value"),
-     ({"humidity": -1}, "impossible_value"), ({"pressure": 2000}, "impossible_value"),
-     ({"temperature": True}, "bad_type"), ({"seq": -1}, "impossible_value"), ({"seq": 1.5}, "bad_type"),
-     ({"rssi": 10}, "impossible_value"), ({"fw": "x" * 40}, "bad_type"), ({"v": 2}, "bad_version"),
-     ({"ts": "2026-06-01 12:00:00"}, "bad_timestamp"), ({"ts": "2026-06-01T12:00:00+02:00"}, "bad_timestamp"),
-     ({"ts": "2021-06-01T12:00:00Z"}, "clock_not_set"), ({"device_id": "pico-02"}, "device_mismatch")],
+    [
+        ({"temperature": 200}, "impossible_value"),
+        ({"temperature": float("nan")}, "impossible_value"),
+        ({"humidity": -1}, "impossible_value"),
+        ({"pressure": 2000}, "impossible_value"),
+        ({"temperature": True}, "bad_type"),
+        ({"seq": -1}, "impossible_value"),
+        ({"seq": 1.5}, "bad_type"),
+        ({"rssi": 10}, "impossible_value"),
+        ({"fw": "x" * 40}, "bad_type"),
+        ({"v": 2}, "bad_version"),
+        ({"ts": "2026-06-01 12:00:00"}, "bad_timestamp"),
+        ({"ts": "2026-06-01T12:00:00+02:00"}, "bad_timestamp"),
+        ({"ts": "2021-06-01T12:00:00Z"}, "clock_not_set"),
+        ({"device_id": "pico-02"}, "device_mismatch"),
+    ],
 )
 def test_impossible_or_malformed_values_are_rejected_with_a_reason(change, reason):
     payload = json.loads(contract.make_payload(reading()))
@@ -85,8 +100,10 @@ def test_future_timestamps_beyond_skew_are_rejected():
         contract.parse_v1(json.dumps({**base, "ts": late}), "pico-01", "telemetry", NOW)
 
 
-@pytest.mark.parametrize(("payload", "reason"), [(b"{", "not_json"), (b"\xff", "not_json"), (b"3", "not_object"),
-                                                  (b"x" * 5000, "oversized")])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [(b"{", "not_json"), (b"\xff", "not_json"), (b"3", "not_object"), (b"x" * 5000, "oversized")],
+)
 def test_not_an_object(payload, reason):
     with pytest.raises(ContractError) as info:
         contract.parse_v1(payload, "pico-01", contract.TELEMETRY, NOW)
@@ -94,14 +111,31 @@ def test_not_an_object(payload, reason):
 
 
 def test_legacy_conversion():
-    legacy = {"event_type": "motion", "device_id": "pico-01", "temperature": 212.0, "humidity": 50,
-              "pressure": 30.0, "motion": "HIGH", "switch": "LOW", "wifi_rssi": -70, "uptime_seconds": 10,
-              "timestamp": "2026-06-01T11:59:59Z", "version": "0.3.1", "extra": 1}
+    legacy = {
+        "event_type": "motion",
+        "device_id": "pico-01",
+        "temperature": 212.0,
+        "humidity": 50,
+        "pressure": 30.0,
+        "motion": "HIGH",
+        "switch": "LOW",
+        "wifi_rssi": -70,
+        "uptime_seconds": 10,
+        "timestamp": "2026-06-01T11:59:59Z",
+        "version": "0.3.1",
+        "extra": 1,
+    }
     parsed = contract.parse_legacy(("MQTT event: " + json.dumps(legacy)).encode(), "pico-01", NOW)
     assert parsed.kind == "motion" and parsed.seq == 0
     assert parsed.temperature == 100.0
     assert parsed.pressure == pytest.approx(1015.917, abs=0.001)
-    assert (parsed.motion, parsed.switch, parsed.rssi, parsed.uptime_s, parsed.fw) == (True, False, -70, 10, "0.3.1")
+    assert (parsed.motion, parsed.switch, parsed.rssi, parsed.uptime_s, parsed.fw) == (
+        True,
+        False,
+        -70,
+        10,
+        "0.3.1",
+    )
     with pytest.raises(ContractError, match="bad_type"):
         contract.parse_legacy(json.dumps({**legacy, "motion": "MAYBE"}), "pico-01", NOW)
     with pytest.raises(ContractError, match="bad_event"):

@@ -29,7 +29,11 @@ def test_implicit_file_is_optional_but_a_named_one_is_not(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("mqtt_port = ", "not valid TOML"), ("nonsense = 1", "Unknown key `nonsense`"), ('mqtt_port = "x"', "must be")],
+    [
+        ("mqtt_port = ", "not valid TOML"),
+        ("nonsense = 1", "Unknown key `nonsense`"),
+        ('mqtt_port = "x"', "must be"),
+    ],
 )
 def test_bad_files(tmp_path, content, message):
     toml = tmp_path / "bad.toml"

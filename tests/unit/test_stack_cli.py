@@ -8,8 +8,12 @@ from iotctl.cli.main import app
 
 
 def invoke(tmp_path, *args, env=None):
-    return CliRunner().invoke(app, ["--state-dir", str(tmp_path / "state"), *args],
-                              env={"IOTCTL_CONFIG": "", **(env or {})}, catch_exceptions=False)
+    return CliRunner().invoke(
+        app,
+        ["--state-dir", str(tmp_path / "state"), *args],
+        env={"IOTCTL_CONFIG": "", **(env or {})},
+        catch_exceptions=False,
+    )
 
 
 def test_logs_of_one_component_and_of_all(tmp_path):
