@@ -302,14 +302,7 @@ class EmbeddedBroker:
 
     def pid(self) -> int | None:
         """The live broker pid; a pid file naming some other process (pid reuse) counts as stopped."""
-        pid = procs.read_pid(self.pid_file)
-        if pid is None:
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return pid  # no /proc (macOS): trust the pid file
-        return pid if MODULE.encode() in cmdline else None
+        return procs.read_pid_of(self.pid_file, MODULE)
 
     def start(self, timeout: float = 15.0) -> int:
         pid = self.pid()

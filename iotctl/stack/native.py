@@ -285,14 +285,7 @@ class NativeStack:
 
     def _service_pid(self, spec: ServiceSpec) -> int | None:
         """The live pid of ``spec``; a pid file naming some other process (pid reuse) counts as stopped."""
-        pid = procs.read_pid(self._pid_file(spec.name))
-        if pid is None:
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return pid  # no /proc (macOS): trust the pid file
-        return pid if spec.module.encode() in cmdline else None
+        return procs.read_pid_of(self._pid_file(spec.name), spec.module)
 
     def _start_service(self, spec: ServiceSpec) -> int:
         log = self._log_file(spec.name)

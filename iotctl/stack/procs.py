@@ -77,6 +77,19 @@ def read_pid(pid_file: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
+def read_pid_of(pid_file: Path, marker: str) -> int | None:
+    """The live pid in ``pid_file`` if its command line mentions ``marker``; a pid file naming some other process
+    (the pid was reused after a crash) counts as stopped."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return pid  # no /proc (macOS): trust the pid file
+    return pid if marker.encode() in cmdline else None
+
+
 def spawn(
     argv: Sequence[str],
     *,

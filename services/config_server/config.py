@@ -26,27 +26,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from services import envconfig
+from services.envconfig import ConfigError
+
+__all__ = ["ConfigError", "ServerConfig", "load"]
 
 PREFIX = "CONFIG_SERVER_"
-
-
-class ConfigError(Exception):
-    """A missing or malformed setting (one sentence, names the variable)."""
-
-
-def _secret(path: str, variable: str) -> str:
-    try:
-        value = Path(path).read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"{PREFIX}{variable}=`{path}` cannot be read ({exc.strerror}); point it at the file."
-        ) from None
-    if not value:
-        raise ConfigError(f"{PREFIX}{variable}=`{path}` is empty; write the secret into it.")
-    return value
 
 
 @dataclass(frozen=True)
@@ -82,41 +69,26 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
         return value if value not in (None, "") else default
 
     def integer(name: str, default: int, low: int, high: int) -> int:
-        raw = get(name, default)
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{PREFIX}{name}=`{raw}` is not an integer; set a number from {low} to {high}.") from None
-        if not low <= value <= high:
-            raise ConfigError(f"{PREFIX}{name}={value} is out of range; set a number from {low} to {high}.")
-        return value
+        return envconfig.integer(PREFIX + name, get(name, default), low, high)
 
     def secret(name: str, required: str | None) -> str | None:
         if overrides.get(name):
             return str(overrides[name])
         path = get(name + "_FILE")
         if path:
-            return _secret(str(path), name + "_FILE")
+            return envconfig.secret_file(f"{PREFIX}{name}_FILE", str(path))
         if required:
             raise ConfigError(f"{PREFIX}{name}_FILE is not set; {required}.")
         return None
 
-    database_url = get("DATABASE_URL")
-    if not database_url:
-        raise ConfigError(f"{PREFIX}DATABASE_URL is not set; set it to postgresql://user@host:port/dbname.")
-    if urlsplit(str(database_url)).password:
-        raise ConfigError(f"{PREFIX}DATABASE_URL contains a password; move it to {PREFIX}DATABASE_PASSWORD_FILE.")
+    database_url = envconfig.database_url(f"{PREFIX}DATABASE_URL", get("DATABASE_URL"))
     admin_token = secret("ADMIN_TOKEN", "point it at the 0600 file holding the admin token")
     mqtt_host = get("MQTT_HOST")
     mqtt_password = ""
     if mqtt_host:
         mqtt_password = secret("MQTT_PASSWORD", "point it at the svc.config account's password file") or ""
-    mqtt_protocol = str(get("MQTT_PROTOCOL", "5"))
-    if mqtt_protocol not in ("5", "3.1.1"):
-        raise ConfigError(f"{PREFIX}MQTT_PROTOCOL=`{mqtt_protocol}` is unknown; use 5 or 3.1.1.")
-    level = str(get("LOG_LEVEL", "INFO")).upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"{PREFIX}LOG_LEVEL=`{level}` is unknown; use DEBUG, INFO, WARNING or ERROR.")
+    mqtt_protocol = envconfig.choice(f"{PREFIX}MQTT_PROTOCOL", str(get("MQTT_PROTOCOL", "5")), envconfig.MQTT_PROTOCOLS)
+    level = envconfig.choice(f"{PREFIX}LOG_LEVEL", str(get("LOG_LEVEL", "INFO")).upper(), envconfig.LOG_LEVELS)
     return ServerConfig(
         database_url=str(database_url),
         database_password=secret("DATABASE_PASSWORD", None),

@@ -35,24 +35,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
-
-class ConfigError(Exception):
-    """A missing or malformed environment variable (one sentence, names the variable)."""
-
-
-def _secret(path: str, variable: str) -> str:
-    try:
-        value = Path(path).read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"{variable}=`{path}` cannot be read ({exc.strerror}); point it at the password file."
-        ) from None
-    if not value:
-        raise ConfigError(f"{variable}=`{path}` is empty; write the password into it.")
-    return value
+from services import envconfig
+from services.envconfig import ConfigError
+from services.envconfig import integer as env_integer
 
 
 @dataclass(frozen=True)
@@ -91,43 +77,28 @@ class IngestConfig:
             return value if value not in (None, "") else default
 
         def integer(name: str, default: int, low: int, high: int) -> int:
-            raw = get(name, str(default))
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ConfigError(
-                    f"INGEST_{name}=`{raw}` is not an integer; set a number from {low} to {high}."
-                ) from None
-            if not low <= value <= high:
-                raise ConfigError(f"INGEST_{name}={value} is out of range; set a number from {low} to {high}.")
-            return value
+            return env_integer("INGEST_" + name, get(name, str(default)), low, high)
 
         password_file = get("MQTT_PASSWORD_FILE")
         if not password_file:
             raise ConfigError("INGEST_MQTT_PASSWORD_FILE is not set; point it at the ingest account's password file.")
-        database_url = get("DATABASE_URL")
-        if not database_url:
-            raise ConfigError("INGEST_DATABASE_URL is not set; set it to postgresql://user@host:port/dbname.")
-        if urlsplit(database_url).password:
-            raise ConfigError("INGEST_DATABASE_URL contains a password; move it to INGEST_DATABASE_PASSWORD_FILE.")
-        protocol = get("MQTT_PROTOCOL", "5")
-        if protocol not in ("5", "3.1.1"):
-            raise ConfigError(f"INGEST_MQTT_PROTOCOL=`{protocol}` is unknown; use 5 or 3.1.1.")
+        database_url = envconfig.database_url("INGEST_DATABASE_URL", get("DATABASE_URL"))
+        protocol = envconfig.choice("INGEST_MQTT_PROTOCOL", get("MQTT_PROTOCOL", "5"), envconfig.MQTT_PROTOCOLS)
         db_password_file = get("DATABASE_PASSWORD_FILE")
-        level = get("LOG_LEVEL", "INFO").upper()
-        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"INGEST_LOG_LEVEL=`{level}` is unknown; use DEBUG, INFO, WARNING or ERROR.")
+        level = envconfig.choice("INGEST_LOG_LEVEL", get("LOG_LEVEL", "INFO").upper(), envconfig.LOG_LEVELS)
         return cls(
             mqtt_host=get("MQTT_HOST", "127.0.0.1"),
             mqtt_port=integer("MQTT_PORT", 1883, 1, 65535),
             mqtt_username=get("MQTT_USERNAME", "svc.ingest"),
-            mqtt_password=_secret(password_file, "INGEST_MQTT_PASSWORD_FILE"),
+            mqtt_password=envconfig.secret_file("INGEST_MQTT_PASSWORD_FILE", password_file),
             mqtt_protocol=protocol,
             client_id=get("CLIENT_ID", "iots6-ingest-1"),
             share_group=get("SHARE_GROUP", ""),
             topic_base=get("TOPIC_BASE", "iots6"),
             database_url=database_url,
-            database_password=_secret(db_password_file, "INGEST_DATABASE_PASSWORD_FILE") if db_password_file else None,
+            database_password=(
+                envconfig.secret_file("INGEST_DATABASE_PASSWORD_FILE", db_password_file) if db_password_file else None
+            ),
             batch_size=integer("BATCH_SIZE", 2000, 1, 50_000),
             flush_ms=integer("FLUSH_MS", 50, 1, 60_000),
             receive_maximum=integer("RECEIVE_MAXIMUM", 8000, 1, 65_535),
