@@ -1,4 +1,4 @@
-"""`iotctl device`: identities of devices (provision, list, retire)."""
+"""`iotctl device`: identities (provision, fleet, retire), simulated nodes, and boards (flash, list, logs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from iotctl.cli.common import JSON_OPTION, emit_json, info, out, settings
 
 app = typer.Typer(
-    help="Devices: provision identities (MQTT account, ACL, config token), list, retire.",
+    help="Devices: identities (MQTT account, ACL, config token), a simulated fleet, flashing boards.",
     no_args_is_help=True,
 )
 

@@ -16,7 +16,7 @@ DOCKER_OPTION = typer.Option(
 )
 
 app = typer.Typer(
-    help="The native local stack: broker, database, ingest and config server as processes on 127.0.0.1.",
+    help="The local stack: broker, database, ingest and config server as processes on 127.0.0.1 (or --docker).",
     no_args_is_help=True,
 )
 
