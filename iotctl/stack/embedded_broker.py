@@ -273,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 @dataclass
-class EmbeddedBroker:
+class EmbeddedBroker(procs.PidFileDaemon):
     """An amqtt broker rooted at ``directory`` (the stack's ``mosquitto/``): config, registry, log, pid."""
+
+    daemon_name = "embedded broker"
 
     directory: Path
     port: int
@@ -330,16 +332,6 @@ class EmbeddedBroker:
         if not pid:
             return False
         os.kill(pid, signal.SIGHUP)
-        return True
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        pid = self.pid()
-        if not pid:
-            return False
-        procs.stop_pid(pid, timeout)
-        if procs.pid_alive(pid):
-            raise OperationFailed(f"`embedded broker` (pid {pid}) did not stop; kill it by hand.")
-        self.pid_file.unlink(missing_ok=True)
         return True
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iotctl.broker.accounts import AccountStore
-from iotctl.errors import MissingDependency, OperationFailed
+from iotctl.errors import MissingDependency
 from iotctl.render import render
 from iotctl.stack import procs
 
@@ -37,8 +37,10 @@ def require_mosquitto() -> str:
 
 
 @dataclass
-class MosquittoServer:
+class MosquittoServer(procs.PidFileDaemon):
     """A broker rooted at ``directory``: config, accounts, persistence, log and pid file all live there."""
+
+    daemon_name = "mosquitto"
 
     directory: Path
     port: int
@@ -102,14 +104,4 @@ class MosquittoServer:
 
             return EmbeddedBroker(self.directory, self.port, self.bind, self.topic_base).reload()
         os.kill(pid, signal.SIGHUP)
-        return True
-
-    def stop(self, timeout: float = 10.0) -> bool:
-        pid = self.pid()
-        if not pid:
-            return False
-        procs.stop_pid(pid, timeout)
-        if procs.pid_alive(pid):
-            raise OperationFailed(f"`mosquitto` (pid {pid}) did not stop; kill it by hand.")
-        self.pid_file.unlink(missing_ok=True)
         return True

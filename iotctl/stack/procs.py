@@ -137,3 +137,24 @@ def stop_pid(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     return True
+
+
+class PidFileDaemon:
+    """For a daemon known by its pid file: subclasses provide ``pid()``, ``pid_file`` and ``daemon_name``."""
+
+    daemon_name = "daemon"
+    pid_file: Path
+
+    def pid(self) -> int | None:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """SIGTERM, wait, SIGKILL after ``timeout``; False if it was not running."""
+        pid = self.pid()
+        if not pid:
+            return False
+        stop_pid(pid, timeout)
+        if pid_alive(pid):
+            raise OperationFailed(f"`{self.daemon_name}` (pid {pid}) did not stop; kill it by hand.")
+        self.pid_file.unlink(missing_ok=True)
+        return True
