@@ -10,6 +10,7 @@ The directory (default ``<state_dir>/docker``) is what a VM deployment ships as 
     mosquitto/certs/             server.crt and server.key, only when the TLS listener is on
     grafana/provisioning/        copied from infra/grafana/provisioning
     grafana/dashboards/          copied from infra/grafana/dashboards
+    prometheus/prometheus.yml    rendered from templates/docker/prometheus.yml.j2 (scrapes ingest, config-server)
 
 Rendering is idempotent: secrets already in ``secrets/`` are kept, so re-rendering never locks a running stack
 out.
@@ -45,8 +46,15 @@ IMAGES = {
     "mosquitto": "eclipse-mosquitto:2.0.20",
     "timescaledb": "timescale/timescaledb:2.17.2-pg16",
     "grafana": "grafana/grafana:11.4.0",
+    "prometheus": "prom/prometheus:v2.55.1",
 }
-SERVICES = ("mosquitto", "timescaledb", "migrate", "ingest", "config-server", "grafana")
+SERVICES = ("mosquitto", "timescaledb", "migrate", "ingest", "config-server", "prometheus", "grafana")
+
+#: Prometheus scrape jobs: job name -> (compose service, container port serving /metrics).
+SCRAPE_TARGETS = {
+    "ingest": ("ingest", 8081),
+    "config-server": ("config-server", 8080),
+}
 
 #: secret name -> file under secrets/ (the Compose file names the same files).
 SECRET_FILES = {
@@ -86,6 +94,9 @@ class DockerOptions:
     ingest_bind: str = "127.0.0.1"
     grafana_port: int = 3000
     grafana_bind: str = "127.0.0.1"
+    prometheus_port: int = 9090
+    prometheus_bind: str = "127.0.0.1"
+    scrape_interval_s: int = 15
     build_context: Path | None = field(
         default_factory=lambda: (
             _REPO_ROOT if _repo_file("pyproject.toml").exists() and _repo_file("services").is_dir() else None
@@ -93,10 +104,23 @@ class DockerOptions:
     )
 
     def validate(self) -> None:
-        for name in ("mqtt_port", "mqtt_tls_port", "pg_port", "config_port", "ingest_port", "grafana_port"):
+        ports = (
+            "mqtt_port",
+            "mqtt_tls_port",
+            "pg_port",
+            "config_port",
+            "ingest_port",
+            "grafana_port",
+            "prometheus_port",
+        )
+        for name in ports:
             value = getattr(self, name)
             if not 1 <= value <= 65535:
                 raise InvalidInput(f"`{name}` must be a port from 1 to 65535, got {value}; pass a valid port.")
+        if not 1 <= self.scrape_interval_s <= 3600:
+            raise InvalidInput(
+                f"`scrape_interval_s` must be 1 to 3600 seconds, got {self.scrape_interval_s}; pass a valid interval."
+            )
         if not self.project.replace("-", "").replace("_", "").isalnum() or not self.project.islower():
             raise InvalidInput(
                 f"Compose project name `{self.project}` is invalid; use lowercase letters, digits, `-` and `_`."
@@ -226,6 +250,7 @@ class DockerStack:
         written.append(conf)
 
         written += self._copy_grafana()
+        written.append(self._render_prometheus(options))
 
         context = {
             "project": options.project,
@@ -257,6 +282,8 @@ class DockerStack:
                 "ingest_bind": options.ingest_bind,
                 "grafana": options.grafana_port,
                 "grafana_bind": options.grafana_bind,
+                "prometheus": options.prometheus_port,
+                "prometheus_bind": options.prometheus_bind,
             },
             db_password=passwords["db"],
             grafana_admin_password=passwords["grafana-admin"],
@@ -273,6 +300,27 @@ class DockerStack:
         )
         written.append(meta)
         return written
+
+    @property
+    def prometheus_config(self) -> Path:
+        return self.directory / "prometheus" / "prometheus.yml"
+
+    def _render_prometheus(self, options: DockerOptions) -> Path:
+        """The scrape configuration, bind-mounted read-only into the `prometheus` service (no secret in it)."""
+        target = self.prometheus_config
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(
+            render(
+                "docker/prometheus.yml.j2",
+                project=options.project,
+                scrape_interval_s=options.scrape_interval_s,
+                targets=SCRAPE_TARGETS,
+            )
+        )
+        # Prometheus runs as its image's `nobody` user and reads this through a bind mount: world-readable.
+        os.chmod(target.parent, 0o755)
+        os.chmod(target, 0o644)
+        return target
 
     def _copy_grafana(self) -> list[Path]:
         source = _repo_file("infra", "grafana")

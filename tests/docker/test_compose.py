@@ -24,7 +24,7 @@ import yaml
 from iotctl.broker.accounts import verify_password
 from iotctl.errors import InvalidInput
 from iotctl.stack import procs
-from iotctl.stack.docker import IMAGES, SECRET_FILES, SERVICES, DockerOptions, DockerStack
+from iotctl.stack.docker import IMAGES, SCRAPE_TARGETS, SECRET_FILES, SERVICES, DockerOptions, DockerStack
 from iotctl.stack.mosquitto import find_mosquitto
 
 
@@ -64,13 +64,14 @@ def test_every_service_network_volume_and_healthcheck(stack):
     doc = _compose(stack)
     services = doc["services"]
     assert set(services) == set(SERVICES)
-    assert set(doc["networks"]) == {"iot_network"} and set(doc["volumes"]) == {"pgdata", "grafana_data"}
+    assert set(doc["networks"]) == {"iot_network"}
+    assert set(doc["volumes"]) == {"pgdata", "grafana_data", "prometheus_data"}
     for name, svc in services.items():
         assert svc["networks"] == ["iot_network"], name
         image = svc["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image tag"
-    for name in ("mosquitto", "timescaledb", "grafana"):
-        assert services[name]["image"] == IMAGES[name] and re.search(r":\d+\.\d+\.\d+", IMAGES[name])
+    for name in ("mosquitto", "timescaledb", "grafana", "prometheus"):
+        assert services[name]["image"] == IMAGES[name] and re.search(r":v?\d+\.\d+\.\d+", IMAGES[name])
     for name in ("ingest", "config-server", "migrate"):
         build = services[name]["build"]
         assert build["dockerfile"] == "services/Dockerfile" and build["target"] == name, build
@@ -86,6 +87,7 @@ def test_every_service_network_volume_and_healthcheck(stack):
     assert "http://127.0.0.1:8081/healthz" in health["ingest"]
     assert "http://127.0.0.1:8080/healthz" in health["config-server"]
     assert "/api/health" in health["grafana"]
+    assert health["prometheus"] == "CMD wget -q -O /dev/null http://127.0.0.1:9090/-/healthy"
     probe = services["mosquitto"]["secrets"][0]
     assert (
         probe["source"] == "mqtt_probe"
@@ -99,6 +101,60 @@ def test_every_service_network_volume_and_healthcheck(stack):
     assert services["migrate"]["depends_on"]["timescaledb"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
     assert services["grafana"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_prometheus_service_and_its_scrape_config(stack):
+    """The `prometheus` service: official image, data on a named volume, only loopback on the host, and a
+    rendered scrape config whose targets are compose services on the ports where they serve /metrics."""
+    doc = _compose(stack)
+    services = doc["services"]
+    prom = services["prometheus"]
+    assert prom["image"].startswith("prom/prometheus:v") and prom["networks"] == ["iot_network"]
+    assert "prometheus_data:/prometheus" in prom["volumes"]
+    assert "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prom["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
+    assert "--storage.tsdb.path=/prometheus" in prom["command"]
+    assert "user" not in prom, "the image's own user owns the /prometheus volume"
+    assert prom["read_only"] is True and prom["ports"] == [
+        "${IOTS6_PROMETHEUS_BIND:-127.0.0.1}:${IOTS6_PROMETHEUS_PORT:-9090}:9090"
+    ]
+    env = _env(stack)
+    assert env["IOTS6_PROMETHEUS_BIND"] == "127.0.0.1" and env["IOTS6_PROMETHEUS_PORT"] == "9090"
+
+    assert stat.S_IMODE(stack.prometheus_config.stat().st_mode) == 0o644
+    config = yaml.safe_load(stack.prometheus_config.read_text())
+    assert config["global"]["scrape_interval"] == "15s"
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"ingest", "config-server", "prometheus"}
+    # The port each service listens on inside the network, from its own environment.
+    listens = {
+        "ingest": services["ingest"]["environment"]["INGEST_HTTP_PORT"],
+        "config-server": services["config-server"]["environment"]["CONFIG_SERVER_PORT"],
+    }
+    for job, (service, port) in SCRAPE_TARGETS.items():
+        (static,) = jobs[job]["static_configs"]
+        (target,) = static["targets"]
+        host, _, target_port = target.partition(":")
+        assert host == service and host in services, target
+        assert target_port == listens[service] == str(port), target
+        assert jobs[job].get("metrics_path", "/metrics") == "/metrics"
+        assert services[service]["networks"] == prom["networks"]
+    # Anything that looks like credentials has no place in a file without a secret.
+    text = stack.prometheus_config.read_text()
+    for word in ("password", "bearer", "authorization", "basic_auth", "credentials"):
+        assert word not in text.lower(), word
+
+
+def test_scrape_interval_is_an_option(tmp_path):
+    stack = DockerStack(tmp_path / "docker")
+    stack.render(DockerOptions(scrape_interval_s=5))
+    config = yaml.safe_load(stack.prometheus_config.read_text())["global"]
+    assert config["scrape_interval"] == "5s" and config["scrape_timeout"] == "5s"
+    with pytest.raises(InvalidInput, match="`scrape_interval_s`"):
+        stack.render(DockerOptions(scrape_interval_s=0))
+    with pytest.raises(InvalidInput, match="`prometheus_port`"):
+        stack.render(DockerOptions(prometheus_port=0))
 
 
 def test_service_environment_interface(stack):

@@ -1,10 +1,13 @@
-"""The provisioned Grafana dashboards: valid dashboard JSON, one datasource uid, and SQL that really runs.
+"""The provisioned Grafana dashboards: valid dashboard JSON, two datasource uids, and SQL that really runs.
 
 There is no Grafana binary here, so every panel query, annotation query and template-variable query is
 expanded by :func:`expand` below (a small stand-in for Grafana's own expansion, covering exactly the macros
 the dashboards use) for a fixed time range and run against the real test database (PostgreSQL 15 with our
 migrations), after inserting devices, readings, events and dead letters and refreshing the rollups.  A macro
 the expander does not know fails the test, so a new macro in a dashboard needs a line here first.
+
+Panels on the Prometheus datasource (the ingest health dashboard's `Service: …` panels) are checked here for
+structure only; tests/integration/test_grafana_promql.py checks their PromQL against a real ingest's /metrics.
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from iotctl.stack.docker import DockerOptions
+
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "infra" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 DS_UID = "iots6-timescaledb"
 DS_TYPE = "grafana-postgresql-datasource"
+PROM_UID = "iots6-prometheus"
+PROM_TYPE = "prometheus"
+SQL_DS = {"type": DS_TYPE, "uid": DS_UID}
+PROM_DS = {"type": PROM_TYPE, "uid": PROM_UID}
 ALL_VALUE = "__all"
 
 
@@ -114,10 +123,12 @@ def _panels(dashboard: dict) -> list[dict]:
 
 
 def _queries(dashboard: dict) -> list[tuple[str, str]]:
-    """(where, sql) for every panel target, annotation and query variable."""
+    """(where, sql) for every SQL panel target, annotation and query variable."""
     found = []
     for p in _panels(dashboard):
         for t in p.get("targets", []):
+            if t["datasource"] == PROM_DS:
+                continue  # PromQL: tests/integration/test_grafana_promql.py
             found.append((f"panel {p['id']} {p['title']!r} {t['refId']}", t["rawSql"]))
     for a in dashboard["annotations"]["list"]:
         if "target" in a:
@@ -152,10 +163,13 @@ def test_dashboard_structure(path: Path):
         cells |= overlap
         assert p["type"] in {"timeseries", "stat", "table", "state-timeline", "row"}, p["type"]
         assert p["title"] and p.get("description"), f"panel {p['id']} needs a title and a description"
-        assert p["datasource"] == {"type": DS_TYPE, "uid": DS_UID}
+        assert p["datasource"] in (SQL_DS, PROM_DS), f"{p['title']}: a provisioned datasource uid"
         assert p["targets"], p["title"]
         for t in p["targets"]:
-            assert t["datasource"] == {"type": DS_TYPE, "uid": DS_UID}
+            assert t["datasource"] == p["datasource"], f"{p['title']}: targets use the panel's datasource"
+            if t["datasource"] == PROM_DS:
+                assert t["editorMode"] == "code" and t["refId"] and t["expr"].strip() and "rawSql" not in t
+                continue
             assert t["rawQuery"] is True and t["editorMode"] == "code" and t["refId"]
             assert t["format"] in {"time_series", "table"}
             if t["format"] == "time_series":
@@ -163,10 +177,35 @@ def test_dashboard_structure(path: Path):
                     r"SELECT\s+time\b", t["rawSql"]
                 ), f"{p['title']}: a time series needs a time column"
     for v in dash["templating"]["list"]:
-        assert v["datasource"] == {"type": DS_TYPE, "uid": DS_UID} and v["type"] == "query"
-    # Every datasource reference in the file is the provisioned one (or Grafana's built-in annotations).
+        assert v["datasource"] == SQL_DS and v["type"] == "query"
+    # Every datasource reference in the file is a provisioned one (or Grafana's built-in annotations).
     for ref in re.findall(r'"uid":\s*"([^"]+)"', text):
-        assert ref in {DS_UID, "-- Grafana --", dash["uid"]}, ref
+        assert ref in {DS_UID, PROM_UID, "-- Grafana --", dash["uid"]}, ref
+
+
+def test_ingest_dashboard_has_sql_and_promql_panels():
+    """The ingest health dashboard keeps its database panels and adds the service-metrics panels."""
+    panels = _panels(_load(GRAFANA / "dashboards" / "ingest.json"))
+    by_ds = {
+        "sql": [p for p in panels if p["datasource"] == SQL_DS],
+        "prom": [p for p in panels if p["datasource"] == PROM_DS],
+    }
+    assert len(by_ds["sql"]) >= 7 and len(by_ds["prom"]) >= 6
+    exprs = " ".join(t["expr"] for p in by_ds["prom"] for t in p["targets"])
+    for metric in (
+        "messages_received_total",
+        "readings_stored_total",
+        "dead_letters_total",
+        "duplicates_total",
+        "db_errors_total",
+        "batch_size_bucket",
+        "mqtt_connected",
+    ):
+        assert f"iots6_ingest_{metric}" in exprs, metric
+    assert "histogram_quantile(0.99, sum by (le) (rate(iots6_ingest_commit_lag_seconds_bucket" in exprs
+    # The other dashboards stay on the database only.
+    for name in ("device.json", "fleet.json"):
+        assert PROM_UID not in (GRAFANA / "dashboards" / name).read_text(), name
 
 
 _FIXED_RANGE = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 6, tzinfo=UTC))
@@ -180,6 +219,13 @@ def test_provisioning_files():
     password = source["secureJsonData"]["password"]
     assert re.fullmatch(r"\$__env\{\w+\}", password), "the password must come from the environment, never a literal"
     assert "password" not in json.dumps(source["jsonData"]).lower()
+    prom = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text())
+    (source,) = prom["datasources"]
+    assert source["uid"] == PROM_UID and source["type"] == PROM_TYPE and source["editable"] is False
+    assert source["url"] == "http://prometheus:9090" and source["isDefault"] is False
+    assert "secureJsonData" not in source and "basicAuth" not in source
+    # Same as the stack's scrape interval, so $__rate_interval spans enough scrapes.
+    assert source["jsonData"]["timeInterval"] == f"{DockerOptions().scrape_interval_s}s"
     boards = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "iots6.yaml").read_text())
     (provider,) = boards["providers"]
     assert provider["type"] == "file" and provider["options"]["path"] == "/var/lib/grafana/dashboards/iots6"
