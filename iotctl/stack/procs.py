@@ -24,6 +24,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` different free ports (a stack needs several at once)."""
+    ports: set[int] = set()
+    for _ in range(50 * n):
+        ports.add(free_port())
+        if len(ports) == n:
+            return sorted(ports)
+    raise OperationFailed(f"Could not find {n} distinct free TCP ports; free some ports and retry.")
+
+
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -43,6 +43,7 @@ INSERT_ONE = (
     f"INSERT INTO sensor_data ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))}) "
     "ON CONFLICT ON CONSTRAINT sensor_data_reading_key DO NOTHING"
 )
+INSERT_STAGING_ONE = f"INSERT INTO {STAGING} ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
 KNOWN_DEVICES = "SELECT device_id FROM devices WHERE device_id = ANY(%s) AND retired_at IS NULL"
 REFRESH_ROLLUPS = "SELECT iots6_refresh_rollups(%s, %s)"
 MAINTAIN = "SELECT iots6_maintain()"
@@ -174,11 +175,14 @@ class Store:
                     with conn.transaction():
                         cur.execute(INSERT_ONE, (*reading, received))
                         stored += cur.rowcount
+                        # Kept in staging too, so the registry update below sees exactly the accepted rows.
+                        cur.execute(INSERT_STAGING_ONE, (*reading, received))
                 except psycopg.OperationalError:
                     raise
                 except psycopg.Error as exc:
                     reason = str(exc).splitlines()[0][:300]
                     dead.append(DeadLetter(received, topic, payload, "db_rejected", reason, reading.device_id))
+            cur.execute(UPDATE_DEVICES)
         return stored
 
     def _write_side_tables(self, conn, batch: Batch, dead: list[DeadLetter]) -> None:

@@ -330,3 +330,28 @@ def test_wrong_broker_password_keeps_the_ingest_unhealthy_and_retrying(ingest_fa
     status, detail = worker.health()
     assert status == 503 and detail["mqtt"] == "disconnected"
     assert worker.proc.poll() is None  # still running, retrying with backoff
+
+
+def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_of_its_batch_stored(
+    ingest_factory, provision, database, device_id
+):
+    # A rule the contract does not know (an operator's CHECK): the batch fails as a whole, then goes row by row.
+    with database.connect(autocommit=True) as conn:
+        conn.execute("ALTER TABLE sensor_data ADD CONSTRAINT site_max_temp CHECK (temperature < 100)")
+    ingest_factory(INGEST_FLUSH_MS="1000").start()
+    device = provision(device_id)
+    topic = contract.topic(BASE, device_id, contract.TELEMETRY)
+    base = datetime.now(UTC) - timedelta(minutes=1)
+    hot = json.loads(v1(device_id, 1, base))
+    hot["temperature"] = 110.0
+    mids = [
+        device.publish(topic, json.dumps(hot)),
+        device.publish(topic, v1(device_id, 2, base + timedelta(seconds=5))),
+    ]
+    device.wait_acked(mids)
+    wait_until(lambda: count_rows(database, "SELECT count(*) FROM dead_letter") == 1, 10, what="db_rejected row")
+    with database.connect() as conn:
+        assert conn.execute("SELECT reason FROM dead_letter").fetchone()[0] == "db_rejected"
+        assert conn.execute("SELECT seq FROM sensor_data WHERE device_id = %s", (device_id,)).fetchall() == [(2,)]
+        last_seen = conn.execute("SELECT last_seen FROM devices WHERE device_id = %s", (device_id,)).fetchone()[0]
+    assert last_seen == base.replace(microsecond=base.microsecond // 1000 * 1000) + timedelta(seconds=5)

@@ -65,18 +65,9 @@ class StackEnv:
         )
 
 
-def _distinct_ports(n: int) -> list[int]:
-    ports: set[int] = set()
-    for _ in range(50):
-        ports.add(procs.free_port())
-        if len(ports) == n:
-            return sorted(ports)
-    raise RuntimeError("could not find distinct free ports")
-
-
 @pytest.fixture
 def stack_env(tmp_path):
-    mqtt, pg, health, config = _distinct_ports(4)
+    mqtt, pg, health, config = procs.free_ports(4)
     env = {
         "IOTCTL_STATE_DIR": str(tmp_path / "state"),
         "IOTCTL_MQTT_PORT": str(mqtt),

@@ -95,18 +95,9 @@ def test_registry_enforces_the_mosquitto_acl(tmp_path):
 # ------------------------------------------------------------------------------------------ the stack
 
 
-def _distinct_ports(n: int) -> list[int]:
-    ports: set[int] = set()
-    for _ in range(50):
-        ports.add(procs.free_port())
-        if len(ports) == n:
-            return sorted(ports)
-    raise RuntimeError("could not find distinct free ports")
-
-
 @pytest.fixture
 def embedded_env(tmp_path):
-    mqtt, pg, health, config = _distinct_ports(4)
+    mqtt, pg, health, config = procs.free_ports(4)
     (tmp_path / "none.toml").write_text("")
     env = {
         "IOTCTL_CONFIG": str(tmp_path / "none.toml"),
