@@ -257,6 +257,7 @@ def test_embedded_stack_end_to_end(embedded_env):
     received: list[tuple[str, bytes]] = []
     dev, rc = _client(port, device, creds["mqtt_password"], lambda _c, _u, m: received.append((m.topic, m.payload)))
     dev.subscribe(config_topic, qos=1)
+
     # (Seen once in ~10 runs: amqtt delivered another retained message first; only the config topic counts here.)
     def notice_seen() -> bool:
         return any("version" in json.loads(p) for t, p in received if t == config_topic)
