@@ -11,7 +11,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +19,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from iotctl.broker.accounts import ROLE_INGEST, ROLE_OPERATOR, service_username
+from iotctl.broker import dynsec
+from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, service_username
+from iotctl.broker.identities import DynsecIdentities
 from iotctl.db import migrate
+from iotctl.endpoints import MqttEndpoint
 from iotctl.stack.mosquitto import MosquittoServer, find_mosquitto
 from iotctl.stack.postgres import PostgresServer, find_pg_bindir
 from iotctl.stack.procs import free_port
@@ -55,38 +57,37 @@ class Database:
         return psycopg.connect(self.conninfo, **kwargs)
 
 
+#: A test-only client that may publish anything under the base (the product has no such account: the operator
+#: only reads). Tests use it to put shapes on the wire that no device account may produce.
+PUBLISHER = "test.publisher"
+
+
 @dataclass
 class Broker:
+    """A real Mosquitto with dynamic security, as the native stack runs it; accounts made over its control API."""
+
     server: MosquittoServer
     host: str
     port: int
+    admin: tuple[str, str]
     operator: tuple[str, str]
     ingest: tuple[str, str]
+    config: tuple[str, str]
+    publisher: tuple[str, str] = ("", "")
+
+    def endpoint(self, username: str, password: str) -> MqttEndpoint:
+        return MqttEndpoint(self.host, self.port, username, password)
+
+    def admin_session(self) -> dynsec.DynsecAdmin:
+        return dynsec.DynsecAdmin(self.endpoint(*self.admin))
 
     def add_device(self, device_id: str) -> str:
-        password = self.server.accounts.add(device_id, "device")
-        self.server.reload()
-        self.wait_login(device_id, password)
+        """Provision a broker client for ``device_id`` (client id must equal it) the way the product does;
+        returns its password. Dynamic security applies it at once: the login works when this returns."""
+        password = uuid.uuid4().hex
+        with DynsecIdentities(self.admin_session(), "iots6") as identities:
+            identities.provision(device_id, password)
         return password
-
-    def wait_login(self, username: str, password: str, timeout: float = 5.0) -> None:
-        """Mosquitto re-reads its password file asynchronously after SIGHUP: wait until the login works."""
-        from iotctl.endpoints import MqttEndpoint
-        from iotctl.errors import AuthRefused
-        from iotctl.mqtt import connect
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client = connect(MqttEndpoint(self.host, self.port, username, password), timeout=2)
-            except AuthRefused:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-                continue
-            client.disconnect()
-            client.loop_stop()
-            return
 
 
 @pytest.fixture(scope="session")
@@ -123,17 +124,27 @@ def database(pg: PgInfo) -> Iterator[Database]:
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory) -> Iterator[Broker]:
-    if find_mosquitto() is None:
-        pytest.fail("`mosquitto` not found; run `make install-system` (apt-get install mosquitto).")
+    if find_mosquitto() is None or dynsec.find_plugin() is None:
+        pytest.fail("`mosquitto` 2 with its dynamic security plugin not found; run `make install-system`.")
     directory = tmp_path_factory.mktemp("mqtt")
     server = MosquittoServer(directory, free_port())
-    operator = service_username(ROLE_OPERATOR)
-    ingest = service_username(ROLE_INGEST)
-    op_pw = server.accounts.add(operator, ROLE_OPERATOR)
-    in_pw = server.accounts.add(ingest, ROLE_INGEST)
+    passwords = {role: uuid.uuid4().hex for role in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)}
+    admin = uuid.uuid4().hex
+    server.prepare_state(admin, passwords)
     server.start()
     try:
-        yield Broker(server, "127.0.0.1", server.port, (operator, op_pw), (ingest, in_pw))
+        found = Broker(
+            server,
+            "127.0.0.1",
+            server.port,
+            (dynsec.ADMIN_USERNAME, admin),
+            *((service_username(r), passwords[r]) for r in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)),
+        )
+        found.publisher = (PUBLISHER, uuid.uuid4().hex)
+        with found.admin_session() as session:
+            session.ensure_role(PUBLISHER, [{"acltype": "publishClientSend", "topic": "#", "allow": True}])
+            session.create_client(PUBLISHER, found.publisher[1], [PUBLISHER])
+        yield found
     finally:
         server.stop()
 

@@ -41,8 +41,8 @@ from iotctl.broker.accounts import (
     ROLE_OPERATOR,
     AccountStore,
     service_username,
-    verify_password,
 )
+from iotctl.broker.pwhash import verify_password
 from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unreachable
 from iotctl.secretfiles import generate_password, read_secret, write_secret
 from iotctl.settings import Settings
@@ -59,8 +59,9 @@ EMBEDDED_DETAIL = {
     POSTGRES: "embedded PostgreSQL 16 from pgserver",
 }
 
-#: Secret files generated once per state dir (``layout.secret(name)``).
-SECRET_NAMES = (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG, "db", "admin-token")
+#: Secret files generated once per state dir (``layout.secret(name)``); ``mqtt-admin`` is the broker's
+#: dynamic-security admin (provisioning), used by the system engine only.
+SECRET_NAMES = (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG, "mqtt-admin", "db", "admin-token")
 #: Broker service accounts: (role, secret file name).
 SERVICE_ACCOUNTS = ((ROLE_OPERATOR, ROLE_OPERATOR), (ROLE_INGEST, ROLE_INGEST), (ROLE_CONFIG, ROLE_CONFIG))
 INGEST_CLIENT_ID = "iots6-ingest-1"
@@ -344,8 +345,57 @@ class NativeStack:
             values[name] = read_secret(path, f"`{name}` secret")
         return values
 
+    def _service_passwords(self, secrets: dict[str, str]) -> dict[str, str]:
+        return {role: secrets[name] for role, name in SERVICE_ACCOUNTS}
+
+    def ensure_broker(self, engine: str | None = None, secrets: dict[str, str] | None = None) -> list[str]:
+        """The broker alone, as `up` brings it: running, with the service accounts of the secret files (and, for
+        Mosquitto, migrated into dynamic security).  Returns ``["mosquitto"]`` if it was started."""
+        engine = engine or self.resolve_engine()
+        if secrets is None:
+            self._make_dirs()
+            secrets = self._ensure_secrets()
+        broker = self._broker(engine)
+        started: list[str] = []
+        if engine != "embedded":
+            self._start_mosquitto(broker, secrets, started)
+            return started
+        accounts_changed = self._ensure_accounts(broker, secrets)
+        if broker.pid():
+            if accounts_changed:
+                broker.reload()
+        else:
+            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
+            self.progress(f"starting {MOSQUITTO} ({engine}) on {BIND}:{self.settings.mqtt_port}")
+            broker.start()
+            started.append(MOSQUITTO)
+        return started
+
+    def _start_mosquitto(self, broker, secrets: dict[str, str], started: list[str]) -> None:
+        """Mosquitto with dynamic security: seeded (or migrated from the old password file) before its first
+        start, then its roles and service clients brought up to date over the control API."""
+        from iotctl.broker import dynsec
+
+        if broker.pid() and not broker.uses_dynsec():
+            # Started by an iotctl from before dynamic security: a clean restart keeps sessions and queues.
+            self.progress(f"restarting {MOSQUITTO} to move its accounts into dynamic security")
+            broker.stop()
+        if not broker.pid():
+            done = broker.prepare_state(secrets["mqtt-admin"], self._service_passwords(secrets))
+            if done == "migrated":
+                self.progress(f"migrated the broker accounts into dynamic security (`{broker.state_file}`)")
+            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
+            self.progress(f"starting {MOSQUITTO} (system) on {BIND}:{self.settings.mqtt_port}")
+            broker.start()
+            started.append(MOSQUITTO)
+        with dynsec.DynsecAdmin(broker.admin_endpoint(secrets["mqtt-admin"])) as admin:
+            for change in dynsec.ensure_platform(
+                admin, self.settings.topic_base, self._service_passwords(secrets), dynsec.load_state(broker.state_file)
+            ):
+                self.progress(f"broker: updated {change}")
+
     def _ensure_accounts(self, broker, secrets: dict[str, str]) -> bool:
-        """Service accounts exist with the passwords of the secret files; True if the registry changed."""
+        """Embedded broker: service accounts exist with the passwords of the secret files; True if changed."""
         store: AccountStore = broker.accounts
         accounts = store.load()
         changed = False
@@ -374,16 +424,7 @@ class NativeStack:
         self._make_dirs()
         secrets = self._ensure_secrets()
 
-        broker = self._broker(engine)
-        accounts_changed = self._ensure_accounts(broker, secrets)
-        if broker.pid():
-            if accounts_changed:
-                broker.reload()
-        else:
-            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
-            self.progress(f"starting {MOSQUITTO} ({engine}) on {BIND}:{self.settings.mqtt_port}")
-            broker.start()
-            started.append(MOSQUITTO)
+        started += self.ensure_broker(engine, secrets)
 
         pg = self._postgres(engine)
         if not pg.pid():
