@@ -509,6 +509,74 @@ def register_environment(
     return env
 
 
+def secrets_from_dir(directory: Path) -> dict[str, Path]:
+    """The secret files (named as in :data:`SECRETS`) found in ``directory``; at least one must be there."""
+    directory = Path(directory)
+    found = {name: directory / name for name in SECRETS if (directory / name).is_file()}
+    if not found:
+        raise InvalidInput(f"No credential files in `{directory}`; it should hold files named {', '.join(SECRETS)}.")
+    return found
+
+
+def register_stack(
+    state_dir: Path,
+    name: str,
+    stack_dir: Path,
+    *,
+    kind: str = "local",
+    host: str = "127.0.0.1",
+    description: str = "",
+    replace: bool = False,
+) -> Environment:
+    """Register the native stack of ``stack_dir`` (another state dir, e.g. a second local stack on other ports)
+    as environment ``name``: over its TLS listener with its CA when it has one, with its secret files."""
+    from iotctl.stack.layout import StackLayout
+
+    layout = StackLayout(Path(stack_dir))
+    try:
+        recorded = json.loads(layout.stack_file.read_text())
+    except (OSError, ValueError):
+        raise NotFound(
+            f"No native stack in `{stack_dir}` (no readable stack.json); start it with "
+            f"`IOTCTL_STATE_DIR={stack_dir} iotctl stack up` first."
+        ) from None
+    if recorded.get("engine") == "embedded":
+        raise InvalidInput(
+            f"The stack in `{stack_dir}` runs the embedded broker, which has no dynamic security to provision "
+            "devices through; register a stack of the `system` engine."
+        )
+    endpoints = recorded.get("endpoints", {})
+    tls = endpoints.get("mqtt_tls")
+    mqtt = tls or endpoints.get("mqtt") or {}
+    if not mqtt.get("port"):
+        raise InvalidInput(f"The stack record `{layout.stack_file}` names no broker port; run `iotctl stack up` there.")
+    secrets: dict[str, str | Path] = {
+        MQTT_ADMIN: layout.secret("mqtt-admin"),
+        MQTT_OPERATOR: layout.secret("operator"),
+        CONFIG_ADMIN: layout.secret("admin-token"),
+        DB_PASSWORD: layout.secret("db"),
+    }
+    if tls:
+        secrets[CA_CERT] = Path(tls["ca_file"])
+    config = endpoints.get("config_server")
+    if not config:
+        raise InvalidInput(f"The stack in `{stack_dir}` runs no config server; install the services and run it up.")
+    return register_environment(
+        state_dir,
+        name,
+        kind,
+        broker_host=host,
+        broker_port=int(mqtt["port"]),
+        broker_tls=bool(tls),
+        config_url=config,
+        database_url=endpoints.get("postgres"),
+        secrets=secrets,
+        topic_base=endpoints.get("mqtt", {}).get("topic_base", "iots6"),
+        description=description or f"the native stack in {stack_dir}",
+        replace=replace,
+    )
+
+
 def remove_environment(state_dir: Path, name: str) -> Path:
     """Delete a registered environment: its file and its credentials directory (device credentials included)."""
     validate_name(name)

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from iotctl.cli.common import err, settings
+from iotctl.cli.common import ENV_OPTION, err, settings
 
 app = typer.Typer(help="Follow live traffic from the broker.", no_args_is_help=True)
 
@@ -36,6 +36,7 @@ def _table(model, now=None):
 @app.command()
 def sensors(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     device: str = typer.Option(None, "--device", envvar="IOTCTL_TAIL_DEVICE", help="Only this device id."),
     count: int = typer.Option(
         None,

@@ -99,17 +99,19 @@ class MosquittoServer(procs.PidFileDaemon):
             path.rename(path.with_name(path.name + ".pre-dynsec"))
         return "migrated" if old else "seeded"
 
-    def uses_dynsec(self) -> bool:
-        """Whether the written config loads dynamic security (a broker started by an older iotctl does not)."""
-        try:
-            return "plugin_opt_config_file" in self.conf_file.read_text()
-        except OSError:
-            return False
-
     def admin_endpoint(self, password: str):
         from iotctl.endpoints import MqttEndpoint
 
         return MqttEndpoint(self.bind, self.port, dynsec.ADMIN_USERNAME, password)
+
+    def config_changed(self) -> bool:
+        """Whether the written config differs from what this server would write now (a running broker started
+        with it needs a restart to apply it): no dynamic security yet, a TLS listener added or removed, a new
+        template."""
+        try:
+            return self.conf_file.read_text() != self.render_config()
+        except OSError:
+            return True
 
     def write_config(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -119,6 +121,9 @@ class MosquittoServer(procs.PidFileDaemon):
                 f"Broker state `{self.state_file}` is missing; seed it first (MosquittoServer.prepare_state, "
                 "which `iotctl stack up` runs)."
             )
+        self.conf_file.write_text(self.render_config())
+
+    def render_config(self) -> str:
         tls = None
         if self.tls:
             tls = {
@@ -127,7 +132,7 @@ class MosquittoServer(procs.PidFileDaemon):
                 "certfile": self.tls.certfile,
                 "keyfile": self.tls.keyfile,
             }
-        conf = render(
+        return render(
             "mosquitto/mosquitto.conf.j2",
             # Mosquitto drops privileges to `mosquitto` when started as root unless told otherwise;
             # our files are private to the invoking user, so it stays who started it.
@@ -146,7 +151,6 @@ class MosquittoServer(procs.PidFileDaemon):
             log_file=None,
             pid_file=None,
         )
-        self.conf_file.write_text(conf)
 
     def pid(self) -> int | None:
         return procs.read_pid(self.pid_file)

@@ -236,7 +236,27 @@ class NativeStack:
         else:
             from iotctl.stack.mosquitto import MosquittoServer as Broker
 
-        return Broker(self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base)
+        if engine == "embedded":
+            return Broker(self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base)
+        return Broker(
+            self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base, tls=self._tls()
+        )
+
+    def _tls(self):
+        """The broker's TLS listener (``mqtt_tls_port``), its certificate issued by the stack's CA in ``pki/``."""
+        from iotctl.stack.mosquitto import TlsListener
+
+        if not self.settings.mqtt_tls_port:
+            return None
+        pki_dir = self.layout.pki_dir
+        return TlsListener(self.settings.mqtt_tls_port, pki_dir / "broker.crt", pki_dir / "broker.key", BIND)
+
+    def _ensure_certificates(self) -> None:
+        """The stack's CA and the broker's server certificate (for 127.0.0.1 and localhost), made or renewed."""
+        from iotctl import pki
+
+        ca = pki.ensure_ca(self.layout.pki_dir, common_name=f"iotctl local stack CA ({self.layout.state_dir.name})")
+        pki.issue_server_cert(ca, self.layout.pki_dir, "broker", dns_names=["localhost"], ip_addresses=[BIND])
 
     def _postgres(self, engine: str | None = None):
         from iotctl.stack.postgres import PostgresServer
@@ -376,16 +396,29 @@ class NativeStack:
         start, then its roles and service clients brought up to date over the control API."""
         from iotctl.broker import dynsec
 
-        if broker.pid() and not broker.uses_dynsec():
-            # Started by an iotctl from before dynamic security: a clean restart keeps sessions and queues.
-            self.progress(f"restarting {MOSQUITTO} to move its accounts into dynamic security")
+        if broker.tls:
+            self._ensure_certificates()
+        if broker.pid() and (not broker.state_file.exists() or broker.config_changed()):
+            # Started by an iotctl from before dynamic security, or with another listener set: a clean restart
+            # keeps persistent sessions and queued messages (Mosquitto saves them on SIGTERM).
+            why = (
+                "to move its accounts into dynamic security"
+                if not broker.state_file.exists()
+                else "to apply its new configuration"
+            )
+            self.progress(f"restarting {MOSQUITTO} {why}")
             broker.stop()
         if not broker.pid():
             done = broker.prepare_state(secrets["mqtt-admin"], self._service_passwords(secrets))
             if done == "migrated":
                 self.progress(f"migrated the broker accounts into dynamic security (`{broker.state_file}`)")
             _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
-            self.progress(f"starting {MOSQUITTO} (system) on {BIND}:{self.settings.mqtt_port}")
+            if broker.tls:
+                _port_free(broker.tls.port, f"{MOSQUITTO} (TLS)", "IOTCTL_MQTT_TLS_PORT")
+            self.progress(
+                f"starting {MOSQUITTO} (system) on {BIND}:{self.settings.mqtt_port}"
+                + (f", TLS on {BIND}:{broker.tls.port}" if broker.tls else "")
+            )
             broker.start()
             started.append(MOSQUITTO)
         with dynsec.DynsecAdmin(broker.admin_endpoint(secrets["mqtt-admin"])) as admin:
@@ -552,6 +585,11 @@ class NativeStack:
         available = {spec.name: service_available(spec.module) for spec in self.services()}
         return {
             "mqtt": {"host": BIND, "port": s.mqtt_port, "topic_base": s.topic_base},
+            "mqtt_tls": (
+                {"host": BIND, "port": s.mqtt_tls_port, "ca_file": str(self.layout.ca_file)}
+                if s.mqtt_tls_port
+                else None
+            ),
             "postgres": self.db_url,
             "ingest_health": f"http://{BIND}:{s.ingest_health_port}/healthz" if available[INGEST] else None,
             "ingest_metrics": f"http://{BIND}:{s.ingest_health_port}/metrics" if available[INGEST] else None,
