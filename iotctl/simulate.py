@@ -28,6 +28,7 @@ import json
 import logging
 import random
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -260,7 +261,7 @@ class SocketMQTTClient:
         self.sock.settimeout(0)
         try:
             res = self.sock.recv(1)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):  # over TLS "nothing waiting" is SSLWantReadError
             return None
         finally:
             self.sock.settimeout(SOCKET_TIMEOUT_S)
@@ -568,8 +569,6 @@ class Node:
     def _mqtt_factory(self, cfg, client_id):
         tls = None
         if cfg["broker_tls"]:  # an environment's TLS listener: verify it by the CA provisioning recorded
-            import ssl
-
             tls = ssl.create_default_context(cafile=self.creds.mqtt_ca_file)
         return SocketMQTTClient(
             client_id,
