@@ -32,7 +32,7 @@ from iotctl.settings import load_settings
 from iotctl.stack.layout import StackLayout
 from iotctl.stack.procs import free_port
 
-from .conftest import start_stack_broker, wait_until
+from .conftest import start_stack_broker
 
 BASE = "iots6"
 
