@@ -165,9 +165,11 @@ def remove(
     """Forget an environment: its file and its credentials directory, device credentials included."""
     import sys
 
-    from iotctl.environments import load, remove_environment
+    from iotctl.environments import BUILTIN, load, remove_environment
     from iotctl.errors import InvalidInput
 
+    if name in BUILTIN:
+        raise InvalidInput(f"`{name}` is a built-in environment and cannot be removed.")
     cfg = settings(ctx)
     env = load(cfg, name)
     devices = sorted(p.stem for p in env.devices_dir.glob("*.json")) if env.devices_dir.is_dir() else []
