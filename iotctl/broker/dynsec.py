@@ -312,7 +312,10 @@ class DynsecAdmin:
         for i, command in enumerate(commands):
             command["correlationData"] = f"{key}:{i}"
         with self._lock:
-            info = self._client.publish(CONTROL_TOPIC, json.dumps({"commands": commands}), qos=1)
+            # QoS 0: the response is the acknowledgement. With QoS 1 the broker's PUBACK and its response are two
+            # small writes back to back, and Nagle holds the second until the client's delayed ACK (~40 ms per
+            # batch, measured); and a QoS 1 resend after a reconnect could run a command twice.
+            info = self._client.publish(CONTROL_TOPIC, json.dumps({"commands": commands}), qos=0)
             with self._cond:
                 answered = self._cond.wait_for(lambda: key in self._answers, self.timeout)
                 responses = self._answers.pop(key, None)
