@@ -8,7 +8,7 @@ locals {
       {
         alert      = "Iots6IngestDown"
         expression = "(max by (namespace) (iots6_ingest_mqtt_connected{namespace=\"${e.namespace}\"}) < 1) or absent(iots6_ingest_mqtt_connected{namespace=\"${e.namespace}\"})"
-        for        = "PT${e.alerts.ingest_down_minutes}M"
+        "for"      = "PT${e.alerts.ingest_down_minutes}M"
         severity   = 1
         summary    = "The ingest in ${e.namespace} is down or not connected to the broker"
         detail     = "No ingest in ${e.namespace} has reported an MQTT connection for ${e.alerts.ingest_down_minutes} minutes: readings queue in the broker and are not stored."
@@ -17,7 +17,7 @@ locals {
       {
         alert      = "Iots6IngestNoRowsStored"
         expression = "sum by (namespace) (increase(iots6_ingest_readings_stored_total{namespace=\"${e.namespace}\"}[${e.alerts.no_rows_minutes}m])) == 0"
-        for        = "PT5M"
+        "for"      = "PT5M"
         severity   = 2
         summary    = "No readings stored in ${e.namespace} for ${e.alerts.no_rows_minutes} minutes"
         detail     = "The ingest in ${e.namespace} is running but committed no row to sensor_data in ${e.alerts.no_rows_minutes} minutes: devices silent, broker ACLs, or the database."
@@ -26,7 +26,7 @@ locals {
       {
         alert      = "Iots6IngestCommitLagHigh"
         expression = "histogram_quantile(0.99, sum by (namespace, le) (rate(iots6_ingest_commit_lag_seconds_bucket{namespace=\"${e.namespace}\"}[5m]))) > ${e.alerts.commit_lag_p99_seconds}"
-        for        = "PT10M"
+        "for"      = "PT10M"
         severity   = 2
         summary    = "Ingest consumer lag in ${e.namespace} above ${e.alerts.commit_lag_p99_seconds} s"
         detail     = "The 99th percentile from receiving a reading to committing it is {{ $value }} s in ${e.namespace}: the ingest falls behind (database slow, or too few replicas)."
@@ -35,7 +35,7 @@ locals {
       {
         alert      = "Iots6IngestDatabaseErrors"
         expression = "sum by (namespace) (increase(iots6_ingest_db_errors_total{namespace=\"${e.namespace}\"}[10m])) > 0"
-        for        = "PT10M"
+        "for"      = "PT10M"
         severity   = 2
         summary    = "Batch writes failing in ${e.namespace}"
         detail     = "The ingest in ${e.namespace} has retried failed batch writes for 10 minutes; nothing is lost (messages stay unacknowledged) but nothing is stored either."
@@ -44,7 +44,7 @@ locals {
       {
         alert      = "Iots6DeadLettersRising"
         expression = "sum by (namespace, reason) (increase(iots6_ingest_dead_letters_total{namespace=\"${e.namespace}\"}[15m])) > ${e.alerts.dead_letters_per_15m}"
-        for        = "PT5M"
+        "for"      = "PT5M"
         severity   = 3
         summary    = "Dead letters rising in ${e.namespace} ({{ $labels.reason }})"
         detail     = "More than ${e.alerts.dead_letters_per_15m} messages in 15 minutes were dead-lettered in ${e.namespace} with reason {{ $labels.reason }}: a firmware or contract mismatch, or unprovisioned devices."
@@ -53,7 +53,7 @@ locals {
       {
         alert      = "Iots6DevicesOffline"
         expression = "sum by (namespace) (rate(iots6_ingest_messages_received_total{namespace=\"${e.namespace}\"}[30m])) < ${e.alerts.traffic_drop_ratio} * sum by (namespace) (rate(iots6_ingest_messages_received_total{namespace=\"${e.namespace}\"}[30m] offset 1d))"
-        for        = "PT30M"
+        "for"      = "PT30M"
         severity   = 2
         summary    = "Device traffic in ${e.namespace} fell below ${e.alerts.traffic_drop_ratio * 100}% of yesterday's"
         detail     = "Messages received in ${e.namespace} dropped below ${e.alerts.traffic_drop_ratio * 100}% of the same time yesterday: devices went offline (power, Wi-Fi, certificates). The ingest exports no per-device metric, so this fleet-wide traffic drop stands in for \"devices offline\"; `iotctl devices` lists last_seen per device."
@@ -73,7 +73,7 @@ locals {
         for r in local.rules[env] : {
           alert      = r.alert
           expression = r.expression
-          for        = r.for
+          "for"      = r.for
           severity   = r.severity
           labels = {
             workload    = "iots6"
