@@ -74,7 +74,7 @@ variable "system_node_pool" {
     os_disk_size_gb = optional(number, 64)
     zones           = optional(list(string), ["1", "2", "3"])
   })
-  description = "System node pool (CriticalAddonsOnly: kube-system, ArgoCD and ESO tolerate it… or not; see docs). Ephemeral OS disks need a size with a local disk large enough for `os_disk_size_gb` (D2ds_v5: 75 GiB)."
+  description = "System node pool, tainted CriticalAddonsOnly so only kube-system add-ons run there (ArgoCD, ESO and the iots6 workloads go to the user pool). Ephemeral OS disks need a size whose local disk holds `os_disk_size_gb` (D2ds_v5: 75 GiB)."
   default     = {}
   nullable    = false
 
