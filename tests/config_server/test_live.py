@@ -171,7 +171,9 @@ def test_fleet_change_notifies_every_device(live, database, broker):
 def test_cli_get_diff_push_and_errors(live, database, tmp_path):
     _url, env, _ = live
     device = register(database)
-    doc = tmp_path / "dev.toml"
+    folder = tmp_path.joinpath(*[f"a-long-directory-name-{i:02d}" for i in range(8)])  # longer than any terminal
+    folder.mkdir(parents=True)
+    doc = folder / "dev.toml"
     doc.write_text('telemetry_interval_s = 15\n[labels]\nname = "porch"\n')
 
     diff = _cli(env, "config", "diff", str(doc), "--device", device.device_id)
@@ -192,7 +194,9 @@ def test_cli_get_diff_push_and_errors(live, database, tmp_path):
     assert table.exit_code == 0 and "telemetry_interval_s" in table.stdout
 
     again = _cli(env, "config", "push", str(doc), "--device", device.device_id)
-    assert again.exit_code == 0 and "nothing to push" in again.output
+    assert again.exit_code == 0, again.output
+    # One line, whatever COLUMNS says and however long the path (issue #10): logs and scripts read it.
+    assert f"device `{device.device_id}` already matches `{doc}`; nothing to push." in again.stderr.splitlines()
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
