@@ -247,8 +247,12 @@ def test_entry_point_serves_under_gunicorn_and_stops_on_sigterm(database, tmp_pa
     import signal
 
     port = free_port()
+    home = tmp_path / "home"  # gunicorn >= 25.1 put its control socket in ~/.gunicorn (XDG_RUNTIME_DIR unset)
+    home.mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CONFIG_SERVER_")},
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": "",
         "CONFIG_SERVER_DATABASE_URL": database.url,
         "CONFIG_SERVER_DATABASE_PASSWORD_FILE": str(secret_file(database.password)),
         "CONFIG_SERVER_ADMIN_TOKEN_FILE": str(secret_file(ADMIN_TOKEN)),
@@ -277,3 +281,4 @@ def test_entry_point_serves_under_gunicorn_and_stops_on_sigterm(database, tmp_pa
         log.close()
     assert code == 0, (tmp_path / "server.log").read_text()
     assert ADMIN_TOKEN not in (tmp_path / "server.log").read_text()
+    assert list(home.iterdir()) == [], "the server wrote to HOME"
