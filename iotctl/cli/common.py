@@ -37,14 +37,15 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
-def console(stderr: bool = False) -> Console:
+def console(stderr: bool = False, live: bool = False) -> Console:
     """The one place the CLI builds a rich Console (stdout by default, stderr for messages).
 
     On a terminal: colour unless NO_COLOR is set, tables fitted to its width (`COLUMNS` overrides it), messages
     left to the terminal to wrap (soft wrap). Anywhere else (a pipe, a file, CliRunner): no escape codes at all and
     no width, so nothing is hard-wrapped, folded or cut, whatever `COLUMNS` says and however long a path is.
     Markup and emoji codes are off: text is printed as given (a path may contain `[x]` or `:x:`); styles come from
-    rich `Text` objects.
+    rich `Text` objects. ``live``: for a rich `Live` view, which redraws by counting its lines, so rich must wrap
+    them to the terminal's width itself (only ever used on a terminal).
     """
     terminal = is_terminal(sys.stderr if stderr else sys.stdout)
     return Console(
@@ -52,7 +53,7 @@ def console(stderr: bool = False) -> Console:
         force_terminal=terminal,  # our own test, not FORCE_COLOR/TTY_COMPATIBLE: colour and width go together
         no_color=bool(os.environ.get("NO_COLOR")) or not terminal,
         width=None if terminal else UNWRAPPED_WIDTH,
-        soft_wrap=True,
+        soft_wrap=not live,
         markup=False,
         emoji=False,
         highlight=False,

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from iotctl.cli.common import err, out, settings
+from iotctl.cli.common import console, err, settings
 
 app = typer.Typer(help="Follow live traffic from the broker.", no_args_is_help=True)
 
@@ -78,7 +78,7 @@ def sensors(
             return
         from rich.live import Live
 
-        with Live(_table(model), console=out(), refresh_per_second=4, auto_refresh=False) as live:
+        with Live(_table(model), console=console(live=True), refresh_per_second=4, auto_refresh=False) as live:
             follow(
                 endpoint,
                 model,
