@@ -21,9 +21,13 @@ const MODELS = {
   "azmonitoring.coreos.com/v1/PodMonitor": PodMonitor,
 };
 
-// Paths (dot-separated, [] for any array index) whose content the CRD leaves free-form.
+// Paths (dot-separated, [] for any array index) whose content the CRD leaves free-form, or that the package's
+// compiled validator never reads although the CRD declares them.
 const FREE_FORM = [
   /^spec\.generators\[\]\.list\.elements\[\]\./, // list generator elements: any parameters
+  // AppProject.spec.description is declared (AppProjectSpec.d.ts) but its schema property was dropped along with
+  // the schema `description` keywords when the package was generated, so the validator never reads it.
+  /^spec\.description$/,
 ];
 
 function tracked(value, path, seen) {
@@ -73,7 +77,9 @@ function check(object) {
   try {
     // The model copies its input; the validator then reads the model's own properties, so those are swapped
     // for proxies that record every key the validator reads.
-    const model = new Model(structuredClone(object));
+    const data = structuredClone(object);
+    if (id === "azmonitoring.coreos.com/v1/PodMonitor") data.apiVersion = PodMonitor.apiVersion; // same schema
+    const model = new Model(data);
     for (const key of Object.keys(model)) {
       if (["apiVersion", "kind", "metadata", "spec", "status"].includes(key)) seen.add(key);
       model[key] = tracked(model[key], key, seen);
