@@ -26,11 +26,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# checkov (tests/infra/k8s/test_checkov.py) in a virtualenv of its own: it pins packaging<24, which pytest 9 needs.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+$(CHECKOV_STAMP):
+	@echo "installing $(CHECKOV_VENV) (pip install checkov==3.3.30)" >&2
+	@test -d $(CHECKOV_VENV) || $(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.30' >&2
+	@touch $(CHECKOV_STAMP)
+
 # System packages the native stack and the tests run for real: Mosquitto and PostgreSQL (Debian).
 install-system:
 	@bash scripts/install-system.sh
 
-test: install install-system
+test: install install-system $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
@@ -46,4 +55,4 @@ lint: install
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache test-artifacts
