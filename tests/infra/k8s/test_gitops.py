@@ -91,9 +91,9 @@ def test_terraform_outputs_reach_the_chart_as_parameters():
         env = app["metadata"]["labels"]["iots6.io/environment"]
         values = application_values(app)
         assert values["externalSecrets"]["keyVaultUrl"] == example[env]["keyVaultUri"]
-        assert values["workloadIdentity"]["clientId"] == example[env]["secretsIdentityClientId"]
-        assert values["images"]["registry"] == example[env]["acrLoginServer"]
-        assert values["database"]["host"] == example[env]["postgresFqdn"]
+        assert values["workloadIdentity"]["clientId"] == example[env]["workloadIdentityClientId"]
+        assert values["images"]["registry"] == example[env]["containerRegistryLoginServer"]
+        assert values["database"]["host"] == example[env]["postgresHost"]
         assert values["configServer"]["ingress"]["host"] == example[env]["configServerHost"]
 
 

@@ -68,7 +68,7 @@ images.requireDigests (prod) an image without a digest stops the render.
 {{- define "iots6.image" -}}
 {{- $registry := .image.registry | default .root.Values.images.registry -}}
 {{- if not $registry -}}
-{{- fail (printf "images.%s.registry (or images.registry) is empty; set it to the ACR login server (Terraform output `acr_login_server`) or docker.io." .name) -}}
+{{- fail (printf "images.%s.registry (or images.registry) is empty; set it to the ACR login server (Terraform output `container_registry_login_server`) or docker.io." .name) -}}
 {{- end -}}
 {{- $tag := .image.tag | default .root.Chart.AppVersion -}}
 {{- if and .root.Values.images.requireDigests (not .image.digest) -}}
@@ -115,7 +115,7 @@ seccompProfile:
 {{- if .Values.postgresql.enabled -}}
 {{ include "iots6.componentName" (dict "root" . "component" "postgresql") }}
 {{- else -}}
-{{- required "database.host is empty; set it to the Flexible Server FQDN (Terraform output `postgres_fqdn`) or enable postgresql" .Values.database.host -}}
+{{- required "database.host is empty; set it to the Flexible Server FQDN (Terraform output `postgres.host`) or enable postgresql" .Values.database.host -}}
 {{- end -}}
 {{- end }}
 
