@@ -42,6 +42,12 @@ CATALOG: tuple[SecretSpec, ...] = (
         "the next migration Job, after `postgres_admin_password_version` is bumped in Terraform",
     ),
     SecretSpec("postgres-app-password", Kind.PASSWORD, "PostgreSQL role of the ingest and config server", _RESTART_DB),
+    SecretSpec(
+        "postgres-grafana-password",
+        Kind.PASSWORD,
+        "PostgreSQL read-only role of Grafana's datasource",
+        "the Grafana pod",
+    ),
     SecretSpec("mqtt-admin-password", Kind.PASSWORD, "Mosquitto dynamic-security admin", _RESTART_BROKER),
     SecretSpec("mqtt-ingest-password", Kind.PASSWORD, "broker client svc.ingest", _RESTART_BROKER),
     SecretSpec("mqtt-config-password", Kind.PASSWORD, "broker client svc.config", _RESTART_BROKER),
