@@ -113,7 +113,7 @@ def check(facts: IdentityFacts, cluster: Cluster) -> list[Finding]:
                     "service account annotation",
                     f"`{facts.namespace}/{facts.service_account}` has `{CLIENT_ID_ANNOTATION}: {annotated}`, "
                     f"the identity's client id is `{facts.client_id}`",
-                    "set `secrets.workloadIdentity.clientId` in the environment's values file to that client id",
+                    "set `workloadIdentity.clientId` (the ApplicationSet's Terraform parameter) to that client id",
                 )
             )
     for pod in cluster.list("v1", "Pod", namespace=facts.namespace):

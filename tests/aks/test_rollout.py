@@ -161,7 +161,7 @@ def _cluster_with_sa(annotation: str | None = CLIENT_ID, pod_label: str | None =
             _facts(),
             _cluster_with_sa(annotation=None),
             "service account annotation",
-            "secrets.workloadIdentity.clientId",
+            "workloadIdentity.clientId",
         ),
         (_facts(), FakeKubernetes(), "service account", "does not exist"),
         (_facts(), _cluster_with_sa(pod_label=""), "pod label", 'azure.workload.identity/use: "true"'),

@@ -27,7 +27,9 @@ def source(tmp_path) -> Path:
 
 
 def test_plan_apply_outputs_replan_and_destroy(source, tmp_path, terraform_bin):
-    root = TerraformRoot(source, "demo", tmp_path / "envs" / "dev", variables={"name": "dev"}, binary=terraform_bin)
+    root = TerraformRoot(
+        source, "demo", tmp_path / "envs" / "dev", variables={"name": "dev"}, binary=str(terraform_bin)
+    )
     root.init()
     plan = root.plan()
     assert [c.as_dict() for c in plan.changes] == [{"address": "terraform_data.this", "action": "create"}]
@@ -39,7 +41,9 @@ def test_plan_apply_outputs_replan_and_destroy(source, tmp_path, terraform_bin):
     assert (tmp_path / "envs" / "dev" / "terraform.tfstate").exists()
     assert sorted(p.name for p in (source / "demo").iterdir()) == ["main.tf"], "the source tree is never written to"
 
-    prod = TerraformRoot(source, "demo", tmp_path / "envs" / "prod", variables={"name": "prod"}, binary=terraform_bin)
+    prod = TerraformRoot(
+        source, "demo", tmp_path / "envs" / "prod", variables={"name": "prod"}, binary=str(terraform_bin)
+    )
     prod.init()
     assert prod.plan().counts()["create"] == 1, "prod has its own state: dev's resource is not prod's"
 
@@ -53,7 +57,7 @@ def test_plan_apply_outputs_replan_and_destroy(source, tmp_path, terraform_bin):
 
 def test_a_broken_module_is_one_sentence_with_terraforms_first_error(source, tmp_path, terraform_bin):
     (source / "demo" / "broken.tf").write_text('output "x" {\n  value = terraform_data.missing.id\n}\n')
-    root = TerraformRoot(source, "demo", tmp_path / "env", variables={"name": "x"}, binary=terraform_bin)
+    root = TerraformRoot(source, "demo", tmp_path / "env", variables={"name": "x"}, binary=str(terraform_bin))
     root.init()
     with pytest.raises(
         OperationFailed, match=r"^`terraform plan` failed in `.*`: Reference to undeclared resource; fix"
