@@ -237,9 +237,10 @@ def password_matches(state: dict[str, Any], username: str, password: str) -> boo
 class DynsecAdmin:
     """A connection as ``admin`` to ``$CONTROL/dynamic-security/v1``; one command batch in flight at a time.
 
-    Use as a context manager.  Each batch is one PUBLISH of ``{"commands": [...]}``; the broker answers the
-    requesting connection alone with one message of ``responses`` in the same order, matched here by
-    ``correlationData``.
+    Use as a context manager.  Each batch is one PUBLISH of ``{"commands": [...]}``; the broker answers with one
+    message of ``responses`` in the same order on the response topic, which every admin session subscribed to it
+    receives (checked: a second session sees the first one's answers), so ours are picked out by the
+    ``correlationData`` we put on each command.
     """
 
     def __init__(self, endpoint, timeout: float = 10.0, where: str = ""):
@@ -250,6 +251,7 @@ class DynsecAdmin:
         self._lock = threading.Lock()
         self._cond = threading.Condition()
         self._answers: dict[str, list[dict]] = {}
+        self._pending: set[str] = set()
 
     def __repr__(self) -> str:
         return f"DynsecAdmin({self.endpoint!r})"
@@ -299,8 +301,9 @@ class DynsecAdmin:
             return  # not an answer of ours
         key = correlation.rsplit(":", 1)[0]
         with self._cond:
-            self._answers[key] = responses
-            self._cond.notify_all()
+            if key in self._pending:  # another admin session's answer otherwise
+                self._answers[key] = responses
+                self._cond.notify_all()
 
     # -- commands
     def execute(self, commands: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -312,6 +315,8 @@ class DynsecAdmin:
         for i, command in enumerate(commands):
             command["correlationData"] = f"{key}:{i}"
         with self._lock:
+            with self._cond:
+                self._pending.add(key)
             # QoS 0: the response is the acknowledgement. With QoS 1 the broker's PUBACK and its response are two
             # small writes back to back, and Nagle holds the second until the client's delayed ACK (~40 ms per
             # batch, measured); and a QoS 1 resend after a reconnect could run a command twice.
@@ -319,6 +324,7 @@ class DynsecAdmin:
             with self._cond:
                 answered = self._cond.wait_for(lambda: key in self._answers, self.timeout)
                 responses = self._answers.pop(key, None)
+                self._pending.discard(key)
         if not answered or responses is None:
             raise Unreachable(
                 f"Broker {self.where} did not answer dynamic-security command `{commands[0]['command']}` within "
