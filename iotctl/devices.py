@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -111,11 +112,25 @@ class Provisioning:
             self.conn.close()
 
     # -- provisioning
+    @contextmanager
+    def _device_lock(self, device_id: str) -> Iterator[None]:
+        """Serialize work on one device id across processes (a session-level advisory lock), so two provisions
+        of the same device cannot interleave their broker password, token and credentials file."""
+        self.conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", ("iotctl.device:" + device_id,))
+        try:
+            yield
+        finally:
+            self.conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", ("iotctl.device:" + device_id,))
+
     def provision(self, device_id: str, *, rotate: bool = False, labels: dict | None = None):
         """Create ``device_id``'s identity everywhere, in one go. Returns (credentials, path of the 0600 file)."""
+        validate_device_id(device_id)
+        with self._device_lock(device_id):
+            return self._provision(device_id, rotate, labels)
+
+    def _provision(self, device_id: str, rotate: bool, labels: dict | None):
         from iotctl.devconfig.tokens import issue_device_token
 
-        validate_device_id(device_id)
         conn, broker, env = self.conn, self.broker, self.env
         state = broker.state(device_id)
         row = conn.execute("SELECT retired_at IS NULL FROM devices WHERE device_id = %s", (device_id,)).fetchone()
@@ -125,7 +140,7 @@ class Provisioning:
                 "(the old ones stop working)."
             )
         path = env.devices_dir / f"{device_id}.json"
-        staged = path.with_name(f".{path.name}.new")
+        staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
         password = generate_password()
         broker_changed = False
         try:
@@ -179,6 +194,10 @@ class Provisioning:
         """Disable the broker client (disconnecting it at once), delete the config token, keep the readings and
         mark the registry row retired."""
         validate_device_id(device_id)
+        with self._device_lock(device_id):
+            self._retire(device_id)
+
+    def _retire(self, device_id: str) -> None:
         conn, broker = self.conn, self.broker
         state = broker.state(device_id)
         with conn.transaction():
