@@ -191,12 +191,13 @@ variable "alert_email_addresses" {
 
 variable "alert_overrides" {
   type = map(object({
-    enabled                = optional(bool)
-    ingest_down_minutes    = optional(number)
-    no_rows_minutes        = optional(number)
-    commit_lag_p99_seconds = optional(number)
-    dead_letters_per_15m   = optional(number)
-    traffic_drop_ratio     = optional(number)
+    enabled                    = optional(bool)
+    ingest_down_minutes        = optional(number)
+    config_server_down_minutes = optional(number)
+    no_rows_minutes            = optional(number)
+    commit_lag_p99_seconds     = optional(number)
+    dead_letters_per_15m       = optional(number)
+    traffic_drop_ratio         = optional(number)
   }))
   description = "Per-environment alert settings replacing the defaults of modules/environment_sizing (e.g. `{ dev = { enabled = true } }`)."
   default     = {}
