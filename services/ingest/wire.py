@@ -294,6 +294,7 @@ class Decoder:
         on_message = self.on_message
         v5 = self.v5
         max_packet = self.max_packet
+        connected = self.connack is not None  # a CONNACK ends this call, so this holds throughout it
         pos, end = 0, len(buf)
         try:
             while end - pos >= 2:
@@ -301,6 +302,9 @@ class Decoder:
                 length = buf[pos + 1]
                 if length < 128:
                     start = pos + 2
+                elif end - pos > 2 and buf[pos + 2] < 128:  # 128 B .. 16 KiB: most readings, inline
+                    length = (length & 0x7F) | (buf[pos + 2] << 7)
+                    start = pos + 3
                 else:
                     length, start = _read_varint(buf, pos + 1)
                     if length < 0:
@@ -313,7 +317,7 @@ class Decoder:
                 stop_at = start + length
                 if stop_at > end:
                     break
-                if header & 0xF0 == _PUBLISH and self.connack is not None:
+                if header & 0xF0 == _PUBLISH and connected:
                     if length < 2:
                         raise _malformed("PUBLISH shorter than its topic length")
                     index = start + 2 + ((buf[start] << 8) | buf[start + 1])
