@@ -481,7 +481,6 @@ class Consumer:
         self.last_send = 0.0
         self.last_recv = 0.0
         self.last_ping = 0.0
-        self.session_present = False
         self.decoder = Decoder(self.v5, on_message, max_packet)
         self._poll: select.poll | None = None
 
@@ -524,7 +523,7 @@ class Consumer:
             with contextlib.suppress(OSError):
                 raw.close()  # when the TLS handshake failed, nothing else holds it
             raise
-        self.session_present, props = self.decoder.connack
+        session_present, props = self.decoder.connack
         if 0x13 in props:  # Server Keep Alive: the broker's value replaces ours
             self.keepalive = props[0x13]
         sock.settimeout(self._wait())
@@ -532,7 +531,7 @@ class Consumer:
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
         self.last_recv = time.monotonic()
-        return self.session_present
+        return session_present
 
     def _connect_body(self) -> bytes:
         flags = 0x80 | 0x40  # username, password; clean start/session off: the broker keeps our session
