@@ -229,6 +229,7 @@ def test_pingresp_keeps_an_idle_link_alive_and_a_frozen_link_is_dropped_then_not
     consumer.subscribe(topic)
     stop = threading.Event()
     thread, outcome = _read_in_thread(consumer, stop)
+    wait_until(lambda: not consumer.decoder.pending_subscriptions, 5, what="SUBACK")
     publisher = _paho(broker.port, broker.operator)
     try:
         _publish(publisher, topic, b"before")
@@ -281,6 +282,7 @@ def test_reader_over_tls_receives_and_acks(tls_broker, v5):
     consumer.subscribe(topic)
     stop = threading.Event()
     thread, outcome = _read_in_thread(consumer, stop)
+    wait_until(lambda: not consumer.decoder.pending_subscriptions, 5, what="SUBACK")
     publisher = _paho(tls_broker.tls_port, tls_broker.operator, ca=tls_broker.ca.cert, v5=v5)
     try:
         _publish(publisher, topic, b'{"over":"tls"}')
