@@ -230,7 +230,7 @@ def test_pingresp_keeps_an_idle_link_alive_and_a_frozen_link_is_dropped_then_not
     stop = threading.Event()
     thread, outcome = _read_in_thread(consumer, stop)
     wait_until(lambda: not consumer.decoder.pending_subscriptions, 5, what="SUBACK")
-    publisher = _paho(broker.port, broker.operator)
+    publisher = _paho(broker.port, broker.publisher)
     try:
         _publish(publisher, topic, b"before")
         wait_until(lambda: got, 5, what="first message")
@@ -283,7 +283,7 @@ def test_reader_over_tls_receives_and_acks(tls_broker, v5):
     stop = threading.Event()
     thread, outcome = _read_in_thread(consumer, stop)
     wait_until(lambda: not consumer.decoder.pending_subscriptions, 5, what="SUBACK")
-    publisher = _paho(tls_broker.tls_port, tls_broker.operator, ca=tls_broker.ca.cert, v5=v5)
+    publisher = _paho(tls_broker.tls_port, tls_broker.publisher, ca=tls_broker.ca.cert, v5=v5)
     try:
         _publish(publisher, topic, b'{"over":"tls"}')
         wait_until(lambda: got, 5, what="message over TLS")
@@ -357,7 +357,7 @@ def test_ingest_service_over_tls_with_a_client_certificate(tls_broker, ingest_fa
     ).start()
     with database.connect(autocommit=True) as conn:
         conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device_id,))
-    publisher = _paho(tls_broker.tls_port, tls_broker.operator, ca=tls_broker.ca.cert)
+    publisher = _paho(tls_broker.tls_port, tls_broker.publisher, ca=tls_broker.ca.cert)
     try:
         topic = contract.topic(BASE, device_id, contract.TELEMETRY)
         for seq in range(3):
