@@ -302,6 +302,21 @@ def test_the_chart_copy_is_the_platform_definition():
         assert rendered == dynsec.platform_json().replace(dynsec.TOPIC_BASE_PLACEHOLDER, base)
         parsed = json.loads(rendered)
         assert {k: v for k, v in parsed.items() if k != "about"} == dynsec.platform_definition(base)
+    # The definition is what the native and Docker stacks seed (dynsec.seed_state), record for record.
+    native = dynsec.seed_state("admin-pw", "iots6", {service: "pw" for service in SERVICES})
+    definition = dynsec.platform_definition("iots6")
+    assert {a["acltype"]: a["allow"] for a in definition["defaultACLAccess"]} == native["defaultACLAccess"]
+    assert [(r["rolename"], r["acls"]) for r in native["roles"]] == sorted(
+        (
+            name,
+            [{k: v for k, v in a.items() if k != "rolename"} for a in definition["roleACLs"] if a["rolename"] == name],
+        )
+        for name in {a["rolename"] for a in definition["roleACLs"]}
+    )
+    services = {
+        c["username"]: [r["rolename"] for r in c["roles"]] for c in native["clients"] if c["username"] != "admin"
+    }
+    assert services == {c["username"]: [c["rolename"]] for c in definition["clients"]}
     # The ingest may share its subscription; the chart's seed would refuse `ingest.shareGroup` otherwise.
     assert {"rolename": "svc.ingest", "acltype": "subscribePattern", "topic": "$share/+/iots6/#", "allow": True} in (
         dynsec.platform_definition("iots6")["roleACLs"]
