@@ -156,7 +156,8 @@ def _message(res: Mapping[str, Any]) -> str:
 def _error_line(runner: Any) -> str:
     """The first line of Ansible's output that reports an error (with the line after it: the location)."""
     try:
-        lines = runner.stdout.read().splitlines()
+        with runner.stdout as output:
+            lines = output.read().splitlines()
     except (OSError, AttributeError):
         return ""
     for i, line in enumerate(lines):

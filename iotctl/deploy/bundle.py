@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import io
 import os
 import re
@@ -122,7 +123,10 @@ def build_bundle(platform: Platform, dest_dir: Path, source: Path | None = None,
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="iots6-bundle-") as tmp:
         wheelhouse = Path(tmp) / "wheels"
-        _pip(["wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheelhouse), str(source)], "Building iotctl's wheel")
+        build = ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheelhouse)]
+        if importlib.util.find_spec("hatchling") is not None:  # skip making an isolated build environment
+            build.append("--no-build-isolation")
+        _pip([*build, str(source)], "Building iotctl's wheel")
         own = sorted(wheelhouse.glob(f"{PROJECT_NAME}-*.whl"))
         if len(own) != 1:
             raise OperationFailed(f"Building iotctl's wheel left {len(own)} wheels in `{wheelhouse}`; expected one.")

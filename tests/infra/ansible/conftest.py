@@ -11,6 +11,8 @@ and boots the copy with systemd as PID 1:
 machine's network namespace, so its services listen on this machine's loopback: the tests give them free ports.
 Ansible reaches it with the ``community.docker.nsenter`` connection (``ansible_nsenter_pid`` = its systemd's pid).
 It is stopped by pid at the end (poweroff through its systemd, then SIGKILL if it hangs), whatever happened.
+Its /var/cache/apt/archives is a bind mount of ``~/.cache/iotctl-test/apt-archives-bookworm``: the packages the
+playbook installs are downloaded once, not on every run (apt still checks them against the signed index).
 
 Needs root, ``debootstrap`` and ``systemd-nspawn`` (scripts/install-system.sh installs both): without them the
 tests skip locally and fail in CI (CI=true), so a missing tool is never a silent hole there.
@@ -117,12 +119,13 @@ def _descendants(pid: int) -> list[int]:
 class BootedDebian:
     """A copy of the root file system booted with systemd-nspawn; ``pid`` is its systemd (PID 1 inside)."""
 
-    def __init__(self, rootfs: Path, workdir: Path):
+    def __init__(self, rootfs: Path, workdir: Path, apt_archives: Path | None = None):
         self.name = f"iots6-test-{uuid.uuid4().hex[:8]}"
         self.root = workdir / "root"
         self.log = workdir / "nspawn.log"
         subprocess.run(["cp", "-a", "--reflink=auto", str(rootfs), str(self.root)], check=True)
         (self.root / "etc" / "hostname").write_text("iots6-vm\n")
+        self.apt_archives = apt_archives
         self.proc: subprocess.Popen | None = None
         self.pid = 0
 
@@ -138,6 +141,7 @@ class BootedDebian:
                     "--register=no",
                     "--keep-unit",
                     "--console=passive",
+                    *([f"--bind={self.apt_archives}:/var/cache/apt/archives"] if self.apt_archives else []),
                     "-b",
                 ],
                 stdin=subprocess.DEVNULL,
@@ -196,7 +200,10 @@ class BootedDebian:
 def debian_vm(tmp_path_factory) -> Iterator[BootedDebian]:
     require_tools()
     rootfs, _ = ensure_rootfs()
-    vm = BootedDebian(rootfs, tmp_path_factory.mktemp("vm"))
+    # Downloaded .deb files outlive the container (like a local apt proxy would), so later runs fetch less.
+    archives = cache_dir() / f"apt-archives-{SUITE}"
+    archives.mkdir(parents=True, exist_ok=True)
+    vm = BootedDebian(rootfs, tmp_path_factory.mktemp("vm"), apt_archives=archives)
     try:
         vm.boot()
         yield vm
