@@ -140,7 +140,9 @@ def _check_inventory(inventory: Path | Mapping[str, Any]) -> str | dict[str, Any
         return dict(inventory)
     path = Path(inventory)
     if not path.exists():
-        raise InvalidInput(f"Inventory `{path}` does not exist; pass an inventory file that lists group `{HOST_GROUP}`.")
+        raise InvalidInput(
+            f"Inventory `{path}` does not exist; pass an inventory file that lists group `{HOST_GROUP}`."
+        )
     return str(path.resolve())
 
 
@@ -332,9 +334,13 @@ def probe_platforms(
         data = event["event_data"]
         facts = data.get("res", {}).get("ansible_facts", {})
         version = facts.get("ansible_python", {}).get("version", {})
-        platforms[data["host"]] = Platform(f"{version.get('major')}.{version.get('minor')}", facts.get("ansible_architecture", ""))
+        platforms[data["host"]] = Platform(
+            f"{version.get('major')}.{version.get('minor')}", facts.get("ansible_architecture", "")
+        )
     if not platforms:
-        raise NotFound(f"The inventory has no host in `{pattern}`; list the hosts to configure under group `{HOST_GROUP}`.")
+        raise NotFound(
+            f"The inventory has no host in `{pattern}`; list the hosts to configure under group `{HOST_GROUP}`."
+        )
     return platforms
 
 

@@ -83,7 +83,9 @@ def _pip(args: list[str], what: str) -> None:
     try:
         subprocess.run([sys.executable, "-m", "pip", *args], check=True, capture_output=True, text=True)
     except FileNotFoundError:
-        raise MissingDependency(f"`{sys.executable} -m pip` cannot run; install pip into iotctl's environment.") from None
+        raise MissingDependency(
+            f"`{sys.executable} -m pip` cannot run; install pip into iotctl's environment."
+        ) from None
     except subprocess.CalledProcessError as exc:
         lines = [line for line in (exc.stderr or "").splitlines() if line.startswith("ERROR")] or (
             exc.stderr or exc.stdout or "no output"
@@ -116,7 +118,9 @@ def _deterministic_tar(files: list[Path], extra: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def build_bundle(platform: Platform, dest_dir: Path, source: Path | None = None, pin_to_controller: bool = True) -> Path:
+def build_bundle(
+    platform: Platform, dest_dir: Path, source: Path | None = None, pin_to_controller: bool = True
+) -> Path:
     """Build ``<dest_dir>/iots6-app-<platform.key>.tar``; returns its path (rewritten only when it changed)."""
     source = project_dir() if source is None else Path(source)
     dest_dir = Path(dest_dir)

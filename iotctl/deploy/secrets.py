@@ -29,9 +29,7 @@ BROKER_CERT = "broker"
 PROXY_CERT = "config"
 
 
-def ensure_secrets(
-    directory: Path, dns_names: Sequence[str] = (), ip_addresses: Sequence[str] = ()
-) -> dict[str, Path]:
+def ensure_secrets(directory: Path, dns_names: Sequence[str] = (), ip_addresses: Sequence[str] = ()) -> dict[str, Path]:
     """Create the missing secrets and certificates for a host reached as ``dns_names``/``ip_addresses``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)

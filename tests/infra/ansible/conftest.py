@@ -20,6 +20,7 @@ tests skip locally and fail in CI (CI=true), so a missing tool is never a silent
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -176,18 +177,14 @@ class BootedDebian:
         if self.proc is None:
             return
         if self.proc.poll() is None and self.pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGRTMIN + 3)  # systemd: halt/poweroff
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 for pid in reversed(_descendants(self.proc.pid)):
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.proc = None

@@ -35,8 +35,8 @@ from iotctl.deploy.secrets import PASSWORDS, ensure_secrets
 from iotctl.devconfig.tokens import issue_device_token
 from iotctl.stack.procs import free_ports
 
-
-pytestmark = pytest.mark.slow
+# The first test also pays for the module's fixture (boot, two converge runs: minutes, not seconds).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts"
@@ -54,6 +54,8 @@ SERVICES = [
 
 class Converged:
     def __init__(self, vm, secrets: Path, ports: dict[str, int], first, second, second_changed, timings, artifacts):
+        self.inventory: dict = {}
+        self.extravars: dict = {}
         self.vm = vm
         self.secrets = secrets
         self.ports = ports
@@ -154,7 +156,9 @@ def converged(debian_vm, tmp_path_factory) -> Converged:
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "ansible-converge.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nansible converge timings: {json.dumps(record)}")
-    return Converged(debian_vm, secrets, ports, first, second, changed, timings, artifacts)
+    converged = Converged(debian_vm, secrets, ports, first, second, changed, timings, artifacts)
+    converged.inventory, converged.extravars = inventory, extravars
+    return converged
 
 
 # -- MQTT helpers (paho 2, TLS verified against the environment's CA) ---------------------------------------------
@@ -332,7 +336,11 @@ def test_secrets_are_root_only_files_and_appear_nowhere_else(converged):
     values.pop("postgres-grafana-password")
     # Not in the env files, the units, a process's command line or environment, nor in Ansible's event log.
     places = converged.vm.run(
-        ["sh", "-c", "cat /etc/iots6/*.env /etc/systemd/system/iots6-*.service /proc/[0-9]*/cmdline /proc/[0-9]*/environ"],
+        [
+            "sh",
+            "-c",
+            "cat /etc/iots6/*.env /etc/systemd/system/iots6-*.service /proc/[0-9]*/cmdline /proc/[0-9]*/environ",
+        ],
         check=False,
     ).stdout
     logged = "".join(p.read_text(errors="replace") for p in converged.artifacts.rglob("*") if p.is_file())
@@ -442,7 +450,19 @@ def test_backup_runs_on_its_timer_unit_and_restores(converged, devices):
     as_postgres = ["runuser", "-u", "postgres", "--"]
     vm.run([*as_postgres, "createdb", "-p", port, "-O", "iots6", "iots6_restore_check"])
     try:
-        vm.run([*as_postgres, "pg_restore", "-p", port, "--no-owner", "--role=iots6", "-d", "iots6_restore_check", dumps[-1]])
+        vm.run(
+            [
+                *as_postgres,
+                "pg_restore",
+                "-p",
+                port,
+                "--no-owner",
+                "--role=iots6",
+                "-d",
+                "iots6_restore_check",
+                dumps[-1],
+            ]
+        )
         restored = converged.psql("SELECT count(*) FROM devices", database="iots6_restore_check")
         live = converged.psql("SELECT count(*) FROM devices")
         assert int(restored) == int(live) >= len(devices)
@@ -453,9 +473,7 @@ def test_backup_runs_on_its_timer_unit_and_restores(converged, devices):
 def test_firewall_ruleset_loads_and_filters_in_its_own_network_namespace(converged):
     # The ruleset the role wrote, loaded by the container's nft into a fresh network namespace (never this
     # machine's), after a foreign table that must survive it.
-    script = (
-        "nft add table inet foreign && nft -f /etc/nftables.conf && nft -f /etc/nftables.conf && nft list ruleset"
-    )
+    script = "nft add table inet foreign && nft -f /etc/nftables.conf && nft -f /etc/nftables.conf && nft list ruleset"
     out = converged.vm.run(["unshare", "--net", "sh", "-c", script]).stdout
     assert "table inet foreign" in out
     assert out.count("table inet iots6") == 1
@@ -465,3 +483,39 @@ def test_firewall_ruleset_loads_and_filters_in_its_own_network_namespace(converg
         assert f"ip6 saddr ::/0 tcp dport {port} accept" in out
     assert "ip saddr 127.0.0.1 tcp dport 22 accept" in out
     assert out.count(" accept") == 4 + 5  # ct state, lo, icmp, icmpv6 + the five rules above; nothing else
+
+
+def test_rotated_secrets_are_applied_by_a_rerun(converged, devices):
+    """Rotation is: replace the secret file, re-run. The broker, the database and the services follow."""
+    old_mqtt, old_db = converged.secret("mqtt-ingest-password"), converged.secret("postgres-app-password")
+    for name in ("mqtt-ingest-password", "postgres-app-password"):
+        path = converged.secrets / name
+        path.write_text(uuid.uuid4().hex + "\n")
+    changed: list[str] = []
+    t = time.monotonic()
+    result = deploy_ansible.run_playbook(
+        converged.inventory,
+        extravars=converged.extravars,
+        on_event=lambda e: changed.append(e.task) if e.status == "changed" else None,
+    )
+    print(f"\nrotation run: {time.monotonic() - t:.1f} s, changed: {changed}")
+    assert result.succeeded
+    assert "Create the service clients with their passwords and roles" in changed
+    assert "Create the application's owner role" in changed
+    assert {"Restart the ingest", "Restart the config server"} <= set(changed)
+    client, rc = _connect(converged, "svc.ingest", converged.secret("mqtt-ingest-password"))
+    _close(client)
+    assert rc == 0, "the new svc.ingest password is refused"
+    client, rc = _connect(converged, "svc.ingest", old_mqtt)
+    _close(client)
+    assert rc != 0, "the old svc.ingest password still works"
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host="127.0.0.1", port=converged.ports["pg"], user="iots6", dbname="iots6", password=old_db)
+    # The restarted ingest runs on the new credentials: a new reading still lands.
+    device_id, (password, _) = next(iter(devices.items()))
+    before = _rows(converged, device_id)
+    client, rc = _connect(converged, device_id, password, client_id=device_id)
+    assert rc == 0
+    _publish(client, contract.topic(BASE, device_id, contract.TELEMETRY), _reading(device_id, 500))
+    _close(client)
+    assert _wait_rows(converged, device_id, before + 1) == before + 1

@@ -28,7 +28,9 @@ def _project(tmp_path: Path, tasks: str) -> Path:
     project = tmp_path / "project"
     project.mkdir()
     (project / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
-    (project / "site.yml").write_text(f"---\n- name: Test play\n  hosts: iots6\n  gather_facts: false\n  tasks:\n{tasks}")
+    (project / "site.yml").write_text(
+        f"---\n- name: Test play\n  hosts: iots6\n  gather_facts: false\n  tasks:\n{tasks}"
+    )
     return project
 
 
@@ -106,7 +108,9 @@ def test_missing_ansible_playbook_is_a_missing_dependency(tmp_path, monkeypatch)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MissingDependency, match="`ansible-playbook` not found on PATH"):
-        deploy_ansible.run_playbook(LOCAL, project=_project(tmp_path, "    - name: Ping\n      ansible.builtin.ping:\n"))
+        deploy_ansible.run_playbook(
+            LOCAL, project=_project(tmp_path, "    - name: Ping\n      ansible.builtin.ping:\n")
+        )
 
 
 def test_the_platform_playbook_is_found_in_the_source_tree():

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.iots6_dynsec import DynsecClient, DynsecError, login_works
+
 DOCUMENTATION = r"""
 ---
 module: iots6_dynsec_client
@@ -23,9 +26,6 @@ options:
   admin_username: {description: Admin client., type: str, default: admin}
   admin_password: {description: Its password., type: str, required: true, no_log: true}
 """
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.iots6_dynsec import DynsecClient, DynsecError, login_works
 
 
 def main():
@@ -86,7 +86,7 @@ def main():
                     if not module.check_mode:
                         dynsec.command("setClientPassword", username=username, password=p["password"])
     except DynsecError as exc:
-        module.fail_json(msg="Client `%s`: %s." % (username, exc))
+        module.fail_json(msg=f"Client `{username}`: {exc}.")
     module.exit_json(changed=bool(actions), actions=actions)
 
 

@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.iots6_dynsec import initial_config
+
 DOCUMENTATION = r"""
 ---
 module: iots6_dynsec_init
@@ -37,12 +43,6 @@ EXAMPLES = r"""
     owner: mosquitto
     mode: "0600"
 """
-
-import json
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.iots6_dynsec import initial_config
 
 
 def main():

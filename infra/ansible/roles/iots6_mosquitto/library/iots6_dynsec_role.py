@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.iots6_dynsec import DynsecClient, DynsecError
+
 DOCUMENTATION = r"""
 ---
 module: iots6_dynsec_role
@@ -21,7 +24,9 @@ options:
     default: []
     suboptions:
       acltype:
-        description: publishClientSend, publishClientReceive, subscribeLiteral, subscribePattern, unsubscribeLiteral or unsubscribePattern.
+        description: >-
+          publishClientSend, publishClientReceive, subscribeLiteral, subscribePattern, unsubscribeLiteral
+          or unsubscribePattern.
         type: str
         required: true
       topic: {description: Topic filter (may use %c and %u)., type: str, required: true}
@@ -33,10 +38,6 @@ options:
   admin_username: {description: Admin client., type: str, default: admin}
   admin_password: {description: Its password., type: str, required: true, no_log: true}
 """
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.iots6_dynsec import DynsecClient, DynsecError
-
 ACL_TYPES = [
     "publishClientSend",
     "publishClientReceive",
@@ -91,24 +92,30 @@ def main():
             elif role is None:
                 actions.append("createRole")
                 if not module.check_mode:
-                    fields = {"rolename": name, "acls": [dict(zip(("acltype", "topic", "allow", "priority"), k)) for k in sorted(wanted)]}
+                    fields = {
+                        "rolename": name,
+                        "acls": [
+                            dict(zip(("acltype", "topic", "allow", "priority"), k, strict=False))
+                            for k in sorted(wanted)
+                        ],
+                    }
                     if p["textname"]:
                         fields["textname"] = p["textname"]
                     dynsec.command("createRole", **fields)
             else:
                 present = {_key(a) for a in role.get("acls", [])}
                 for acltype, topic, _allow, _prio in sorted(present - wanted):
-                    actions.append("removeRoleACL %s %s" % (acltype, topic))
+                    actions.append(f"removeRoleACL {acltype} {topic}")
                     if not module.check_mode:
                         dynsec.command("removeRoleACL", rolename=name, acltype=acltype, topic=topic)
                 for acltype, topic, allow, priority in sorted(wanted - present):
-                    actions.append("addRoleACL %s %s" % (acltype, topic))
+                    actions.append(f"addRoleACL {acltype} {topic}")
                     if not module.check_mode:
                         dynsec.command(
                             "addRoleACL", rolename=name, acltype=acltype, topic=topic, allow=allow, priority=priority
                         )
     except DynsecError as exc:
-        module.fail_json(msg="Role `%s`: %s." % (name, exc))
+        module.fail_json(msg=f"Role `{name}`: {exc}.")
     module.exit_json(changed=bool(actions), actions=actions)
 
 

@@ -47,7 +47,11 @@ def initial_config(admin_username, admin_password, admin_role="admin"):
         ("subscribePattern", "#"),
         ("unsubscribePattern", "#"),
     ]
-    client = {"username": admin_username, "textName": "iots6 dynamic security admin", "roles": [{"rolename": admin_role}]}
+    client = {
+        "username": admin_username,
+        "textName": "iots6 dynamic security admin",
+        "roles": [{"rolename": admin_role}],
+    }
     client.update(password_entry(admin_password))
     return {
         "clients": [client],
@@ -91,14 +95,14 @@ def _connect(host, port, username, password, timeout):
     try:
         client.connect(host, port, keepalive=30)
     except OSError as exc:
-        raise DynsecError("broker %s:%s cannot be reached (%s)" % (host, port, exc)) from None
+        raise DynsecError(f"broker {host}:{port} cannot be reached ({exc})") from None
     client.loop_start()
     if not connected.wait(timeout):
         _close(client)
-        raise DynsecError("broker %s:%s did not answer CONNECT within %ss" % (host, port, timeout))
+        raise DynsecError(f"broker {host}:{port} did not answer CONNECT within {timeout}s")
     if result["rc"] != 0:
         _close(client)
-        raise DynsecError("broker %s:%s refused the login of `%s` (code %s)" % (host, port, username, result["rc"]))
+        raise DynsecError("broker {}:{} refused the login of `{}` (code {})".format(host, port, username, result["rc"]))
     return client, messages
 
 
@@ -132,7 +136,7 @@ class DynsecClient:
         self.client.subscribe(RESPONSE_TOPIC, qos=1)
         if not subscribed.wait(timeout):
             self.close()
-            raise DynsecError("the broker did not acknowledge the subscription to %s" % RESPONSE_TOPIC)
+            raise DynsecError(f"the broker did not acknowledge the subscription to {RESPONSE_TOPIC}")
 
     def close(self):
         _close(self.client)
@@ -152,12 +156,12 @@ class DynsecClient:
             try:
                 payload = self.messages.get(timeout=self.timeout)
             except queue.Empty:
-                raise DynsecError("no answer to `%s` within %ss" % (name, self.timeout)) from None
+                raise DynsecError(f"no answer to `{name}` within {self.timeout}s") from None
             for response in json.loads(payload).get("responses", []):
                 if response.get("correlationData") != correlation:
                     continue
                 if response.get("error"):
-                    raise DynsecError("`%s` failed: %s" % (name, response["error"]))
+                    raise DynsecError("`{}` failed: {}".format(name, response["error"]))
                 return response.get("data") or {}
 
     def get(self, name, **fields):
