@@ -155,6 +155,15 @@ def _message(res: Mapping[str, Any]) -> str:
     return " ".join(str(msg).split())[:500] or "no message"
 
 
+def _changed(event: Mapping[str, Any]) -> bool:
+    """Whether a finished task changed something. A no_log task's result is censored down to one key, so its
+    `changed` survives only in the line Ansible printed for it (``changed: [host]``)."""
+    res = event.get("event_data", {}).get("res", {})
+    if "changed" in res:
+        return bool(res["changed"])
+    return any(line.startswith("changed: [") for line in str(event.get("stdout", "")).splitlines())
+
+
 def _error_line(runner: Any) -> str:
     """The first line of Ansible's output that reports an error (with the line after it: the location)."""
     try:
@@ -199,7 +208,7 @@ def _run(
             finished.append(event)
             if on_event is not None:
                 status = statuses[kind]
-                if status == "ok" and data.get("res", {}).get("changed"):
+                if status == "ok" and _changed(event):
                     status = "changed"
                 on_event(TaskEvent(str(data.get("host", "")), str(data.get("task", "")), status))
         return True  # keep the event: ansible-runner computes the recap (stats) from the stored events

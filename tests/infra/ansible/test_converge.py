@@ -287,6 +287,13 @@ def test_first_run_converges_and_second_run_changes_nothing(converged):
     assert converged.second.hosts["vm"].failed == 0
 
 
+def test_runs_print_no_warning_or_deprecation(converged):
+    output = "".join(p.read_text() for p in converged.artifacts.rglob("stdout"))
+    assert "PLAY RECAP" in output
+    warnings = sorted({line for line in output.splitlines() if "WARNING" in line})
+    assert not warnings, warnings
+
+
 def test_every_service_is_active_and_enabled(converged):
     active = converged.vm.run(["systemctl", "is-active", *SERVICES], check=False).stdout.split()
     assert active == ["active"] * len(SERVICES), dict(zip(SERVICES, active, strict=False))
