@@ -102,6 +102,8 @@ def converged(debian_vm, tmp_path_factory) -> Converged:
                 "vm": {
                     "ansible_connection": "community.docker.nsenter",
                     "ansible_nsenter_pid": debian_vm.pid,
+                    # nsenter is root already; `su` (root to root, no password) still runs the become path.
+                    "ansible_become_method": "su",
                     "ansible_python_interpreter": "/usr/bin/python3",
                 }
             }

@@ -43,11 +43,12 @@ def test_run_playbook_counts_changes_and_an_unchanged_rerun(tmp_path):
         dest: {target}
         content: hello
         mode: "0600"
-    - name: Write a secret
+    - name: Write secrets
       ansible.builtin.copy:
-        dest: {target}.secret
+        dest: {target}.{{{{ item }}}}
         content: s3cr3t
         mode: "0600"
+      loop: [one, two]
       no_log: true
 """,
     )
@@ -55,10 +56,10 @@ def test_run_playbook_counts_changes_and_an_unchanged_rerun(tmp_path):
     first = deploy_ansible.run_playbook(LOCAL, project=project, on_event=events.append)
     assert first.succeeded and first.changed == 2 and first.hosts["box"].ok == 2
     assert target.read_text() == "hello"
-    # A no_log task's result is censored, and its change is still reported.
+    # A no_log loop's results are censored, and its change is still reported.
     assert [(e.host, e.task, e.status) for e in events] == [
         ("box", "Write a file", "changed"),
-        ("box", "Write a secret", "changed"),
+        ("box", "Write secrets", "changed"),
     ]
     second = deploy_ansible.run_playbook(LOCAL, project=project)
     assert second.changed == 0 and second.as_dict()["hosts"]["box"]["changed"] == 0
