@@ -168,3 +168,36 @@ def test_ensure_secrets_creates_private_files_once_and_certificates_for_the_host
     assert {name: (directory / name).read_text() for name in PASSWORDS} == before
     names = pki.describe(paths["broker.crt"])["names"]
     assert "iot.example.org" in names and "203.0.113.7" in names
+
+
+def test_grafana_datasource_is_the_repository_file_with_a_file_password(tmp_path):
+    """Grafana cannot be installed here (its apt repository is unreachable); its datasource template can be
+    rendered by Ansible for real: the repository's file, its password moved to the service's credential."""
+    import yaml
+
+    role = deploy_ansible.playbook_dir() / "roles" / "iots6_grafana"
+    grafana = deploy_ansible.playbook_dir().parent / "grafana"
+    out = tmp_path / "timescaledb.yaml"
+    project = _project(
+        tmp_path,
+        f"""    - name: Render the datasource
+      ansible.builtin.template:
+        src: {role}/templates/datasource.yaml.j2
+        dest: {out}
+        mode: "0600"
+      vars:
+        iots6_grafana_datasource_source: {grafana}/provisioning/datasources/timescaledb.yaml
+        iots6_grafana_datasource_override:
+          secureJsonData:
+            password: "$__file{{/run/credentials/grafana-server.service/db-password}}"
+""",
+    )
+    deploy_ansible.run_playbook(LOCAL, project=project)
+    rendered = yaml.safe_load(out.read_text())
+    original = yaml.safe_load((grafana / "provisioning/datasources/timescaledb.yaml").read_text())
+    (source,), (result,) = original["datasources"], rendered["datasources"]
+    assert result["secureJsonData"] == {"password": "$__file{/run/credentials/grafana-server.service/db-password}"}
+    assert {k: v for k, v in result.items() if k != "secureJsonData"} == {
+        k: v for k, v in source.items() if k != "secureJsonData"
+    }
+    assert result["uid"] == "iots6-timescaledb"
