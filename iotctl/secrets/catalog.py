@@ -13,6 +13,7 @@ from enum import StrEnum
 
 
 class Kind(StrEnum):
+    TERRAFORM = "terraform"  # written by Terraform itself (write-only arguments): iotctl never writes it
     PASSWORD = "password"  # 192 random bits, URL-safe text
     TOKEN = "token"  # 256 random bits, URL-safe text
     TLS = "tls"  # PEM, generated together by iotctl.pki: the CA and the server certificates it signs
@@ -35,9 +36,18 @@ _RESTART_BROKER = "the broker's reconcile Job on the next sync, then the client'
 
 CATALOG: tuple[SecretSpec, ...] = (
     SecretSpec(
-        "postgres-admin-password", Kind.PASSWORD, "PostgreSQL server admin (migrations)", "the next migration Job"
+        "postgres-admin-password",
+        Kind.TERRAFORM,
+        "PostgreSQL server admin (migrations); Terraform generates it and sets server and vault together",
+        "the next migration Job, after `postgres_admin_password_version` is bumped in Terraform",
     ),
     SecretSpec("postgres-app-password", Kind.PASSWORD, "PostgreSQL role of the ingest and config server", _RESTART_DB),
+    SecretSpec(
+        "postgres-grafana-password",
+        Kind.PASSWORD,
+        "PostgreSQL read-only role of Grafana's datasource",
+        "the Grafana pod",
+    ),
     SecretSpec("mqtt-admin-password", Kind.PASSWORD, "Mosquitto dynamic-security admin", _RESTART_BROKER),
     SecretSpec("mqtt-ingest-password", Kind.PASSWORD, "broker client svc.ingest", _RESTART_BROKER),
     SecretSpec("mqtt-config-password", Kind.PASSWORD, "broker client svc.config", _RESTART_BROKER),

@@ -240,6 +240,12 @@ def seed(vault: KeyVault, tls: TlsNames | None = None, overwrite: Sequence[str] 
     for spec in CATALOG:
         if spec.kind is Kind.TLS:
             continue
+        if spec.kind is Kind.TERRAFORM:
+            if spec.name not in present:
+                report.skipped[spec.name] = "written by Terraform when it creates the database server"
+            else:
+                report.kept.append(spec.name)
+            continue
         if spec.name in existing:
             report.kept.append(spec.name)
             continue
@@ -283,6 +289,11 @@ def rotate(vault: KeyVault, name: str, tls: TlsNames | None = None) -> RotateRep
     spec = BY_NAME.get(name)
     if spec is None:
         raise InvalidInput(f"`{name}` is not one of the environment's secrets; see `iotctl secrets list`.")
+    if spec.kind is Kind.TERRAFORM:
+        raise InvalidInput(
+            f"`{name}` is rotated by Terraform (it sets the server and the vault together); bump "
+            "`postgres_admin_password_version` in the environment's tfvars and run `iotctl deploy aks --env ENV`."
+        )
     if name in ("tls-ca-crt", "tls-ca-key"):
         raise InvalidInput(
             "`tls-ca-*` is not rotated in place: every device trusts this CA; follow docs/deploy-aks.md "

@@ -22,8 +22,9 @@ TLS = TlsNames(broker=["mqtt.dev.example.test", "20.1.2.3"], config=["config.dev
 
 def test_seed_writes_every_missing_secret_once_through_workload_identity(fake_vault, keyvault):
     first = seed(keyvault, tls=TLS)
-    assert sorted(first.created) == sorted(s.name for s in catalog.CATALOG)
-    assert set(fake_vault.secrets) == {s.name for s in catalog.CATALOG}
+    ours = {s.name for s in catalog.CATALOG if s.kind is not catalog.Kind.TERRAFORM}
+    assert sorted(first.created) == sorted(ours) and set(fake_vault.secrets) == ours
+    assert "Terraform" in first.skipped["postgres-admin-password"]
     again = seed(keyvault, tls=TLS)
     assert again.nothing_to_do and sorted(again.kept) == sorted(first.created)
     assert all(len(v) == 1 for v in fake_vault.secrets.values()), "a re-run must not write new versions"
@@ -45,8 +46,8 @@ def test_server_certificates_are_signed_by_the_seeded_ca_for_the_given_names(fak
 
 def test_without_endpoint_names_tls_is_skipped_and_said_why(fake_vault, keyvault):
     report = seed(keyvault, tls=None)
-    assert set(report.skipped) == set(catalog.TLS_NAMES)
-    assert "deploy aks" in next(iter(report.skipped.values()))
+    assert set(report.skipped) == {*catalog.TLS_NAMES, "postgres-admin-password"}
+    assert "deploy aks" in report.skipped["tls-broker-crt"]
     assert not set(catalog.TLS_NAMES) & set(fake_vault.secrets)
 
 
@@ -91,6 +92,8 @@ def test_rotate_writes_a_new_version_and_says_what_picks_it_up(fake_vault, keyva
     x509.load_pem_x509_certificate(fake_vault.value("tls-broker-crt").encode()).verify_directly_issued_by(ca)
     with pytest.raises(InvalidInput, match="not rotated in place"):
         rotate(keyvault, "tls-ca-crt", tls=TLS)
+    with pytest.raises(InvalidInput, match="rotated by Terraform"):
+        rotate(keyvault, "postgres-admin-password")
 
 
 def test_a_vault_that_refuses_is_one_sentence_naming_the_role(fake_vault, keyvault):
