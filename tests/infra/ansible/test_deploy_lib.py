@@ -159,14 +159,16 @@ def test_ensure_secrets_creates_private_files_once_and_certificates_for_the_host
     directory = tmp_path / "env"
     paths = ensure_secrets(directory, dns_names=["iot.example.org"], ip_addresses=["203.0.113.7"])
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    for name in (*PASSWORDS, "broker.key", "config.key", "ca.key"):
+    for name in (*PASSWORDS, "tls-ca-crt", "tls-broker-crt", "tls-broker-key", "tls-config-crt", "tls-config-key"):
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
+        assert paths[name] == directory / name
+    assert stat.S_IMODE((directory / "pki" / "ca.key").stat().st_mode) == 0o600
     before = {name: (directory / name).read_text() for name in PASSWORDS}
     assert len(set(before.values())) == len(PASSWORDS)
     again = ensure_secrets(directory, dns_names=["iot.example.org"], ip_addresses=["203.0.113.7"])
     assert again == paths
     assert {name: (directory / name).read_text() for name in PASSWORDS} == before
-    names = pki.describe(paths["broker.crt"])["names"]
+    names = pki.describe(paths["tls-broker-crt"])["names"]
     assert "iot.example.org" in names and "203.0.113.7" in names
 
 
@@ -201,3 +203,42 @@ def test_grafana_datasource_is_the_repository_file_with_a_file_password(tmp_path
         k: v for k, v in source.items() if k != "secureJsonData"
     }
     assert result["uid"] == "iots6-timescaledb"
+
+
+def test_the_broker_role_grants_exactly_what_iotctl_grants():
+    """The Ansible defaults and the initial state file hold the same roles, ACLs and default access as
+    iotctl.broker.dynsec, which the local stacks, `device provision --env` and the Helm chart use."""
+    import importlib.util
+
+    import yaml
+
+    from iotctl.broker import dynsec
+
+    role = deploy_ansible.playbook_dir() / "roles" / "iots6_mosquitto"
+    defaults = yaml.safe_load(
+        (role / "defaults" / "main.yml").read_text().replace("{{ iots6_mosquitto_topic_base }}", "iots6")
+    )
+    ansible_roles = {
+        r["name"]: sorted((a["acltype"], a["topic"], a.get("allow", True)) for a in r["acls"])
+        for r in defaults["iots6_mosquitto_roles"]
+    }
+    expected = {
+        name: sorted((a["acltype"], a["topic"], a["allow"]) for a in acls)
+        for name, acls in dynsec.platform_roles("iots6").items()
+        if name != dynsec.ADMIN_ROLE
+    }
+    assert ansible_roles == expected
+    assert {c["username"]: c["roles"] for c in defaults["iots6_mosquitto_clients"]} == {
+        name: [name] for name in expected
+    }
+    spec = importlib.util.spec_from_file_location("iots6_dynsec", role / "module_utils" / "iots6_dynsec.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    state = module.initial_config("admin", "pw")
+    assert state["defaultACLAccess"] == dynsec.DEFAULT_ACL_ACCESS
+    (admin_role,) = state["roles"]
+    assert admin_role["rolename"] == dynsec.ADMIN_ROLE
+    assert sorted(map(str, admin_role["acls"])) == sorted(map(str, dynsec.admin_acls()))
+    (admin,) = state["clients"]
+    assert dynsec.password_matches(state, "admin", "pw") and not dynsec.password_matches(state, "admin", "no")
+    assert admin["roles"] == [{"rolename": dynsec.ADMIN_ROLE}]
