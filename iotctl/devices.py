@@ -139,17 +139,21 @@ def ensure_provisioned(settings: Settings, device_id: str) -> DeviceCredentials:
 
 
 def list_devices(settings: Settings) -> list[dict]:
-    """Registered devices with their registry state and whether the broker knows them."""
+    """Registered devices with their registry state and whether the broker knows them.
+
+    ``dropped``: readings the device reported dropping before it could send them (full offline buffer), summed
+    over its stored readings by the ingest; ``dropped_at``: the time of the newest reading that reported any.
+    """
     from iotctl.db.connect import connect
 
     accounts = set(_broker(settings).accounts.devices())
     with connect(db_endpoint(settings)) as conn:
         rows = conn.execute(
-            "SELECT device_id, created_at, last_seen, status, fw, rssi, labels, retired_at "
+            "SELECT device_id, created_at, last_seen, status, fw, rssi, labels, retired_at, dropped_total, dropped_at "
             "FROM devices ORDER BY device_id"
         ).fetchall()
     result = []
-    for device_id, created, last_seen, status, fw, rssi, labels, retired in rows:
+    for device_id, created, last_seen, status, fw, rssi, labels, retired, dropped, dropped_at in rows:
         result.append(
             {
                 "device_id": device_id,
@@ -160,6 +164,8 @@ def list_devices(settings: Settings) -> list[dict]:
                 "rssi": rssi,
                 "labels": labels,
                 "retired_at": retired,
+                "dropped": dropped,
+                "dropped_at": dropped_at,
                 "broker_account": device_id in accounts,
             }
         )
