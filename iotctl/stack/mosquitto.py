@@ -15,6 +15,16 @@ from iotctl.stack import procs
 
 _SEARCH = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin")
 
+#: Largest MQTT packet the broker accepts (``max_packet_size``, docs/contract.md): far above the contract's
+#: 4096-byte payload, so an oversized payload still reaches the ingest and is dead-lettered as ``oversized``;
+#: a bigger packet is refused by the broker, which closes the connection and logs it.
+MAX_PACKET_SIZE = 65536
+#: The broker saves its persistence file after every AUTOSAVE_INTERVAL changes (``autosave_on_changes``), so a
+#: broker crash loses at most what it acknowledged since the last save: docs/ingest.md (Durability) says exactly
+#: what that is, ``make bench`` (bench/durability.py) measures what each setting costs.
+AUTOSAVE_ON_CHANGES = False
+AUTOSAVE_INTERVAL = 60
+
 
 def find_mosquitto() -> str | None:
     found = shutil.which("mosquitto")
@@ -47,7 +57,9 @@ class MosquittoServer(procs.PidFileDaemon):
     bind: str = "127.0.0.1"
     topic_base: str = "iots6"
     max_queued_messages: int = 1_000_000
-    autosave_interval: int = 60
+    autosave_interval: int = AUTOSAVE_INTERVAL
+    autosave_on_changes: bool = AUTOSAVE_ON_CHANGES
+    max_packet_size: int = MAX_PACKET_SIZE
 
     def __post_init__(self):
         self.directory = Path(self.directory)
@@ -73,9 +85,10 @@ class MosquittoServer(procs.PidFileDaemon):
             tls=None,
             persistence_dir=self.data_dir,
             autosave_interval=self.autosave_interval,
+            autosave_on_changes=self.autosave_on_changes,
             max_queued_messages=self.max_queued_messages,
             max_inflight_messages=0,
-            message_size_limit=65536,
+            max_packet_size=self.max_packet_size,
             persistent_client_expiration="30d",
             log_file=None,
             pid_file=None,

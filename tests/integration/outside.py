@@ -22,6 +22,14 @@ def _require(tool: str, package: str) -> str:
     return found
 
 
+def registered_device(broker, database, device_id: str) -> str:
+    """A provisioned device (broker account + registry row) whose password the test holds. Returns it."""
+    password = broker.add_device(device_id)
+    with database.connect(autocommit=True) as conn:
+        conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device_id,))
+    return password
+
+
 def mosquitto_pub(
     broker,
     username: str,
@@ -34,6 +42,7 @@ def mosquitto_pub(
     protocol: str = "mqttv5",
     qos: int = 1,
     debug: bool = False,
+    extra: list[str] | None = None,
 ) -> subprocess.CompletedProcess:
     """One ``mosquitto_pub`` run (QoS 1 waits for the PUBACK); returns its exit code and output."""
     binary = _require("mosquitto_pub", "mosquitto-clients")
@@ -44,6 +53,7 @@ def mosquitto_pub(
     argv += ["-f", str(file)] if file is not None else ["-m", message or ""]
     if debug:
         argv.append("-d")
+    argv += extra or []
     return subprocess.run(
         argv,
         env={"XDG_CONFIG_HOME": str(config), "PATH": "/usr/bin:/bin"},

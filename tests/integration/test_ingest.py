@@ -12,7 +12,7 @@ from iotctl import contract
 from iotctl.contract import Reading
 
 from .conftest import count_rows, wait_until
-from .outside import mosquitto_pub, psql
+from .outside import mosquitto_pub, psql, registered_device
 
 BASE = contract.DEFAULT_TOPIC_BASE
 
@@ -361,14 +361,6 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_of_its_batch_s
     assert last_seen == base.replace(microsecond=base.microsecond // 1000 * 1000) + timedelta(seconds=5)
 
 
-def _registered(broker, database, device_id: str) -> str:
-    """A provisioned device (broker account + registry row) whose password the test holds, for mosquitto_pub."""
-    password = broker.add_device(device_id)
-    with database.connect(autocommit=True) as conn:
-        conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device_id,))
-    return password
-
-
 def _rejected(database, device_id: str) -> list[tuple]:
     with database.connect() as conn:
         return conn.execute(
@@ -380,7 +372,7 @@ def _rejected(database, device_id: str) -> list[tuple]:
 def test_one_impossible_field_costs_only_that_field(ingest, broker, database, device_id, tmp_path):
     """The older firmware's double-converted pressure (0.88) next to good values: the reading is stored with
     pressure NULL, the rejection recorded and counted; published with mosquitto_pub, inspected with psql."""
-    password = _registered(broker, database, device_id)
+    password = registered_device(broker, database, device_id)
     stamp = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     legacy = {
         "event_type": "heartbeat",
@@ -428,7 +420,7 @@ def test_one_impossible_field_costs_only_that_field(ingest, broker, database, de
 
 def test_deeply_nested_json_is_malformed_without_a_traceback(ingest, broker, database, device_id, tmp_path):
     """~1900 nested arrays in 3.9 KB used to raise RecursionError: `internal_error` and a traceback in the log."""
-    password = _registered(broker, database, device_id)
+    password = registered_device(broker, database, device_id)
     good = json.loads(v1(device_id, 1))
     body = json.dumps(good)[:-1] + ', "x": ' + "[" * 1900 + "]" * 1900 + "}"
     assert 3800 < len(body) <= contract.MAX_PAYLOAD_BYTES
