@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 from rich.console import Console
@@ -23,16 +23,51 @@ def settings(ctx: typer.Context) -> Settings:
     return root.obj["settings"]
 
 
-def _no_color() -> bool:
-    return bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+#: The width of a Console that writes to a pipe or a file. Rich would otherwise take `COLUMNS` or 80 and hard-wrap
+#: messages and fold or drop table cells at it; this is wide enough that nothing is ever wrapped, so a message is one
+#: line and a table takes its natural width. (Nothing we print fills the width: no rules, panels or expanded tables.)
+UNWRAPPED_WIDTH = 1_000_000
+
+
+def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (a closed or replaced stream is not)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def console(stderr: bool = False, live: bool = False) -> Console:
+    """The one place the CLI builds a rich Console (stdout by default, stderr for messages).
+
+    On a terminal: colour unless NO_COLOR is set, tables fitted to its width (`COLUMNS` overrides it), messages
+    left to the terminal to wrap (soft wrap). Anywhere else (a pipe, a file, CliRunner): no escape codes at all and
+    no width, so nothing is hard-wrapped, folded or cut, whatever `COLUMNS` says and however long a path is.
+    Markup and emoji codes are off: text is printed as given (a path may contain `[x]` or `:x:`); styles come from
+    rich `Text` objects. ``live``: for a rich `Live` view, which redraws by counting its lines, so rich must wrap
+    them to the terminal's width itself (only ever used on a terminal).
+    """
+    terminal = is_terminal(sys.stderr if stderr else sys.stdout)
+    return Console(
+        stderr=stderr,
+        force_terminal=terminal,  # our own test, not FORCE_COLOR/TTY_COMPATIBLE: colour and width go together
+        no_color=bool(os.environ.get("NO_COLOR")) or not terminal,
+        width=None if terminal else UNWRAPPED_WIDTH,
+        soft_wrap=not live,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
 
 
 def out() -> Console:
-    return Console(no_color=_no_color(), highlight=False, soft_wrap=True)
+    """Data: stdout."""
+    return console()
 
 
 def err() -> Console:
-    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")) or not sys.stderr.isatty(), highlight=False)
+    """Messages and progress: stderr."""
+    return console(stderr=True)
 
 
 def emit_json(data: Any) -> None:

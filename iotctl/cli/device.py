@@ -113,9 +113,9 @@ def simulate(
         if sys.stderr.isatty() and not json_:
             from rich.live import Live
 
-            from iotctl.cli.common import err
+            from iotctl.cli.common import console
 
-            live = Live(console=err(), auto_refresh=False, transient=True)
+            live = Live(console=console(stderr=True, live=True), auto_refresh=False, transient=True)
             live.start()
         # SIGTERM (e.g. from `make demo`'s cleanup, where a background job ignores SIGINT) stops cleanly too.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

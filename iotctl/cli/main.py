@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -12,14 +13,39 @@ from iotctl import __version__
 from iotctl.cli import config, db, device, stack, tail
 
 
+@contextmanager
+def _plain_usage_errors():
+    """Off a terminal, a usage error (exit 2) is click's plain lines (`Error: <sentence>`) instead of Typer's rich
+    panel, which is hard-wrapped to `COLUMNS` or 80 columns whatever the stream. On a terminal Typer shows its panel."""
+    from iotctl.cli.common import is_terminal
+
+    try:
+        yield
+    except typer.TyperException as exc:  # the base of Typer's (vendored) click exceptions
+        # NoArgsIsHelpError is how a bare group shows its help: Typer prints that itself.
+        if is_terminal(sys.stderr) or type(exc).__name__ == "NoArgsIsHelpError":
+            raise
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"Error: {exc.format_message()}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
 class IotctlGroup(TyperGroup):
     """The root group: the one place library errors become one line on stderr and an exit code."""
+
+    def make_context(self, *args, **kwargs):
+        with _plain_usage_errors():  # the root's own options
+            return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx):
         from iotctl.errors import IotctlError, exit_code_for
 
         try:
-            return super().invoke(ctx)
+            with _plain_usage_errors():  # every subcommand's arguments and options
+                return super().invoke(ctx)
         except IotctlError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exit_code_for(exc)) from None

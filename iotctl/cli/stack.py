@@ -25,13 +25,13 @@ app = typer.Typer(
 def _progress():
     """A live status line on stderr when it is a TTY, plain lines otherwise; yields the callback."""
     console = err()
-    if not sys.stderr.isatty():
-        yield lambda message: console.print(f"stack: {message}", markup=False)
+    if not console.is_terminal:
+        yield lambda message: console.print(f"stack: {message}")
         return
     with console.status("working…") as status:
 
         def report(message: str) -> None:
-            console.print(f"• {message}", markup=False)
+            console.print(f"• {message}")
             status.update(message)
 
         yield report
@@ -40,8 +40,10 @@ def _progress():
 def _render(report) -> None:
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"native stack in {report.state_dir} (engine: {report.engine or '-'})", box=box.SIMPLE)
+    # The heading is a line of its own, not the table's title: a title is wrapped to the table's width.
+    table = Table(box=box.SIMPLE)
     table.add_column("component", no_wrap=True)
     table.add_column("state", no_wrap=True)
     table.add_column("pid", no_wrap=True)
@@ -49,17 +51,18 @@ def _render(report) -> None:
     styles = {"running": "green", "stopped": "red", "absent": "dim"}
     notes = []
     for c in report.components:
-        table.add_row(c.name, f"[{styles[c.state]}]{c.state}[/]", str(c.pid or "-"), c.endpoint or "-")
+        table.add_row(c.name, Text(c.state, style=styles[c.state]), str(c.pid or "-"), c.endpoint or "-")
         if c.detail:
             notes.append(f"{c.name}: {c.detail}")
     console = out()
+    console.print(f"native stack in {report.state_dir} (engine: {report.engine or '-'})")
     console.print(table)
     for note in notes:
-        console.print(note, markup=False)
-    console.print(f"credentials: {report.credentials['dir']}", markup=False)
+        console.print(note)
+    console.print(f"credentials: {report.credentials['dir']}")
     grafana = report.endpoints.get("grafana")
     if grafana:
-        console.print(f"grafana: {grafana['note']}; dashboards in {grafana['dashboards']}", markup=False)
+        console.print(f"grafana: {grafana['note']}; dashboards in {grafana['dashboards']}")
 
 
 @app.command()
@@ -90,7 +93,7 @@ def up(
         emit_json(report.to_dict())
         return
     _render(report)
-    err().print(f"started: {', '.join(report.started) or 'nothing (all running)'}", markup=False)
+    err().print(f"started: {', '.join(report.started) or 'nothing (all running)'}")
 
 
 @app.command()
@@ -108,7 +111,7 @@ def down(
         if confirm_needed(reset, yes, sys.stdin.isatty() and sys.stderr.isatty()):
             typer.confirm("Delete the Docker stack's database and Grafana volumes?", abort=True, err=True)
         _docker_stack(ctx).down(volumes=reset)
-        err().print("docker stack stopped" + ("; volumes deleted" if reset else "; volumes kept"), markup=False)
+        err().print("docker stack stopped" + ("; volumes deleted" if reset else "; volumes kept"))
         return
     stack = NativeStack(settings(ctx))
     if confirm_needed(reset, yes, sys.stdin.isatty() and sys.stderr.isatty()):
@@ -122,7 +125,6 @@ def down(
     err().print(
         f"stopped: {', '.join(report.stopped) or 'nothing (all stopped)'}"
         + ("; data deleted" if report.wiped else "; data kept"),
-        markup=False,
     )
 
 
@@ -144,7 +146,6 @@ def status(
             for row in rows:
                 out().print(
                     f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip(),
-                    markup=False,
                 )
         return
     stack = NativeStack(settings(ctx))
@@ -196,11 +197,11 @@ def _docker_up(ctx: typer.Context, json_: bool) -> None:
             ingest_port=cfg.ingest_health_port,
         )
     )
-    err().print(f"rendered {len(rendered)} files into {stack.directory}", markup=False)
+    err().print(f"rendered {len(rendered)} files into {stack.directory}")
     stack.up()
     rows = stack.ps()
     if json_:
         emit_json({"directory": str(stack.directory), "services": rows})
     else:
         for row in rows:
-            out().print(f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip(), markup=False)
+            out().print(f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip())

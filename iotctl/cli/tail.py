@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import typer
 
-from iotctl.cli.common import err, settings
+from iotctl.cli.common import console, err, settings
 
 app = typer.Typer(help="Follow live traffic from the broker.", no_args_is_help=True)
 
@@ -16,6 +15,7 @@ app = typer.Typer(help="Follow live traffic from the broker.", no_args_is_help=T
 def _table(model, now=None):
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     from iotctl.tail import COLUMNS
 
@@ -26,9 +26,8 @@ def _table(model, now=None):
     for column in COLUMNS:
         table.add_column(column, no_wrap=True, justify="right" if column not in ("device", "status", "fw") else "left")
     for row in model.rows(now):
-        status = {"online": "[green]online[/]", "offline": "[red]offline[/]"}.get(row.status, row.status)
-        cells = list(row.cells())
-        cells[1] = status
+        cells: list = list(row.cells())
+        cells[1] = Text(row.status, style={"online": "green", "offline": "red"}.get(row.status, ""))
         table.add_row(*cells)
     return table
 
@@ -70,18 +69,16 @@ def sensors(
                 sys.stdout.write(plain_line(update.reading) + "\n")
             sys.stdout.flush()
         elif update.kind == ERROR:
-            errors.print(f"bad message: {update.error}", markup=False, highlight=False)
+            errors.print(f"bad message: {update.error}")
 
     live_view = not json_ and sys.stdout.isatty()
     try:
         if not live_view:
             follow(endpoint, model, emit, count=count, timeout=timeout)
             return
-        from rich.console import Console
         from rich.live import Live
 
-        console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
-        with Live(_table(model), console=console, refresh_per_second=4, auto_refresh=False) as live:
+        with Live(_table(model), console=console(live=True), refresh_per_second=4, auto_refresh=False) as live:
             follow(
                 endpoint,
                 model,
@@ -94,4 +91,4 @@ def sensors(
         pass  # Ctrl-C is how a live view ends: exit 0 (the Live context has restored the terminal)
     finally:
         if model.errors and not json_:
-            errors.print(f"{model.errors} bad message(s) seen", markup=False, highlight=False)
+            errors.print(f"{model.errors} bad message(s) seen")

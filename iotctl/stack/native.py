@@ -278,10 +278,17 @@ class NativeStack:
             "CONFIG_SERVER_TOPIC_BASE": s.topic_base,
             "CONFIG_SERVER_MQTT_PROTOCOL": "3.1.1" if embedded else "5",
         }
+        # Temporary files (the config server's per-worker metrics) stay under the state dir too, one directory per
+        # service, emptied before it starts (a killed service leaves its files behind).
+        ingest_env["TMPDIR"] = str(self._tmp_dir(INGEST))
+        config_env["TMPDIR"] = str(self._tmp_dir(CONFIG_SERVER))
         return [
             ServiceSpec(INGEST, "services.ingest", s.ingest_health_port, ingest_env, INGEST_STOP_TIMEOUT),
             ServiceSpec(CONFIG_SERVER, "services.config_server", s.config_port, config_env),
         ]
+
+    def _tmp_dir(self, name: str) -> Path:
+        return self.layout.run_dir / "tmp" / name
 
     def _service_pid(self, spec: ServiceSpec) -> int | None:
         """The live pid of ``spec``; a pid file naming some other process (pid reuse) counts as stopped."""
@@ -294,6 +301,9 @@ class NativeStack:
                 f"Port {spec.port} for `{spec.name}` is already in use by another program; stop it or choose "
                 f"another port ({_PORT_ENV[spec.name]})."
             )
+        tmp = self._tmp_dir(spec.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True, mode=0o700)
         proc = procs.spawn(
             spec.argv(),
             log=log,

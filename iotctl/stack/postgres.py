@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,31 @@ from iotctl.errors import MissingDependency, OperationFailed
 from iotctl.stack import procs
 
 SUPERUSER = "postgres"
+#: How long `start` waits for the processes of a server that died (SIGKILL, OOM killer) to let go of its shared
+#: memory; they notice their postmaster's death within milliseconds.
+CRASH_CLEANUP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class LockFile:
+    """What ``postmaster.pid`` records (PostgreSQL >= 10): the postmaster's pid (line 1) and the id of the System V
+    shared memory segment every server process stays attached to (line 7: ``key shmid``)."""
+
+    pid: int
+    shmid: int | None
+
+    @classmethod
+    def read(cls, path: Path) -> LockFile | None:
+        try:
+            lines = path.read_text().splitlines()
+            pid = int(lines[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            shmid = int(lines[6].split()[1])
+        except (IndexError, ValueError):
+            shmid = None
+        return cls(pid, shmid)
 
 
 def pgserver_bindir() -> Path | None:
@@ -126,18 +152,45 @@ class PostgresServer:
         )
         if proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()
-            raise OperationFailed(
-                f"`{what}` failed ({detail[-1] if detail else 'exit ' + str(proc.returncode)}); see `{self.log_file}`."
-            )
+            reason = self._last_fatal() or (detail[-1] if detail else f"exit {proc.returncode}")
+            raise OperationFailed(f"`{what}` failed ({reason}); see `{self.log_file}`.")
         return proc
+
+    def _last_fatal(self) -> str | None:
+        """The server's last FATAL/PANIC line (pg_ctl itself only says "Examine the log output.")."""
+        try:
+            with open(self.log_file, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 65536))
+                lines = log.read().decode(errors="replace").splitlines()
+        except OSError:
+            return None
+        for line in reversed(lines):
+            for level in ("FATAL:", "PANIC:"):
+                if level in line:
+                    return line.split(level, 1)[1].strip()[:200]
+        return None
 
     @property
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / "postmaster.pid"
+
     def pid(self) -> int | None:
-        pid_file = self.data_dir / "postmaster.pid"
-        return procs.read_pid(pid_file) if pid_file.exists() else None
+        """The pid of the postmaster running on this data directory, or None.
+
+        After a crash ``postmaster.pid`` stays behind naming a dead pid, a zombie its parent has not reaped yet, or
+        a pid since reused by another process: none of those is a running server (`stack status` says stopped,
+        and `start` clears the file)."""
+        lock = LockFile.read(self.lock_file)
+        if lock is None or not procs.pid_alive(lock.pid):
+            return None
+        cwd = procs.process_cwd(lock.pid)  # a postmaster works in its data directory
+        if cwd is not None and cwd != self.data_dir.resolve():
+            return None
+        return lock.pid
 
     def superuser_conninfo(self, dbname: str = "postgres") -> str:
         """libpq conninfo for the superuser over the private socket (no password)."""
@@ -187,11 +240,38 @@ class PostgresServer:
         settings.update(self.extra_settings)
         return settings
 
+    def clear_crashed_lock(self, timeout: float = CRASH_CLEANUP_TIMEOUT) -> bool:
+        """Remove the ``postmaster.pid`` of a server that died; True if there was one.
+
+        PostgreSQL removes such a file itself when its pid is gone, but refuses to start ("lock file
+        "postmaster.pid" already exists") while the pid still exists: a zombie not reaped yet (an init that reaps
+        late: seen for 1.5 s here) or a pid reused since. Once no process is attached to the dead server's shared
+        memory (its backends exit as soon as they notice; waited for up to ``timeout``) the file is stale and safe
+        to remove: PostgreSQL's own check of that segment would refuse to start otherwise. The lock files of the
+        sockets (``.s.PGSQL.<port>.lock`` in the private socket dir) name the same dead pid and go too."""
+        lock = LockFile.read(self.lock_file)
+        if lock is None or self.pid():
+            return False
+        deadline = time.monotonic() + timeout
+        while lock.shmid is not None and (attached := procs.shm_attached(lock.shmid)):
+            if time.monotonic() >= deadline:
+                raise OperationFailed(
+                    f"{attached} process(es) of the PostgreSQL server that died in `{self.data_dir}` (postmaster pid "
+                    f"{lock.pid}) still hold its shared memory after {timeout:g} s; stop the leftover `postgres:` "
+                    "processes and run `iotctl stack up` again."
+                )
+            time.sleep(0.05)
+        for socket_lock in self.socket_dir.glob(".s.PGSQL.*.lock"):  # a private socket dir: ours alone
+            socket_lock.unlink(missing_ok=True)
+        self.lock_file.unlink(missing_ok=True)
+        return True
+
     def start(self, timeout: float = 30.0) -> int:
         pid = self.pid()
         if pid:
             return pid
         self.init()
+        self.clear_crashed_lock()
         bindir = require_pg_bindir(self.engine)
         options = " ".join(f"-c {k}={v}" for k, v in self._settings().items())
         self._run(

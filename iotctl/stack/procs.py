@@ -79,6 +79,34 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_cwd(pid: int) -> Path | None:
+    """The working directory of process ``pid`` (Linux /proc), or None when it cannot be read (gone, another
+    user's process without privileges, no /proc)."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def shm_attached(shmid: int) -> int:
+    """How many processes are attached to System V shared memory segment ``shmid`` (0 when it is gone, or when
+    /proc/sysvipc/shm cannot be read)."""
+    try:
+        header, *rows = Path("/proc/sysvipc/shm").read_text().splitlines()
+    except (OSError, ValueError):
+        return 0
+    columns = header.split()
+    try:
+        id_at, nattch_at = columns.index("shmid"), columns.index("nattch")
+    except ValueError:
+        return 0
+    for row in rows:
+        fields = row.split()
+        if len(fields) > max(id_at, nattch_at) and fields[id_at] == str(shmid):
+            return int(fields[nattch_at])
+    return 0
+
+
 def read_pid(pid_file: Path) -> int | None:
     try:
         pid = int(Path(pid_file).read_text().split()[0])

@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> None:
                 "worker_exit": worker_exit,
                 "child_exit": child_exit,
             }
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
+                # No control socket (`gunicornc`): nothing here uses it (the process is run and stopped by its pid
+                # and signals), it would land outside the service's own directories ($XDG_RUNTIME_DIR or
+                # ~/.gunicorn/gunicorn.ctl, one path shared by every server of the user, unwritable under systemd's
+                # ProtectHome), and it is one more way to reconfigure a running server.
+                options["control_socket_disable"] = True
             for key, value in options.items():
                 self.cfg.set(key, value)
 

@@ -171,7 +171,9 @@ def test_fleet_change_notifies_every_device(live, database, broker):
 def test_cli_get_diff_push_and_errors(live, database, tmp_path):
     _url, env, _ = live
     device = register(database)
-    doc = tmp_path / "dev.toml"
+    folder = tmp_path.joinpath(*[f"a-long-directory-name-{i:02d}" for i in range(8)])  # longer than any terminal
+    folder.mkdir(parents=True)
+    doc = folder / "dev.toml"
     doc.write_text('telemetry_interval_s = 15\n[labels]\nname = "porch"\n')
 
     diff = _cli(env, "config", "diff", str(doc), "--device", device.device_id)
@@ -192,7 +194,9 @@ def test_cli_get_diff_push_and_errors(live, database, tmp_path):
     assert table.exit_code == 0 and "telemetry_interval_s" in table.stdout
 
     again = _cli(env, "config", "push", str(doc), "--device", device.device_id)
-    assert again.exit_code == 0 and "nothing to push" in again.output
+    assert again.exit_code == 0, again.output
+    # One line, whatever COLUMNS says and however long the path (issue #10): logs and scripts read it.
+    assert f"device `{device.device_id}` already matches `{doc}`; nothing to push." in again.stderr.splitlines()
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -243,8 +247,12 @@ def test_entry_point_serves_under_gunicorn_and_stops_on_sigterm(database, tmp_pa
     import signal
 
     port = free_port()
+    home = tmp_path / "home"  # gunicorn >= 25.1 put its control socket in ~/.gunicorn (XDG_RUNTIME_DIR unset)
+    home.mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CONFIG_SERVER_")},
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": "",
         "CONFIG_SERVER_DATABASE_URL": database.url,
         "CONFIG_SERVER_DATABASE_PASSWORD_FILE": str(secret_file(database.password)),
         "CONFIG_SERVER_ADMIN_TOKEN_FILE": str(secret_file(ADMIN_TOKEN)),
@@ -273,3 +281,4 @@ def test_entry_point_serves_under_gunicorn_and_stops_on_sigterm(database, tmp_pa
         log.close()
     assert code == 0, (tmp_path / "server.log").read_text()
     assert ADMIN_TOKEN not in (tmp_path / "server.log").read_text()
+    assert list(home.iterdir()) == [], "the server wrote to HOME"

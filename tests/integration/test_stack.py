@@ -6,13 +6,16 @@ stops and wipes whatever the test started, in a finally, even when the test fail
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +39,7 @@ from iotctl.stack.native import CONFIG_SERVER, INGEST, NativeStack, service_avai
 class StackEnv:
     env: dict[str, str]
     layout: StackLayout
+    outside: dict[str, Path]  # HOME and TMPDIR of the stack's processes: places it must leave empty
 
     def cli(self, *args: str):
         """Run through Typer's CliRunner; for commands expected to succeed."""
@@ -68,6 +72,9 @@ class StackEnv:
 @pytest.fixture
 def stack_env(tmp_path):
     mqtt, pg, health, config = procs.free_ports(4)
+    outside = {name: tmp_path / name for name in ("home", "tmp")}
+    for path in outside.values():
+        path.mkdir()
     env = {
         "IOTCTL_STATE_DIR": str(tmp_path / "state"),
         "IOTCTL_MQTT_PORT": str(mqtt),
@@ -76,10 +83,15 @@ def stack_env(tmp_path):
         "IOTCTL_CONFIG_PORT": str(config),
         "IOTCTL_ENGINE": "system",
         "NO_COLOR": "1",
+        # Empty places a stack must not write to (test_secrets_… checks): a home, a temp dir, and no
+        # XDG_RUNTIME_DIR (empty is unset), as on a server where gunicorn falls back to ~/.gunicorn.
+        "HOME": str(outside["home"]),
+        "TMPDIR": str(outside["tmp"]),
+        "XDG_RUNTIME_DIR": "",
     }
     stack = NativeStack(load_settings(environ=env))
     try:
-        yield StackEnv(env, stack.layout)
+        yield StackEnv(env, stack.layout, outside)
     finally:
         stack.down(reset=True)
         report = stack.status()
@@ -228,8 +240,13 @@ def test_lifecycle_up_status_idempotent_down_keeps_data_reset_wipes(stack_env):
 
 
 @pytest.mark.slow
-def test_secrets_are_private_and_never_leak(stack_env):
+def test_secrets_are_private_never_leak_and_nothing_is_written_outside_the_state_dir(stack_env):
     doc = stack_env.cli_json("stack", "up")
+    assert doc["components"][CONFIG_SERVER]["state"] in ("running", "absent")
+    # Everything the stack writes is under its state dir: nothing in HOME (gunicorn's control socket used to go to
+    # ~/.gunicorn/gunicorn.ctl, shared by every stack of the user) nor in TMPDIR (the config server's metrics).
+    for name, path in stack_env.outside.items():
+        assert sorted(p.relative_to(path).as_posix() for p in path.rglob("*")) == [], f"the stack wrote to {name}"
     layout = stack_env.layout
     names = ("operator", "ingest", "config", "db", "admin-token")
     secrets = {name: layout.secret(name).read_text().strip() for name in names}
@@ -269,6 +286,102 @@ def test_secrets_are_private_and_never_leak(stack_env):
     # a second up keeps the same secrets
     stack_env.cli("stack", "up")
     assert {name: layout.secret(name).read_text().strip() for name in names} == secrets
+
+
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+
+@contextmanager
+def _orphans_become_our_children():
+    """While active, this process is the one that adopts its orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``),
+    like an init that is slow to reap: a postmaster started meanwhile (pg_ctl exits, so it is orphaned) becomes our
+    child, and once killed it stays a zombie, its pid still taken, until we reap it. That is the moment the issue
+    reports (`stack up` within a second of the kill), held open for as long as the test needs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        pytest.fail(f"prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(ctypes.get_errno())}")
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def _proc_state(pid: int) -> str:
+    """``R``, ``S``, ``Z`` (zombie) … from /proc, or ``-`` when the pid does not exist."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return "-"
+
+
+def _reap(pids: list[int], timeout: float = 10.0) -> None:
+    """Reap those of ``pids`` that became our children (bounded; never waits for anyone else's)."""
+    deadline = time.monotonic() + timeout
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid  # not ours (any more)
+            if done:
+                pending.discard(pid)
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_up_right_after_the_postmaster_was_killed_starts_it_again(stack_env):
+    """`stack up` within a second of a SIGKILL of the postmaster (#10): its pid is not reaped yet, or was reused."""
+    with _orphans_become_our_children():
+        first = stack_env.cli_json("stack", "up")
+    postmaster = first["components"]["postgres"]["pid"]
+    assert _proc_state(postmaster) in "RSD" and os.getppid() != postmaster
+    with stack_env.db() as conn:
+        conn.execute("INSERT INTO devices (device_id) VALUES ('survives-the-crash')")
+    lock = stack_env.layout.postgres_dir / "data" / "postmaster.pid"
+    family = _descendants(postmaster)
+    try:
+        os.kill(postmaster, signal.SIGKILL)
+        wait_until = time.monotonic() + 10
+        while _proc_state(postmaster) != "Z" and time.monotonic() < wait_until:
+            time.sleep(0.02)
+        assert _proc_state(postmaster) == "Z" and lock.exists()  # dead, not reaped, its lock file left behind
+
+        # status and up agree: postgres is stopped, and up starts it (run as other processes: they cannot reap it)
+        status = json.loads(stack_env.proc("stack", "status", "--json").stdout)
+        assert status["components"]["postgres"] == {**status["components"]["postgres"], "state": "stopped", "pid": None}
+        up = stack_env.proc("stack", "up", "--json")
+        assert up.returncode == 0, up.stderr
+        again = json.loads(up.stdout)
+        assert again["started"] == ["postgres"], up.stderr
+        assert again["components"]["postgres"]["state"] == "running"
+        assert _proc_state(postmaster) == "Z", "the test meant to start while the old pid was still taken"
+    finally:
+        _reap(family)
+    with stack_env.db() as conn:
+        assert conn.execute("SELECT 1 FROM devices WHERE device_id = 'survives-the-crash'").fetchone()
+
+    # A crash whose pid was reused since: the lock file names a live process that is not this cluster's postmaster.
+    second = again["components"]["postgres"]["pid"]
+    os.kill(second, signal.SIGKILL)
+    wait_until = time.monotonic() + 10
+    while _proc_state(second) not in "Z-" and time.monotonic() < wait_until:
+        time.sleep(0.02)
+    squatter = subprocess.Popen(["sleep", "60"])
+    try:
+        lines = lock.read_text().splitlines()
+        lock.write_text("\n".join([str(squatter.pid), *lines[1:]]) + "\n")
+        status = json.loads(stack_env.proc("stack", "status", "--json").stdout)
+        assert status["components"]["postgres"]["state"] == "stopped"
+        up = stack_env.proc("stack", "up", "--json")
+        assert up.returncode == 0, up.stderr
+        assert json.loads(up.stdout)["started"] == ["postgres"]
+        assert squatter.poll() is None, "the process that holds the recorded pid was left alone"
+    finally:
+        squatter.kill()
+        squatter.wait(timeout=10)
+    with stack_env.db() as conn:
+        assert conn.execute("SELECT 1 FROM devices WHERE device_id = 'survives-the-crash'").fetchone()
 
 
 def test_status_of_a_stack_never_started(stack_env):
