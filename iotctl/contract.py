@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 PAYLOAD_VERSION = 1
@@ -298,11 +299,6 @@ class _Fields:
             self.rejected.append(FieldRejection(name, _raw_text(raw), exc.reason, exc.detail))
             return None
 
-    def reject(self, name: str, raw: Any, reason: str, detail: str) -> None:
-        if not self.lenient:
-            raise ContractError(reason, detail)
-        self.rejected.append(FieldRejection(name, _raw_text(raw), reason, detail))
-
     def finish(self, reading: Reading, rejected: list[FieldRejection] | None) -> Reading:
         """Hand the rejections to the caller, unless nothing usable is left (then the whole message goes)."""
         if self.rejected:
@@ -444,8 +440,6 @@ def _half_unit(value: float) -> float:
     ``repr`` is the shortest text that reads back as the same float, never longer than what the device wrote, so
     this errs on the side of less precision (trailing zeros the device sent are not counted).
     """
-    from decimal import Decimal
-
     return 0.5 * 10.0 ** Decimal(repr(float(value))).as_tuple().exponent
 
 
@@ -474,7 +468,7 @@ def _legacy_pressure(name: str, raw: Any) -> float | None:
 
 
 def _legacy_state(name: str, raw: Any) -> bool | None:
-    if raw not in _LEGACY_STATES:
+    if not isinstance(raw, str) or raw not in _LEGACY_STATES:  # (a list is not even hashable)
         raise ContractError("bad_type", f"legacy {name} must be HIGH, LOW or UNKNOWN, got {_brief(raw)}")
     return _LEGACY_STATES[raw]
 
@@ -500,7 +494,7 @@ def parse_legacy(
     data = _load_object(payload)
     device_id = _check_device(data, topic_device)
     event_type = data.get("event_type")
-    if event_type not in _LEGACY_KINDS:
+    if not isinstance(event_type, str) or event_type not in _LEGACY_KINDS:
         raise ContractError("bad_event", f"event_type must be heartbeat, motion or switch, got {_brief(event_type)}")
     if "timestamp" not in data:
         raise ContractError("missing_field", "timestamp is required")

@@ -316,3 +316,12 @@ def test_legacy_bad_state_is_nulled_and_recorded():
     parsed = contract.parse_legacy(json.dumps({**LEGACY_BASE, "motion": "MAYBE"}), "pico-01", NOW, rejected)
     assert parsed.motion is None and parsed.switch is True
     assert [(r.field, r.raw, r.reason) for r in rejected] == [("motion", '"MAYBE"', "bad_type")]
+
+
+@pytest.mark.parametrize("field", ["event_type", "motion", "switch"])
+@pytest.mark.parametrize("value", [[1], {"a": 1}])
+def test_legacy_containers_where_a_word_belongs_are_contract_errors_not_crashes(field, value):
+    """`[1] in {...}` raises TypeError (a list is not hashable): it used to escape as an internal error."""
+    with pytest.raises(ContractError) as info:
+        contract.parse_legacy(json.dumps({**LEGACY_BASE, field: value}), "pico-01", NOW)
+    assert info.value.reason == ("bad_event" if field == "event_type" else "bad_type")
