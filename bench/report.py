@@ -7,8 +7,10 @@ NOTES = """\
 
 * **Stack.** The harness starts its own Mosquitto and PostgreSQL (`iotctl.stack` runners, a temp dir, free ports;
   PostgreSQL with `fsync`/`synchronous_commit` on as in production, plus `track_commit_timestamp = on` so every
-  row's commit time is known). Migrations are applied as the database owner; each consumer writes to its own
-  fresh copy of a migrated template database holding the devices.
+  row's commit time is known). Mosquitto saves its state every 60 s here, not after every 100 changes as
+  deployed: rewriting a 100k-reading queue for 7 sessions every 100 readings would measure the broker's
+  persistence, which "Broker durability" measures on brokers of its own. Migrations are applied as the database
+  owner; each consumer writes to its own fresh copy of a migrated template database holding the devices.
 * **Backlog.** Device broker accounts and `devices` rows are provisioned for every device identity. The backlog is
   published by ONE operator account (readwrite `iots6/#`) on the devices' own telemetry topics, QoS 1: one
   connection publishes 100k messages in seconds, where 100 device connections would mostly measure the publisher.
