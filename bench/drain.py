@@ -194,7 +194,7 @@ def run(stack: Stack, n: int, devices: int, row_limit: int, row_seconds: float, 
         "drain": {
             "backlog": queued,
             "devices": devices,
-            "publisher": "one operator account (readwrite iots6/#) publishing on the devices' telemetry topics",
+            "publisher": "one bench-only account (may publish on iots6/#) publishing on the devices' telemetry topics",
             "receive_maximum": RECEIVE_MAXIMUM,
             "a_receive_only": a,
             "b_row_at_a_time": b,

@@ -17,9 +17,7 @@ seconds, the bytes it wrote (``/proc/<pid>/io`` ``write_bytes``, what reached th
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
 import tempfile
 import threading
@@ -29,9 +27,8 @@ from pathlib import Path
 
 from bench.harness import Stack, backlog, device_ids, log, wait_until
 from iotctl import contract
-from iotctl.broker.accounts import ROLE_INGEST, ROLE_OPERATOR, service_username
-from iotctl.stack.mosquitto import MosquittoServer
-from iotctl.stack.procs import free_port, pid_alive
+from iotctl.broker.accounts import ROLE_INGEST, service_username
+from iotctl.stack.procs import pid_alive
 
 BASE = contract.DEFAULT_TOPIC_BASE
 #: (name, autosave_interval, autosave_on_changes): the old default first, the chosen one (iotctl.stack.mosquitto)
@@ -47,25 +44,19 @@ SESSION = "bench-durable"
 
 
 class BrokerStack(Stack):
-    """Only the broker of :class:`bench.harness.Stack` (the publisher and consumers need no database here)."""
+    """Only the broker of :class:`bench.harness.Stack` (the publisher and consumers need no database here), with
+    the persistence setting under test."""
 
     def __init__(self, directory: Path, autosave_interval: int, autosave_on_changes: bool):
-        super().__init__(devices=0, directory=directory)
-        self.autosave = (autosave_interval, autosave_on_changes)
+        super().__init__(
+            devices=0,
+            directory=directory,
+            autosave_interval=autosave_interval,
+            autosave_on_changes=autosave_on_changes,
+        )
 
     def _start(self) -> None:
-        interval, on_changes = self.autosave
-        self.mosquitto = MosquittoServer(
-            self.directory / "mqtt", free_port(), autosave_interval=interval, autosave_on_changes=on_changes
-        )
-        self.ingest_password = self.mosquitto.accounts.add(service_username(ROLE_INGEST), ROLE_INGEST)
-        self.operator_password = self.mosquitto.accounts.add(service_username(ROLE_OPERATOR), ROLE_OPERATOR)
-        self.mosquitto.start()
-
-    def __exit__(self, *_exc) -> None:
-        with contextlib.suppress(Exception):  # keep going: the directory must go too
-            self.mosquitto.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        self._start_broker()
 
 
 def _proc_counters(pid: int) -> tuple[float, int]:

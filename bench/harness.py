@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -24,7 +24,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from iotctl import contract
-from iotctl.broker.accounts import ROLE_DEVICE, ROLE_INGEST, ROLE_OPERATOR, hash_password, service_username
+from iotctl.broker import dynsec
+from iotctl.broker.accounts import ROLE_INGEST, ROLE_OPERATOR, service_username
+from iotctl.broker.pwhash import PasswordHash
 from iotctl.db import migrate
 from iotctl.secretfiles import write_secret
 from iotctl.stack.mosquitto import MosquittoServer
@@ -36,6 +38,9 @@ BASE = contract.DEFAULT_TOPIC_BASE
 DB_OWNER = "iots6"
 TEMPLATE = "bench_template"
 SESSION_EXPIRY_S = 3600
+#: The bench's own publisher: one connection allowed to publish on every device's topics (no product account may;
+#: one connection publishes a 100k backlog in seconds, where 100 device connections would measure the publisher).
+PUBLISHER = "bench.publisher"
 
 
 def log(message: str) -> None:
@@ -69,6 +74,12 @@ class Stack:
     db_password: str = field(default_factory=lambda: uuid.uuid4().hex)
     ingest_password: str = ""
     operator_password: str = ""
+    publisher_password: str = ""
+    # Saves every 60 s, not after every 100 changes as deployed: the drain queues 100k readings for 7 sessions, and
+    # rewriting that whole queue every 100 of them would measure the broker's persistence, not the ingest.
+    # bench/durability.py measures what the deployed setting costs, on brokers of its own.
+    autosave_interval: int = 60
+    autosave_on_changes: bool = False
 
     def __enter__(self) -> Stack:
         # As root, PostgreSQL runs as `postgres`, who must reach its directory (mkdtemp makes it 0700).
@@ -92,38 +103,39 @@ class Stack:
 
     def _start(self) -> None:
         log(f"starting Mosquitto and PostgreSQL in {self.directory}")
-        # Saves every 60 s, not after every 100 changes as deployed: the drain queues 100k readings for 7 sessions,
-        # and rewriting that whole queue every 100 of them would measure the broker's persistence, not the ingest.
-        # bench/durability.py measures what the deployed setting costs.
+        self._start_broker()
+        self._start_postgres()
+
+    def _start_broker(self) -> None:
         self.mosquitto = MosquittoServer(
-            self.directory / "mqtt", free_port(), autosave_interval=60, autosave_on_changes=False
+            self.directory / "mqtt",
+            free_port(),
+            autosave_interval=self.autosave_interval,
+            autosave_on_changes=self.autosave_on_changes,
         )
         self.mosquitto.directory.mkdir(mode=0o700)
-        # One write of the account files for all devices (AccountStore.add rewrites them per account).
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        # The broker's dynamic-security state seeded once with every account (device clients and their roles
+        # too, so the broker holds what a real fleet's does).
         self.ingest_password, self.operator_password = uuid.uuid4().hex, uuid.uuid4().hex
-        accounts = {
-            service_username(ROLE_INGEST): {
-                "role": ROLE_INGEST,
-                "hash": hash_password(self.ingest_password),
-                "created": now,
-            },
-            service_username(ROLE_OPERATOR): {
-                "role": ROLE_OPERATOR,
-                "hash": hash_password(self.operator_password),
-                "created": now,
-            },
-        }
-        for device_id in device_ids(self.devices):
-            accounts[device_id] = {
-                "role": ROLE_DEVICE,
-                "hash": hash_password(uuid.uuid4().hex),
-                "created": now,
+        self.publisher_password = uuid.uuid4().hex
+        devices = {device_id: PasswordHash.create(uuid.uuid4().hex) for device_id in device_ids(self.devices)}
+        services = {ROLE_INGEST: self.ingest_password, ROLE_OPERATOR: self.operator_password}
+        state = dynsec.seed_state(uuid.uuid4().hex, BASE, services, devices)
+        state["roles"].append(
+            {"rolename": PUBLISHER, "acls": [{"acltype": "publishClientSend", "topic": f"{BASE}/#", "allow": True}]}
+        )
+        state["clients"].append(
+            {
+                "username": PUBLISHER,
+                **PasswordHash.create(self.publisher_password).dynsec(),
+                "roles": [{"rolename": PUBLISHER}],
             }
-        store = self.mosquitto.accounts
-        write_secret(store.registry_path, json.dumps(accounts, indent=2, sort_keys=True) + "\n")
-        store.write_broker_files(accounts)
+        )
+        self.mosquitto.data_dir.mkdir(mode=0o700)
+        write_secret(self.mosquitto.state_file, json.dumps(state) + "\n")
         self.mosquitto.start()
+
+    def _start_postgres(self) -> None:
         self.postgres = PostgresServer(
             self.directory / "pg",
             free_port(),
@@ -221,8 +233,9 @@ class Stack:
 
 
 class Publisher:
-    """The operator account (readwrite on ``iots6/#``) publishing QoS 1 on the devices' telemetry topics: one
-    connection can publish a 100k backlog in seconds, where 100 device connections would measure the publisher."""
+    """The bench's publisher (``PUBLISHER``, may publish on ``iots6/#``) publishing QoS 1 on the devices' telemetry
+    topics: one connection can publish a 100k backlog in seconds, where 100 device connections would measure the
+    publisher."""
 
     def __init__(self, stack: Stack):
         self.acked = 0
@@ -230,8 +243,8 @@ class Publisher:
         self.cond = threading.Condition()
         self.client = stack.client(
             f"bench-publisher-{uuid.uuid4().hex[:6]}",
-            service_username(ROLE_OPERATOR),
-            stack.operator_password,
+            PUBLISHER,
+            stack.publisher_password,
             max_inflight=1000,
         )
         self.client.on_publish = self._on_publish

@@ -1,7 +1,13 @@
-"""A connected paho-mqtt v5 client for the CLI (tail, provisioning notices, simulator, tests), errors mapped."""
+"""A connected paho-mqtt v5 client for the CLI (tail, provisioning, simulator, tests), errors mapped.
+
+Over TLS (``endpoint.tls``) the broker's certificate is verified against ``endpoint.ca_file`` (or the system's
+trust store) including its host name.  Every failure is one line naming the broker (and the environment) and the
+likely fix: broker down, wrong CA, not a TLS port, bad credentials.
+"""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import uuid
 
@@ -40,6 +46,8 @@ def connect(
         userdata=userdata,
     )
     client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        _use_tls(client, endpoint)
     if will:
         client.will_set(will[0], will[1], qos=1, retain=will[2])
     if on_message:
@@ -59,26 +67,73 @@ def connect(
             client.connect(endpoint.host, endpoint.port, keepalive=30, clean_start=clean_start, properties=props)
         else:
             client.connect(endpoint.host, endpoint.port, keepalive=30)
-    except OSError:
+    except ssl.SSLCertVerificationError as exc:
         raise Unreachable(
-            f"Broker `{endpoint.host}:{endpoint.port}` is not reachable; start it with `iotctl stack up` "
-            "or fix IOTCTL_MQTT_HOST/IOTCTL_MQTT_PORT."
+            f"Broker {endpoint.where()} presented a certificate that does not verify ({exc.verify_message}) "
+            f"against CA `{endpoint.ca_file or 'system trust store'}`; {_fix_ca(endpoint)}."
+        ) from None
+    except ssl.SSLError as exc:
+        raise Unreachable(
+            f"TLS handshake with broker {endpoint.where()} failed ({exc.reason or exc}); check that this port "
+            f"speaks TLS, or {_fix_address(endpoint)}."
+        ) from None
+    except OSError as exc:
+        raise Unreachable(
+            f"Broker {endpoint.where()} is not reachable ({exc.strerror or exc}); {_fix_down(endpoint)}."
         ) from None
     client.loop_start()
     if not done.wait(timeout):
         client.loop_stop()
-        raise Unreachable(f"Broker `{endpoint.host}:{endpoint.port}` did not answer within {timeout:g} s.")
+        client.disconnect()
+        hint = "is it a TLS port? " if not endpoint.tls else ""
+        raise Unreachable(
+            f"Broker {endpoint.where()} did not answer the MQTT CONNECT within {timeout:g} s; {hint}"
+            f"{_fix_address(endpoint)}."
+        )
     rc = result["rc"]
     if rc.is_failure:
         client.loop_stop()
         client.disconnect()
         if str(rc) in _AUTH_FAILURES:
             raise AuthRefused(
-                f"Broker `{endpoint.host}:{endpoint.port}` refused account `{endpoint.username}` ({rc}); "
-                "check the username and password file."
+                f"Broker {endpoint.where()} refused account `{endpoint.username}` ({rc}); {_fix_credentials(endpoint)}."
             )
-        raise Unreachable(f"Broker `{endpoint.host}:{endpoint.port}` refused the connection ({rc}).")
+        raise Unreachable(f"Broker {endpoint.where()} refused the connection ({rc}).")
     # From here on, reconnect quietly after a broker restart.
     client.on_connect = None
     client.reconnect_delay_set(min_delay=1, max_delay=10)
     return client
+
+
+def _use_tls(client: paho.Client, endpoint: MqttEndpoint) -> None:
+    context = ssl.create_default_context(cafile=str(endpoint.ca_file) if endpoint.ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    client.tls_set_context(context)
+
+
+def _fix_down(endpoint: MqttEndpoint) -> str:
+    name = endpoint.env
+    if name:
+        return f"check that the broker runs and that `iotctl env show {name}` has the right address"
+    return "start it with `iotctl stack up` or fix IOTCTL_MQTT_HOST/IOTCTL_MQTT_PORT"
+
+
+def _fix_address(endpoint: MqttEndpoint) -> str:
+    name = endpoint.env
+    if name:
+        return f"fix the broker address of environment `{name}` (`iotctl env show {name}`)"
+    return "fix IOTCTL_MQTT_HOST/IOTCTL_MQTT_PORT"
+
+
+def _fix_ca(endpoint: MqttEndpoint) -> str:
+    name = endpoint.env
+    if name:
+        return f"register the CA that signed the broker's certificate (`iotctl env add {name} --force --ca FILE …`)"
+    return "use the CA that signed the broker's certificate"
+
+
+def _fix_credentials(endpoint: MqttEndpoint) -> str:
+    name = endpoint.env
+    if name:
+        return f"the credentials of environment `{name}` are wrong or expired; re-register it with current ones"
+    return "check the username and password file"

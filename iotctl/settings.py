@@ -3,6 +3,12 @@
 Precedence, lowest first: built-in defaults < ``iotctl.toml`` < ``IOTCTL_*`` environment variables < command-line
 flags.  The TOML file is ``./iotctl.toml`` unless ``--config`` or ``IOTCTL_CONFIG`` names another; a named file that
 does not exist is an error, the implicit one is optional.  Each key ``foo_bar`` has the env var ``IOTCTL_FOO_BAR``.
+Where each value came from is kept in ``Settings.sources`` (``iotctl settings`` shows it).
+
+``env`` picks the platform the commands talk to (``iotctl.environments``): ``local`` (the default: the native
+stack, or the Docker stack when ``docker`` is set), ``docker``, or an environment registered under
+``<state_dir>/environments``.  The broker, database and config-server settings below describe the built-in
+environments only; a registered environment carries its own.
 """
 
 from __future__ import annotations
@@ -24,10 +30,18 @@ def _default_state_dir() -> Path:
     return Path(base) / "iotctl"
 
 
+#: ``Settings.sources`` value of a key nobody set.
+DEFAULT = "default"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob a script may set. Field docs are shown by ``iotctl settings``."""
 
+    env: str = field(
+        default="local",
+        metadata={"doc": "environment to talk to: local, docker, or one added with `iotctl env add`"},
+    )
     state_dir: Path = field(default_factory=_default_state_dir, metadata={"doc": "native stack state and credentials"})
     topic_base: str = field(default="iots6", metadata={"doc": "first level of every MQTT topic"})
     mqtt_host: str = field(default="127.0.0.1", metadata={"doc": "broker host"})
@@ -56,6 +70,12 @@ class Settings:
         default="auto",
         metadata={"doc": "native stack engines: auto, system (mosquitto/postgres) or embedded"},
     )
+    mqtt_tls_port: int = field(
+        default=0,
+        metadata={"doc": "native stack: also listen with TLS on this port (CA in <state_dir>/pki); 0: no TLS"},
+    )
+    #: Where each value came from: ``default``, a TOML path, an env var name or a ``--flag`` (not a setting).
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False, metadata={"internal": True})
 
     def env_name(self, key: str) -> str:
         return ENV_PREFIX + key.upper()
@@ -102,33 +122,41 @@ def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] |
     config_flag = flags.pop("config", None) or env.get(ENV_PREFIX + "CONFIG")
     toml_path = Path(config_flag) if config_flag else Path("iotctl.toml")
     file_values = _read_toml(toml_path, explicit=bool(config_flag))
-    known = {f.name: f for f in fields(Settings)}
+    known = {f.name: f for f in fields(Settings) if not f.metadata.get("internal")}
     unknown = sorted(set(file_values) - set(known))
     if unknown:
         raise InvalidInput(f"Unknown key `{unknown[0]}` in `{toml_path}`; known keys: {', '.join(sorted(known))}.")
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name, f in known.items():
+        sources[name] = DEFAULT
         if name in file_values:
             values[name] = _coerce(name, f.type, file_values[name], str(toml_path))
+            sources[name] = str(toml_path)
         env_name = ENV_PREFIX + name.upper()
         if env.get(env_name):
             values[name] = _coerce(name, f.type, env[env_name], env_name)
+            sources[name] = env_name
         if name in flags:
-            values[name] = _coerce(name, f.type, flags[name], f"--{name.replace('_', '-')}")
-    settings = Settings(**values)
+            flag = f"--{name.replace('_', '-')}"
+            values[name] = _coerce(name, f.type, flags[name], flag)
+            sources[name] = flag
+    settings = Settings(**values, sources=sources)
     if settings.engine not in ("auto", "system", "embedded"):
         raise InvalidInput(f"`engine` must be auto, system or embedded, got {settings.engine!r}.")
     return settings
 
 
 def describe(settings: Settings) -> list[dict[str, Any]]:
-    """Rows for ``iotctl settings``: key, value, env var, doc."""
+    """Rows for ``iotctl settings``: key, value, where it came from, env var, doc."""
     return [
         {
             "key": f.name,
             "value": None if getattr(settings, f.name) is None else str(getattr(settings, f.name)),
+            "source": settings.sources.get(f.name, DEFAULT),
             "env": ENV_PREFIX + f.name.upper(),
             "doc": f.metadata.get("doc", ""),
         }
         for f in dataclasses.fields(settings)
+        if not f.metadata.get("internal")
     ]

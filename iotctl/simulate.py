@@ -28,6 +28,7 @@ import json
 import logging
 import random
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -260,7 +261,7 @@ class SocketMQTTClient:
         self.sock.settimeout(0)
         try:
             res = self.sock.recv(1)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):  # over TLS "nothing waiting" is SSLWantReadError
             return None
         finally:
             self.sock.settimeout(SOCKET_TIMEOUT_S)
@@ -547,7 +548,7 @@ class Node:
             "wifi_password": "sim",
             "broker_host": c.mqtt_host,
             "broker_port": c.mqtt_port,
-            "broker_tls": False,
+            "broker_tls": c.mqtt_tls,
             "mqtt_username": c.mqtt_username,
             "mqtt_password": c.mqtt_password,
             "config_url": c.config_url,
@@ -566,6 +567,9 @@ class Node:
                 self.sent_dropped += payload.get("dropped", 0)
 
     def _mqtt_factory(self, cfg, client_id):
+        tls = None
+        if cfg["broker_tls"]:  # an environment's TLS listener: verify it by the CA provisioning recorded
+            tls = ssl.create_default_context(cafile=self.creds.mqtt_ca_file)
         return SocketMQTTClient(
             client_id,
             cfg["broker_host"],
@@ -573,6 +577,7 @@ class Node:
             user=cfg["mqtt_username"],
             password=cfg["mqtt_password"],
             keepalive=cfg["mqtt_keepalive_s"],
+            ssl=tls,
             on_acked=self._on_acked,
         )
 

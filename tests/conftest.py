@@ -11,7 +11,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,11 +19,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from iotctl.broker.accounts import ROLE_INGEST, ROLE_OPERATOR, service_username
+from iotctl import pki
+from iotctl.broker import dynsec
+from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, service_username
+from iotctl.broker.identities import DynsecIdentities
 from iotctl.db import migrate
-from iotctl.stack.mosquitto import MosquittoServer, find_mosquitto
+from iotctl.endpoints import MqttEndpoint
+from iotctl.stack.mosquitto import MosquittoServer, TlsListener, find_mosquitto
 from iotctl.stack.postgres import PostgresServer, find_pg_bindir
-from iotctl.stack.procs import free_port
+from iotctl.stack.procs import free_port, wait_for_port
 
 DB_OWNER = "iots6"
 _db_counter = itertools.count()
@@ -55,38 +58,44 @@ class Database:
         return psycopg.connect(self.conninfo, **kwargs)
 
 
+#: A test-only client that may publish anything under the base (the product has no such account: the operator
+#: only reads). Tests use it to put shapes on the wire that no device account may produce.
+PUBLISHER = "test.publisher"
+
+
 @dataclass
 class Broker:
+    """A real Mosquitto with dynamic security, as the native stack runs it; accounts made over its control API."""
+
     server: MosquittoServer
     host: str
     port: int
+    admin: tuple[str, str]
     operator: tuple[str, str]
     ingest: tuple[str, str]
+    config: tuple[str, str]
+    publisher: tuple[str, str] = ("", "")
+
+    def endpoint(self, username: str, password: str) -> MqttEndpoint:
+        return MqttEndpoint(self.host, self.port, username, password)
+
+    def admin_session(self) -> dynsec.DynsecAdmin:
+        return dynsec.DynsecAdmin(self.endpoint(*self.admin))
 
     def add_device(self, device_id: str) -> str:
-        password = self.server.accounts.add(device_id, "device")
-        self.server.reload()
-        self.wait_login(device_id, password)
+        """Provision a broker client for ``device_id`` (client id must equal it) the way the product does;
+        returns its password. Dynamic security applies it at once: the login works when this returns."""
+        password = uuid.uuid4().hex
+        with DynsecIdentities(self.admin_session(), "iots6") as identities:
+            identities.provision(device_id, password)
         return password
 
-    def wait_login(self, username: str, password: str, timeout: float = 5.0) -> None:
-        """Mosquitto re-reads its password file asynchronously after SIGHUP: wait until the login works."""
-        from iotctl.endpoints import MqttEndpoint
-        from iotctl.errors import AuthRefused
-        from iotctl.mqtt import connect
 
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client = connect(MqttEndpoint(self.host, self.port, username, password), timeout=2)
-            except AuthRefused:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-                continue
-            client.disconnect()
-            client.loop_stop()
-            return
+def _add_publisher(broker: Broker) -> None:
+    broker.publisher = (PUBLISHER, uuid.uuid4().hex)
+    with broker.admin_session() as session:
+        session.ensure_role(PUBLISHER, [{"acltype": "publishClientSend", "topic": "#", "allow": True}])
+        session.create_client(PUBLISHER, broker.publisher[1], [PUBLISHER])
 
 
 @pytest.fixture(scope="session")
@@ -127,17 +136,106 @@ def database(pg: PgInfo) -> Iterator[Database]:
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory) -> Iterator[Broker]:
-    if find_mosquitto() is None:
-        pytest.fail("`mosquitto` not found; run `make install-system` (apt-get install mosquitto).")
+    if find_mosquitto() is None or dynsec.find_plugin() is None:
+        pytest.fail("`mosquitto` 2 with its dynamic security plugin not found; run `make install-system`.")
     directory = tmp_path_factory.mktemp("mqtt")
     server = MosquittoServer(directory, free_port())
-    operator = service_username(ROLE_OPERATOR)
-    ingest = service_username(ROLE_INGEST)
-    op_pw = server.accounts.add(operator, ROLE_OPERATOR)
-    in_pw = server.accounts.add(ingest, ROLE_INGEST)
+    passwords = {role: uuid.uuid4().hex for role in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)}
+    admin = uuid.uuid4().hex
+    server.prepare_state(admin, passwords)
     server.start()
     try:
-        yield Broker(server, "127.0.0.1", server.port, (operator, op_pw), (ingest, in_pw))
+        found = Broker(
+            server,
+            "127.0.0.1",
+            server.port,
+            (dynsec.ADMIN_USERNAME, admin),
+            *((service_username(r), passwords[r]) for r in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)),
+        )
+        _add_publisher(found)
+        yield found
+    finally:
+        server.stop()
+
+
+@dataclass
+class TlsMosquitto(MosquittoServer):
+    """A broker whose ``tls`` listener authenticates the broker only (what the platform exposes on 8883), plus a
+    second TLS listener on ``mtls_port`` that also requires a client certificate signed by ``cafile``. Accounts and
+    ACLs are the same on every listener (``per_listener_settings false``)."""
+
+    mtls_port: int = 0
+    cafile: Path | None = None
+
+    def render_config(self) -> str:
+        mtls = [
+            f"listener {self.mtls_port} {self.tls.bind}",
+            "protocol mqtt",
+            f"cafile {self.cafile}",
+            f"certfile {self.tls.certfile}",
+            f"keyfile {self.tls.keyfile}",
+            "require_certificate true",
+        ]
+        return (
+            super().render_config()
+            + "\n# Client-certificate listener of the test fixture (tests/conftest.py: tls_broker)\n"
+            + "\n".join(mtls)
+            + "\n"
+        )
+
+
+@dataclass
+class TlsBroker(Broker):
+    """``broker``'s interface (plaintext ``port``, accounts, ``add_device``) plus TLS: ``tls_port`` (server
+    authentication), ``mtls_port`` (client certificate required), the ``ca`` that signed the broker's certificate
+    (for 127.0.0.1 and localhost) and :meth:`client_cert` to issue client certificates from it."""
+
+    tls_port: int = 0
+    mtls_port: int = 0
+    ca: pki.CertPair | None = None
+    server_cert: pki.CertPair | None = None
+    pki_dir: Path | None = None
+
+    def client_cert(self, name: str, common_name: str | None = None) -> pki.CertPair:
+        return pki.issue_client_cert(self.ca, self.pki_dir / "clients", name, common_name or name)
+
+
+@pytest.fixture(scope="session")
+def tls_broker(tmp_path_factory) -> Iterator[TlsBroker]:
+    """A Mosquitto of its own (dynamic security, like ``broker``) with TLS listeners, its CA from ``iotctl.pki``."""
+    if find_mosquitto() is None or dynsec.find_plugin() is None:
+        pytest.fail("`mosquitto` 2 with its dynamic security plugin not found; run `make install-system`.")
+    directory = tmp_path_factory.mktemp("mqtt-tls")
+    pki_dir = directory / "pki"
+    ca = pki.ensure_ca(pki_dir, common_name="iotctl test CA")
+    server_cert = pki.issue_server_cert(ca, pki_dir, "broker", dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+    server = TlsMosquitto(
+        directory / "broker",
+        free_port(),
+        tls=TlsListener(free_port(), server_cert.cert, server_cert.key),
+        mtls_port=free_port(),
+        cafile=ca.cert,
+    )
+    passwords = {role: uuid.uuid4().hex for role in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)}
+    admin = uuid.uuid4().hex
+    server.prepare_state(admin, passwords)
+    pid = server.start()
+    try:
+        wait_for_port(server.bind, server.mtls_port, 10, "mosquitto (client-certificate TLS)", server.log_file, pid)
+        found = TlsBroker(
+            server,
+            "127.0.0.1",
+            server.port,
+            (dynsec.ADMIN_USERNAME, admin),
+            *((service_username(r), passwords[r]) for r in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)),
+            tls_port=server.tls.port,
+            mtls_port=server.mtls_port,
+            ca=ca,
+            server_cert=server_cert,
+            pki_dir=pki_dir,
+        )
+        _add_publisher(found)
+        yield found
     finally:
         server.stop()
 

@@ -80,3 +80,25 @@ def info(message: str) -> None:
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON to stdout.")
+
+
+def _remember_env(ctx: typer.Context, value: str | None) -> str | None:
+    """``--env`` on a command: becomes the ``env`` flag before settings are first resolved."""
+    if value is not None:
+        root = ctx.find_root()
+        if not isinstance(root.obj, dict):
+            root.obj = {}
+        root.obj.setdefault("flags", {})["env"] = value
+        root.obj.pop("settings", None)
+    return value
+
+
+#: On every command that talks to a platform; the function ignores the value (it is a settings flag).
+ENV_OPTION = typer.Option(
+    None,
+    "--env",
+    callback=_remember_env,
+    is_eager=True,
+    help="Environment to talk to: local, docker or one added with `iotctl env add`. [env: IOTCTL_ENV; default: local]",
+    show_default=False,
+)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from iotctl.cli.common import JSON_OPTION, emit_json, info, out, settings
+from iotctl.cli.common import ENV_OPTION, JSON_OPTION, emit_json, info, out, settings
 
 app = typer.Typer(
     help="Device configuration on the config server: get, set, push, diff, history. "
@@ -48,6 +48,7 @@ def _print_change(change: dict) -> None:
 @app.command()
 def get(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     device_id: str = typer.Argument(None, help="Device id (omit with --fleet).", show_default=False),
     fleet: bool = FLEET_OPTION,
     json_: bool = JSON_OPTION,
@@ -76,6 +77,7 @@ def get(
 @app.command("set")
 def set_(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     args: list[str] = ASSIGNMENTS_ARGUMENT,
     fleet: bool = FLEET_OPTION,
     json_: bool = JSON_OPTION,
@@ -118,6 +120,7 @@ def _compare(ctx: typer.Context, file: Path, device: str | None, fleet: bool):
 @app.command()
 def push(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     file: Path = PUSH_FILE_ARGUMENT,
     device: str = DEVICE_OPTION,
     fleet: bool = FLEET_OPTION,
@@ -152,6 +155,7 @@ def push(
 @app.command("diff")
 def diff_(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     file: Path = DIFF_FILE_ARGUMENT,
     device: str = DEVICE_OPTION,
     fleet: bool = FLEET_OPTION,
@@ -169,6 +173,7 @@ def diff_(
 @app.command()
 def history(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     device_id: str = typer.Argument(None, help="Device id (omit with --fleet).", show_default=False),
     fleet: bool = FLEET_OPTION,
     limit: int = typer.Option(50, "--limit", min=1, max=500, help="Newest entries to show."),

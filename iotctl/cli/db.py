@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from iotctl.cli.common import JSON_OPTION, emit_json, info, out, settings
+from iotctl.cli.common import ENV_OPTION, JSON_OPTION, emit_json, info, out, settings
 
 app = typer.Typer(help="Database schema: apply and inspect versioned migrations.", no_args_is_help=True)
 
@@ -12,6 +12,7 @@ app = typer.Typer(help="Database schema: apply and inspect versioned migrations.
 @app.command()
 def migrate(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     edition: str = typer.Option(
         None,
         "--edition",
@@ -38,7 +39,7 @@ def migrate(
 
 
 @app.command()
-def status(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
+def status(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION) -> None:
     """Show applied and pending migrations and the edition found (TimescaleDB licensed/Apache, or PostgreSQL)."""
     from rich.table import Table
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from iotctl.cli.common import JSON_OPTION, emit_json, info, out, settings
+from iotctl.cli.common import ENV_OPTION, JSON_OPTION, emit_json, info, out, settings
 
 app = typer.Typer(
     help="Devices: identities (MQTT account, ACL, config token), a simulated fleet, flashing boards.",
@@ -17,30 +17,37 @@ app = typer.Typer(
 @app.command()
 def provision(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     device_ids: list[str] = typer.Argument(..., help="One or more device ids ([A-Za-z0-9_-]{1,64})."),
     rotate: bool = typer.Option(False, "--rotate", help="Issue new credentials for an existing device."),
     location: str = typer.Option(None, "--location", help="Label `location` (site) for dashboards."),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Create each device's MQTT account (publish only under its own topics), registry row and config token.
+    """Create each device's broker client (publish only under its own topics), registry row and config token.
 
-    Credentials are written to <state-dir>/devices/<id>.json (mode 0600) and never printed.
+    In the active environment (--env). Credentials are written to the environment's devices/<id>.json (mode 0600;
+    <state-dir>/devices for `local`) and never printed.
     """
-    from iotctl.devices import provision as do_provision
+    from iotctl.devices import provisioning, validate_device_id
 
-    cfg = settings(ctx)
-    results = []
     for device_id in device_ids:
-        creds, path = do_provision(cfg, device_id, rotate=rotate, labels={"location": location} if location else None)
-        results.append({**creds.public(), "credentials_file": str(path)})
-        if not json_:
-            info(f"provisioned `{device_id}`; credentials in {path} (mode 0600)")
+        validate_device_id(device_id)  # all of them, before anything is made
+    results = []
+    with provisioning(settings(ctx)) as session:
+        for device_id in device_ids:
+            labels = {"location": location} if location else None
+            creds, path = session.provision(device_id, rotate=rotate, labels=labels)
+            results.append({**creds.public(), "credentials_file": str(path)})
+            if not json_:
+                info(
+                    f"provisioned `{device_id}` in environment `{creds.environment}`; credentials in {path} (mode 0600)"
+                )
     if json_:
         emit_json(results if len(results) > 1 else results[0])
 
 
 @app.command("fleet")
-def fleet(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
+def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION) -> None:
     """List the registered fleet: last seen, status, firmware, RSSI, readings dropped on the device, location,
     broker account."""
     from rich.table import Table
@@ -70,17 +77,20 @@ def fleet(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
 
 
 @app.command()
-def retire(ctx: typer.Context, device_id: str = typer.Argument(..., help="The device to retire.")) -> None:
-    """Revoke a device's MQTT account and config token; its readings stay."""
+def retire(
+    ctx: typer.Context, _env: str = ENV_OPTION, device_id: str = typer.Argument(..., help="The device to retire.")
+) -> None:
+    """Disable a device's broker client (disconnecting it at once) and revoke its config token; readings stay."""
     from iotctl.devices import retire as do_retire
 
     do_retire(settings(ctx), device_id)
-    info(f"retired `{device_id}`: broker account and config token revoked; readings kept")
+    info(f"retired `{device_id}`: broker client disabled and disconnected, config token revoked; readings kept")
 
 
 @app.command()
 def simulate(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     count: int = typer.Option(
         ..., "--count", envvar="IOTCTL_SIM_COUNT", help="Number of virtual nodes <prefix>-0001 ..."
     ),
@@ -158,6 +168,7 @@ PORT_OPTION = typer.Option(
 @app.command()
 def flash(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     device_id: str = typer.Option(..., "--device-id", help="The device's id; provisioned first if it has none."),
     port: str = PORT_OPTION,
     wifi_ssid: str = typer.Option(None, "--wifi-ssid", envvar="IOTCTL_WIFI_SSID", help="Wi-Fi network name."),

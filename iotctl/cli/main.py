@@ -10,7 +10,8 @@ import typer
 from typer.core import TyperGroup
 
 from iotctl import __version__
-from iotctl.cli import config, db, device, stack, tail
+from iotctl.cli import config, db, device, env, stack, tail
+from iotctl.cli.common import ENV_OPTION
 
 
 @contextmanager
@@ -65,6 +66,7 @@ app.add_typer(device.app, name="device")
 app.add_typer(stack.app, name="stack")
 app.add_typer(tail.app, name="tail")
 app.add_typer(config.app, name="config")
+app.add_typer(env.app, name="env")
 
 
 def _version(value: bool) -> None:
@@ -88,29 +90,48 @@ def root(
         help="Native stack state, logs and credentials. [env: IOTCTL_STATE_DIR; default: ~/.local/state/iotctl]",
         show_default=False,
     ),
+    env: str = typer.Option(
+        None,
+        "--env",
+        help="Environment to talk to: local, docker or one added with `iotctl env add` (also accepted after "
+        "the command). [env: IOTCTL_ENV; default: local]",
+        show_default=False,
+    ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     """Settings: defaults < iotctl.toml < IOTCTL_* env vars < flags (`iotctl settings` lists them)."""
-    ctx.obj = {"flags": {"config": config, "state_dir": state_dir}}
+    ctx.obj = {"flags": {"config": config, "state_dir": state_dir, "env": env}}
 
 
 @app.command("settings")
-def show_settings(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List every setting with its resolved value and env var."""
+def show_settings(
+    ctx: typer.Context,
+    _env: str = ENV_OPTION,
+    json_: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List every setting with its value in effect, where it came from, and its env var.
+
+    With a registered environment active (--env), the broker, database and config-server values are the
+    environment's own.
+    """
     from rich.table import Table
 
-    from iotctl.cli.common import emit_json, out, settings
+    from iotctl.cli.common import emit_json, info, out, settings
+    from iotctl.environments import active, describe_settings
     from iotctl.settings import describe
 
-    rows = describe(settings(ctx))
+    cfg = settings(ctx)
+    rows = describe_settings(cfg, describe(cfg))
     if json_:
         emit_json(rows)
         return
+    env = active(cfg)
+    info(f"environment: {env.name} ({env.kind}; {env.file or 'built in'})")
     table = Table()
-    for column in ("key", "value", "env", "doc"):
+    for column in ("key", "value", "source", "env", "doc"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["key"], row["value"] or "-", row["env"], row["doc"])
+        table.add_row(row["key"], row["value"] or "-", row["source"], row["env"], row["doc"])
     out().print(table)
 
 

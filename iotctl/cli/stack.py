@@ -195,10 +195,14 @@ def _docker_up(ctx: typer.Context, json_: bool) -> None:
             pg_port=cfg.pg_port,
             config_port=cfg.config_port,
             ingest_port=cfg.ingest_health_port,
+            mqtt_tls=bool(cfg.mqtt_tls_port),
+            mqtt_tls_port=cfg.mqtt_tls_port or 8883,
         )
     )
     err().print(f"rendered {len(rendered)} files into {stack.directory}")
     stack.up()
+    for change in stack.ensure_broker_identities(cfg.mqtt_port):
+        err().print(f"broker: updated {change}", markup=False)
     rows = stack.ps()
     if json_:
         emit_json({"directory": str(stack.directory), "services": rows})

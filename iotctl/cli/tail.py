@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from iotctl.cli.common import console, err, settings
+from iotctl.cli.common import ENV_OPTION, console, err, settings
 
 app = typer.Typer(help="Follow live traffic from the broker.", no_args_is_help=True)
 
@@ -35,6 +35,7 @@ def _table(model, now=None):
 @app.command()
 def sensors(
     ctx: typer.Context,
+    _env: str = ENV_OPTION,
     device: str = typer.Option(None, "--device", envvar="IOTCTL_TAIL_DEVICE", help="Only this device id."),
     count: int = typer.Option(
         None,

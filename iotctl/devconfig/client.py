@@ -1,8 +1,10 @@
 """HTTP client of the config server's admin API (stdlib ``urllib``), errors mapped to typed iotctl errors.
 
-Used by ``iotctl config``.  The URL and the admin token come from settings: ``config_url`` (default: the
-native stack's ``http://127.0.0.1:<config_port>``) and ``config_admin_token_file`` (default: the stack's
-``secrets/admin-token.password``).
+Used by ``iotctl config``.  The URL and the admin token come from the active environment
+(``iotctl.environments``): for the built-in ``local`` one, ``config_url`` (default: the native stack's
+``http://127.0.0.1:<config_port>``) and ``config_admin_token_file`` (default: the stack's
+``secrets/admin-token.password``); a registered environment has its own (an ``https`` URL is verified against the
+environment's CA).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
+import ssl
 import tomllib
 import urllib.error
 import urllib.request
@@ -21,10 +24,7 @@ from urllib.parse import quote
 from iotctl import contract
 from iotctl.devconfig import schema
 from iotctl.errors import AuthRefused, InvalidInput, NotFound, OperationFailed, Unreachable
-from iotctl.secretfiles import read_secret
 from iotctl.settings import Settings
-
-ADMIN_TOKEN_SECRET = "admin-token"
 
 
 def _default_actor() -> str:
@@ -41,6 +41,12 @@ class AdminClient:
     token: str
     actor: str = ""
     timeout: float = 10.0
+    ca_file: Path | None = None
+    env: str = ""  # the registered environment, for messages
+
+    @property
+    def where(self) -> str:
+        return f"`{self.base_url}`" + (f" of environment `{self.env}`" if self.env else "")
 
     def __repr__(self) -> str:  # never print the token
         return f"AdminClient({self.base_url})"
@@ -58,16 +64,28 @@ class AdminClient:
         if if_match is not None:
             headers["If-Match"] = f'"{if_match}"'
         req = urllib.request.Request(self.base_url.rstrip("/") + path, data=data, method=method, headers=headers)
+        context = None
+        if self.base_url.startswith("https:"):
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as response:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=context) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise self._error(exc, path) from None
-        except (urllib.error.URLError, OSError):
-            raise Unreachable(
-                f"Config server `{self.base_url}` is not reachable; start it with `iotctl stack up` "
-                "or fix IOTCTL_CONFIG_URL."
-            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise Unreachable(
+                    f"Config server {self.where} presented a certificate that does not verify "
+                    f"({reason.verify_message}) against CA `{self.ca_file or 'system trust store'}`; register the "
+                    "CA that signed it."
+                ) from None
+            fix = (
+                f"check that it runs and that `iotctl env show {self.env}` has the right URL"
+                if self.env
+                else "start it with `iotctl stack up` or fix IOTCTL_CONFIG_URL"
+            )
+            raise Unreachable(f"Config server {self.where} is not reachable; {fix}.") from None
 
     def _error(self, exc: urllib.error.HTTPError, path: str) -> Exception:
         try:
@@ -75,9 +93,12 @@ class AdminClient:
         except (ValueError, AttributeError, OSError):
             detail = ""
         if exc.code in (401, 403):
-            return AuthRefused(
-                f"Config server `{self.base_url}` refused the admin token; check IOTCTL_CONFIG_ADMIN_TOKEN_FILE."
+            fix = (
+                f"its `config-admin-token` is wrong or expired; re-register environment `{self.env}`"
+                if self.env
+                else "check IOTCTL_CONFIG_ADMIN_TOKEN_FILE"
             )
+            return AuthRefused(f"Config server {self.where} refused the admin token; {fix}.")
         if exc.code == 422:
             return InvalidInput(detail or f"Config server `{self.base_url}` rejected the configuration.")
         if exc.code == 404:
@@ -120,17 +141,24 @@ class AdminClient:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    """The admin client for these settings: explicit URL/token file first, else the local stack's."""
-    from iotctl.endpoints import stack_secret
+    """The admin client of the active environment: explicit URL/token file first, else the local stack's."""
+    from iotctl.environments import CONFIG_ADMIN, active
 
-    url = settings.config_url or f"http://127.0.0.1:{settings.config_port}"
-    token_file = settings.config_admin_token_file or stack_secret(settings, ADMIN_TOKEN_SECRET)
-    if not Path(token_file).exists():
-        raise NotFound(
-            f"Config server admin token file `{token_file}` does not exist; run `iotctl stack up` or set "
-            "IOTCTL_CONFIG_ADMIN_TOKEN_FILE."
+    env = active(settings)
+    token_file = env.config_token_file()
+    if token_file is not None and not Path(token_file).exists():
+        fix = (
+            "run `iotctl stack up` or set IOTCTL_CONFIG_ADMIN_TOKEN_FILE"
+            if env.builtin
+            else f"re-register environment `{env.name}` with its token"
         )
-    return AdminClient(url, read_secret(token_file, "Config server admin token"))
+        raise NotFound(f"Config server admin token file `{token_file}` does not exist; {fix}.")
+    return AdminClient(
+        env.config_url,
+        env.secret(CONFIG_ADMIN),
+        ca_file=env.ca_file,
+        env="" if env.builtin else env.name,
+    )
 
 
 def stored_document(representation: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,8 @@ ONLINE_MARKER = "iots6: online"
 #: Room kept free beyond the files themselves (filesystem metadata, the offline buffer's first lines).
 FLASH_MARGIN_BYTES = 16 * 1024
 DEVICE_FILE = "/device.json"
+#: The environment's CA on the board (firmware/lib/iots6/app.py reads it to verify the broker over TLS).
+CA_FILE = "/ca.json"
 
 #: progress(step, done, total): step is a short label; done/total count bytes or items.
 Progress = Callable[[str, int, int], None]
@@ -75,7 +77,7 @@ def device_file_content(creds, wifi: tuple[str, str] | None) -> dict:
         "device_id": creds.device_id,
         "broker_host": creds.mqtt_host,
         "broker_port": creds.mqtt_port,
-        "broker_tls": False,
+        "broker_tls": creds.mqtt_tls,
         "mqtt_username": creds.mqtt_username,
         "mqtt_password": creds.mqtt_password,
         "topic_base": creds.topic_base,
@@ -85,6 +87,15 @@ def device_file_content(creds, wifi: tuple[str, str] | None) -> dict:
     if wifi is not None:
         content["wifi_ssid"], content["wifi_password"] = wifi
     return content
+
+
+def ca_file_content(ca_path: str) -> bytes:
+    """``/ca.json`` for the board: ``{"cadata_hex": ...}``, the CA certificate in DER (what ``load_verify_locations``
+    takes as ``cadata`` on MicroPython)."""
+    import ssl
+
+    der = ssl.PEM_cert_to_DER_cert(Path(ca_path).read_text())
+    return (json.dumps({"cadata_hex": der.hex()}) + "\n").encode()
 
 
 def _plan_files(local: list[firmware.LocalFile], board_hashes: dict[str, str]) -> tuple[list, list]:
@@ -124,7 +135,7 @@ def flash(
                 f"The board on `{request.port}` has no Wi-Fi credentials to keep; pass --wifi-ssid "
                 "and --wifi-password-file instead of --keep-wifi."
             )
-        roots = ["/main.py", "/main.mpy", "/lib", DEVICE_FILE]
+        roots = ["/main.py", "/main.mpy", "/lib", DEVICE_FILE, CA_FILE]
         board_hashes = board.hashes(roots) if info.has_sha256 else {}
         copy, remove = _plan_files(local + cached, board_hashes)
         to_install = (
@@ -137,6 +148,11 @@ def flash(
         except NotFound:
             if not request.dry_run:
                 creds = ensure_provisioned(settings, request.device_id)
+        if creds is not None and creds.mqtt_tls and creds.mqtt_ca_file:
+            # The environment's CA: the firmware verifies the broker's certificate by it (ca.json, DER as hex).
+            ca = firmware.LocalFile(CA_FILE, ca_file_content(creds.mqtt_ca_file))
+            if board_hashes.get(CA_FILE) != ca.sha256:
+                copy.append(ca)
         device_bytes = None
         device_changed = True
         if creds is not None and wifi is not None:

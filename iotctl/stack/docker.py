@@ -5,15 +5,18 @@ The directory (default ``<state_dir>/docker``) is what a VM deployment ships as 
     compose.yaml                 rendered from templates/docker/compose.yaml.j2 (no secret in it)
     .env                         0600; ports, the owner's uid/gid and Grafana's two passwords
     secrets/                     0700; one 0600 file per secret, mounted as Compose secrets under /run/secrets
-    mosquitto/config/            mosquitto.conf, accounts.json, passwd, acl (iotctl.broker.accounts)
-    mosquitto/data/              broker persistence
-    mosquitto/certs/             server.crt and server.key, only when the TLS listener is on
+    mosquitto/config/            mosquitto.conf (read-only in the container)
+    mosquitto/data/              broker persistence and dynamic-security.json (the broker's accounts, roles, ACLs)
+    mosquitto/certs/             server.crt and server.key, only when the TLS listener is on (issued by pki/)
+    pki/                         the stack's CA (ca.crt, ca.key 0600), only when the TLS listener is on
     grafana/provisioning/        copied from infra/grafana/provisioning
     grafana/dashboards/          copied from infra/grafana/dashboards
     prometheus/prometheus.yml    rendered from templates/docker/prometheus.yml.j2 (scrapes ingest, config-server)
 
 Rendering is idempotent: secrets already in ``secrets/`` are kept, so re-rendering never locks a running stack
-out.
+out.  The broker's accounts live in the broker (Mosquitto's dynamic security): the first render seeds
+``dynamic-security.json`` with the admin and service clients (or migrates a stack rendered before, keeping every
+device's password); afterwards the broker owns that file and iotctl changes it only over the control API.
 No password is ever passed on a command line; ``docker compose`` reads them from the files above.
 """
 
@@ -28,14 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from iotctl import __version__, contract
-from iotctl.broker.accounts import (
-    ROLE_CONFIG,
-    ROLE_INGEST,
-    ROLE_OPERATOR,
-    AccountStore,
-    service_username,
-    verify_password,
-)
+from iotctl.broker import dynsec
+from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, AccountStore, service_username
 from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unreachable
 from iotctl.render import render
 from iotctl.secretfiles import generate_password, read_secret, write_secret
@@ -63,13 +60,27 @@ SECRET_FILES = {
     "mqtt-ingest": "mqtt-ingest.password",
     "mqtt-config": "mqtt-config.password",
     "mqtt-operator": "mqtt-operator.password",
+    "mqtt-admin": "mqtt-admin.password",
     "mqtt-probe": "mqtt-probe.conf",
     "config-admin-token": "config-admin-token",
     "grafana-admin": "grafana-admin.password",
 }
 
+#: Broker service clients and the secret holding each one's password.
+_SERVICE_SECRETS = ((ROLE_INGEST, "mqtt-ingest"), (ROLE_CONFIG, "mqtt-config"), (ROLE_OPERATOR, "mqtt-operator"))
+
 _NATIVE_HINT = "or run the native stack with `iotctl stack up`"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _repo_file(*parts: str) -> Path:
@@ -84,9 +95,13 @@ class DockerOptions:
     project: str = "iots6"
     topic_base: str = contract.DEFAULT_TOPIC_BASE
     mqtt_port: int = 18830
-    mqtt_bind: str = "0.0.0.0"  # devices on the LAN reach the broker
-    mqtt_tls: bool = False  # TLS listener on 8883 (needs mosquitto/certs/server.{crt,key})
+    # The plaintext listener is published on the host's loopback only (DECISIONS §4); devices on the LAN use TLS.
+    mqtt_bind: str = "127.0.0.1"
+    mqtt_tls: bool = False  # TLS listener on 8883, published on 0.0.0.0 (certificate from the stack's CA)
     mqtt_tls_port: int = 8883
+    mqtt_tls_bind: str = "0.0.0.0"
+    #: Names the broker's TLS certificate is issued for, besides localhost and 127.0.0.1 (the host's LAN name/IP).
+    mqtt_tls_hosts: tuple[str, ...] = ()
     pg_port: int = 15432
     pg_bind: str = "127.0.0.1"
     config_port: int = 18080
@@ -160,8 +175,17 @@ class DockerStack:
         return self.directory / "mosquitto" / "config"
 
     @property
-    def accounts(self) -> AccountStore:
-        return AccountStore(self.mosquitto_config_dir, self._topic_base())
+    def mosquitto_data_dir(self) -> Path:
+        return self.directory / "mosquitto" / "data"
+
+    @property
+    def broker_state_file(self) -> Path:
+        """The broker's dynamic-security state (seeded by the first render, then the broker's own)."""
+        return self.mosquitto_data_dir / dynsec.STATE_FILE
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "pki" / "ca.crt"
 
     def _topic_base(self) -> str:
         meta = self.directory / "stack-docker.json"
@@ -191,20 +215,10 @@ class DockerStack:
         passwords = {name: self._secret(name) for name in SECRET_FILES if name != "mqtt-probe"}
         written += [self.secret_file(n) for n in passwords]
 
-        # Broker accounts for the services with the passwords above (hashed in passwd, never stored plain).
-        store = AccountStore(self.mosquitto_config_dir, options.topic_base)
+        # The broker's accounts: seeded (or migrated from the password-file era) once, then the broker's own.
         self.mosquitto_config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        known = store.load()
-        for role, secret in (
-            (ROLE_INGEST, "mqtt-ingest"),
-            (ROLE_CONFIG, "mqtt-config"),
-            (ROLE_OPERATOR, "mqtt-operator"),
-        ):
-            user = service_username(role)
-            if user not in known or not verify_password(passwords[secret], known[user]["hash"]):
-                store.add(user, role, rotate=True, password=passwords[secret])
-        store.write_broker_files()
-        written += [store.registry_path, store.password_file, store.acl_file]
+        if self._seed_broker_state(options, passwords):
+            written.append(self.broker_state_file)
 
         # mosquitto_sub reads default options from $XDG_CONFIG_HOME/mosquitto_sub: the health probe's login.
         probe = f"-u {service_username(ROLE_OPERATOR)}\n-P {passwords['mqtt-operator']}\n"
@@ -213,28 +227,20 @@ class DockerStack:
 
         tls = None
         if options.mqtt_tls:
-            certs = self.directory / "mosquitto" / "certs"
-            missing = [n for n in ("server.crt", "server.key") if not (certs / n).exists()]
-            if missing:
-                raise InvalidInput(
-                    f"TLS listener needs `{certs / missing[0]}`; put the broker's certificate and key there "
-                    "or render without TLS."
-                )
+            written += self._ensure_certificates(options)
             tls = {
                 "port": 8883,
                 "bind": "0.0.0.0",
                 "certfile": "/mosquitto/certs/server.crt",
                 "keyfile": "/mosquitto/certs/server.key",
             }
-        data_dir = self.directory / "mosquitto" / "data"
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         conf = self.mosquitto_config_dir / "mosquitto.conf"
         conf.write_text(
             render(
                 "mosquitto/mosquitto.conf.j2",
                 run_as_user=None,  # the container already runs as the stack owner (compose `user:`)
-                password_file="/mosquitto/config/passwd",
-                acl_file="/mosquitto/config/acl",
+                dynsec_plugin=dynsec.IMAGE_PLUGIN_PATH,
+                dynsec_state=f"/mosquitto/data/{dynsec.STATE_FILE}",
                 port=1883,
                 bind="0.0.0.0",
                 tls=tls,
@@ -276,6 +282,7 @@ class DockerStack:
                 "mqtt": options.mqtt_port,
                 "mqtt_bind": options.mqtt_bind,
                 "mqtt_tls": options.mqtt_tls_port,
+                "mqtt_tls_bind": options.mqtt_tls_bind,
                 "pg": options.pg_port,
                 "pg_bind": options.pg_bind,
                 "config": options.config_port,
@@ -302,6 +309,59 @@ class DockerStack:
         )
         written.append(meta)
         return written
+
+    def _seed_broker_state(self, options: DockerOptions, passwords: dict[str, str]) -> bool:
+        """Write ``dynamic-security.json`` when there is none; True if written.  A stack rendered before dynamic
+        security (``mosquitto/config/accounts.json``) is migrated: devices keep their passwords, the old files are
+        renamed ``*.pre-dynsec``."""
+        if self.broker_state_file.exists():
+            return False
+        self.mosquitto_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        services = {role: passwords[secret] for role, secret in _SERVICE_SECRETS}
+        old = AccountStore(self.mosquitto_config_dir, options.topic_base).load()
+        if old:
+            state = dynsec.state_from_registry(old, passwords["mqtt-admin"], options.topic_base, services)
+        else:
+            state = dynsec.seed_state(passwords["mqtt-admin"], options.topic_base, services)
+        write_secret(self.broker_state_file, json.dumps(state, indent=2) + "\n")
+        for name in ("accounts.json", "passwd", "acl"):
+            path = self.mosquitto_config_dir / name
+            if path.exists():
+                path.rename(path.with_name(name + ".pre-dynsec"))
+        return True
+
+    def _ensure_certificates(self, options: DockerOptions) -> list[Path]:
+        """The broker's TLS certificate in ``mosquitto/certs``, issued by the stack's CA (``pki/``), for
+        localhost, 127.0.0.1 and ``mqtt_tls_hosts``; reused while still good."""
+        from iotctl import pki
+
+        ca = pki.ensure_ca(self.directory / "pki", common_name=f"iots6 Docker stack CA ({options.project})")
+        names = ["localhost", *options.mqtt_tls_hosts]
+        dns = [n for n in names if not _is_ip(n)]
+        ips = ["127.0.0.1", *(n for n in names if _is_ip(n))]
+        certs = self.directory / "mosquitto" / "certs"
+        pair = pki.issue_server_cert(ca, certs, "server", dns_names=dns, ip_addresses=ips)
+        # Mosquitto runs as the stack owner in the container and reads them through a read-only bind mount.
+        return [ca.cert, pair.cert, pair.key]
+
+    def admin_endpoint(self, port: int, host: str = "127.0.0.1"):
+        """The dynamic-security admin's login on the published plaintext port (the host's loopback)."""
+        from iotctl.endpoints import MqttEndpoint
+
+        password = read_secret(self.secret_file("mqtt-admin"), "Docker stack secret `mqtt-admin`")
+        return MqttEndpoint(host, port, dynsec.ADMIN_USERNAME, password)
+
+    def ensure_broker_identities(self, port: int, host: str = "127.0.0.1") -> list[str]:
+        """After ``up``: the running broker's roles and service clients as this iotctl expects them (over the
+        control API; a newer iotctl may have changed a role). Returns what changed."""
+        services = {
+            role: read_secret(self.secret_file(secret), f"Docker stack secret `{secret}`")
+            for role, secret in _SERVICE_SECRETS
+        }
+        with dynsec.DynsecAdmin(self.admin_endpoint(port, host)) as admin:
+            return dynsec.ensure_platform(
+                admin, self._topic_base(), services, dynsec.load_state(self.broker_state_file)
+            )
 
     @property
     def prometheus_config(self) -> Path:
@@ -434,7 +494,3 @@ class DockerStack:
             raise InvalidInput(f"Unknown service `{service}`; use one of {', '.join(SERVICES)}.")
         args = ["logs", "--no-color", "--tail", str(tail)] + ([service] if service else [])
         return self._compose(*args, capture=True, timeout=60).stdout
-
-    def reload_broker(self) -> None:
-        """Make Mosquitto re-read passwd and acl (after provisioning a device into ``accounts``)."""
-        self._compose("kill", "--signal", "SIGHUP", "mosquitto", timeout=60)

@@ -4,10 +4,11 @@
 ``reload``, ``pid``, ``log_file``, ``accounts``), so the native stack and provisioning work with either.
 It runs ``python -m iotctl.stack.embedded_broker <config.json>`` as a daemon bound to 127.0.0.1:
 
-- No anonymous access: every CONNECT is checked against OUR account registry (``accounts.json``, the PBKDF2
-  ``$7$`` hashes that Mosquitto reads too) by :class:`RegistryAuthPlugin`.
-- The same ACL as Mosquitto's acl file, from ``rules_for(role, username, base)``, enforced by
-  :class:`RegistryTopicPlugin` on publish, subscribe and delivery.
+- No anonymous access: every CONNECT is checked against its own account registry (``accounts.json``, PBKDF2
+  ``$7$`` hashes, ``iotctl.broker.pwhash``) by :class:`RegistryAuthPlugin`.
+- The same ACL as Mosquitto's dynamic-security roles, from ``rules_for(role, username, base)``, enforced by
+  :class:`RegistryTopicPlugin` on publish, subscribe and delivery.  Provisioning reaches it through
+  ``iotctl.broker.identities.EmbeddedIdentities``, the same interface that fronts Mosquitto.
 - SIGHUP re-reads the registry (provisioning calls ``reload()``); a changed ``accounts.json`` mtime is also
   noticed on the next CONNECT, so a missed signal cannot lock a new device out.
 
@@ -27,7 +28,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from iotctl.broker.accounts import AccountStore, Rule, rules_for, verify_password
+from iotctl.broker.accounts import AccountStore, Rule, rules_for
+from iotctl.broker.pwhash import verify_password
 from iotctl.errors import MissingDependency, OperationFailed
 from iotctl.secretfiles import write_secret
 from iotctl.stack import procs

@@ -4,9 +4,10 @@
 
     <state_dir>/
       stack.json              endpoints and component pids (0600)
-      secrets/                0700; one 0600 file per password: operator, ingest, config, db, admin-token
+      secrets/                0700; one 0600 file per password: operator, ingest, config, mqtt-admin, db, admin-token
       devices/<id>.json       0600; a provisioned device's credentials (MQTT password, config token)
-      mosquitto/              mosquitto.conf, accounts.json, passwd, acl, data/, mosquitto.log
+      mosquitto/              mosquitto.conf, data/ (persistence, dynamic-security.json), mosquitto.log
+      pki/                    the stack's CA and the broker's TLS certificate (only with a TLS listener)
       postgres/               the cluster (data/, postgres.log)
       logs/                   ingest.log, config-server.log
       run/                    pid files of the Python services
@@ -44,6 +45,14 @@ class StackLayout:
 
     def device_file(self, device_id: str) -> Path:
         return self.devices_dir / f"{device_id}.json"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.pki_dir / "ca.crt"
 
     @property
     def mosquitto_dir(self) -> Path:

@@ -1,16 +1,24 @@
-"""Run a real Mosquitto broker with generated config, password file and ACL in a directory of its own."""
+"""Run a real Mosquitto broker with generated config and dynamic security state in a directory of its own.
+
+Accounts live in the broker (``data/dynamic-security.json``, see ``iotctl.broker.dynsec``): seeded before the
+first start, changed live over the control API afterwards.  A directory from before dynamic security (an
+``accounts.json`` with ``passwd``/``acl`` rendered from it) is migrated on the next start: every device keeps its
+password, the old files are renamed ``*.pre-dynsec``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from iotctl.broker import dynsec
 from iotctl.broker.accounts import AccountStore
 from iotctl.errors import MissingDependency
 from iotctl.render import render
+from iotctl.secretfiles import write_secret
 from iotctl.stack import procs
 
 _SEARCH = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin")
@@ -48,9 +56,19 @@ def require_mosquitto() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A TLS listener: the server's certificate chain and key (PEM files readable by the broker)."""
+
+    port: int
+    certfile: Path
+    keyfile: Path
+    bind: str = "127.0.0.1"
+
+
 @dataclass
 class MosquittoServer(procs.PidFileDaemon):
-    """A broker rooted at ``directory``: config, accounts, persistence, log and pid file all live there."""
+    """A broker rooted at ``directory``: config, dynamic-security state, persistence, log and pid file all there."""
 
     daemon_name = "mosquitto"
 
@@ -62,29 +80,82 @@ class MosquittoServer(procs.PidFileDaemon):
     autosave_interval: int = AUTOSAVE_INTERVAL
     autosave_on_changes: bool = AUTOSAVE_ON_CHANGES
     max_packet_size: int = MAX_PACKET_SIZE
+    tls: TlsListener | None = None
 
     def __post_init__(self):
         self.directory = Path(self.directory)
-        self.accounts = AccountStore(self.directory, self.topic_base)
         self.conf_file = self.directory / "mosquitto.conf"
         self.log_file = self.directory / "mosquitto.log"
         self.pid_file = self.directory / "mosquitto.pid"
         self.data_dir = self.directory / "data"
+        self.state_file = self.data_dir / dynsec.STATE_FILE
+        #: The registry of the password-file era, read once by the migration.
+        self.legacy = AccountStore(self.directory, self.topic_base)
+
+    # -- dynamic security state
+    def legacy_files(self) -> list[Path]:
+        names = (self.legacy.registry_path.name, "passwd", "acl")
+        return [self.directory / n for n in names if (self.directory / n).exists()]
+
+    def prepare_state(self, admin_password: str, services: dict[str, str]) -> str | None:
+        """Write ``dynamic-security.json`` when there is none (the broker must not be running): migrated from the
+        old registry when there is one, else seeded.  Returns ``migrated``, ``seeded`` or None (kept)."""
+        if self.state_file.exists():
+            return None
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        old = self.legacy.load()
+        if old:
+            state = dynsec.state_from_registry(old, admin_password, self.topic_base, services)
+        else:
+            state = dynsec.seed_state(admin_password, self.topic_base, services)
+        write_secret(self.state_file, json.dumps(state, indent=2) + "\n")
+        for path in self.legacy_files():
+            path.rename(path.with_name(path.name + ".pre-dynsec"))
+        return "migrated" if old else "seeded"
+
+    def admin_endpoint(self, password: str):
+        from iotctl.endpoints import MqttEndpoint
+
+        return MqttEndpoint(self.bind, self.port, dynsec.ADMIN_USERNAME, password)
+
+    def config_changed(self) -> bool:
+        """Whether the written config differs from what this server would write now (a running broker started
+        with it needs a restart to apply it): no dynamic security yet, a TLS listener added or removed, a new
+        template."""
+        try:
+            return self.conf_file.read_text() != self.render_config()
+        except OSError:
+            return True
 
     def write_config(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.data_dir.mkdir(exist_ok=True, mode=0o700)
-        self.accounts.write_broker_files()
-        conf = render(
+        if not self.state_file.exists():
+            raise MissingDependency(
+                f"Broker state `{self.state_file}` is missing; seed it first (MosquittoServer.prepare_state, "
+                "which `iotctl stack up` runs)."
+            )
+        self.conf_file.write_text(self.render_config())
+
+    def render_config(self) -> str:
+        tls = None
+        if self.tls:
+            tls = {
+                "port": self.tls.port,
+                "bind": self.tls.bind,
+                "certfile": self.tls.certfile,
+                "keyfile": self.tls.keyfile,
+            }
+        return render(
             "mosquitto/mosquitto.conf.j2",
             # Mosquitto drops privileges to `mosquitto` when started as root unless told otherwise;
             # our files are private to the invoking user, so it stays who started it.
             run_as_user="root" if os.geteuid() == 0 else None,
-            password_file=self.accounts.password_file,
-            acl_file=self.accounts.acl_file,
+            dynsec_plugin=dynsec.require_plugin(),
+            dynsec_state=self.state_file,
             port=self.port,
             bind=self.bind,
-            tls=None,
+            tls=tls,
             persistence_dir=self.data_dir,
             autosave_interval=self.autosave_interval,
             autosave_on_changes=self.autosave_on_changes,
@@ -95,7 +166,6 @@ class MosquittoServer(procs.PidFileDaemon):
             log_file=None,
             pid_file=None,
         )
-        self.conf_file.write_text(conf)
 
     def pid(self) -> int | None:
         return procs.read_pid(self.pid_file)
@@ -108,15 +178,6 @@ class MosquittoServer(procs.PidFileDaemon):
         self.write_config()
         proc = procs.spawn([binary, "-c", str(self.conf_file)], log=self.log_file, pid_file=self.pid_file)
         procs.wait_for_port(self.bind, self.port, timeout, "mosquitto", self.log_file, proc.pid)
+        if self.tls:
+            procs.wait_for_port(self.tls.bind, self.tls.port, timeout, "mosquitto (TLS)", self.log_file, proc.pid)
         return proc.pid
-
-    def reload(self) -> bool:
-        """Re-read password file and ACL (SIGHUP). False if the broker is not running."""
-        pid = self.pid()
-        if not pid:
-            # The directory may be served by the embedded broker instead (IOTCTL_ENGINE=embedded).
-            from iotctl.stack.embedded_broker import EmbeddedBroker
-
-            return EmbeddedBroker(self.directory, self.port, self.bind, self.topic_base).reload()
-        os.kill(pid, signal.SIGHUP)
-        return True

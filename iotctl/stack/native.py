@@ -41,8 +41,8 @@ from iotctl.broker.accounts import (
     ROLE_OPERATOR,
     AccountStore,
     service_username,
-    verify_password,
 )
+from iotctl.broker.pwhash import verify_password
 from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unreachable
 from iotctl.secretfiles import generate_password, read_secret, write_secret
 from iotctl.settings import Settings
@@ -59,8 +59,9 @@ EMBEDDED_DETAIL = {
     POSTGRES: "embedded PostgreSQL 16 from pgserver",
 }
 
-#: Secret files generated once per state dir (``layout.secret(name)``).
-SECRET_NAMES = (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG, "db", "admin-token")
+#: Secret files generated once per state dir (``layout.secret(name)``); ``mqtt-admin`` is the broker's
+#: dynamic-security admin (provisioning), used by the system engine only.
+SECRET_NAMES = (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG, "mqtt-admin", "db", "admin-token")
 #: Broker service accounts: (role, secret file name).
 SERVICE_ACCOUNTS = ((ROLE_OPERATOR, ROLE_OPERATOR), (ROLE_INGEST, ROLE_INGEST), (ROLE_CONFIG, ROLE_CONFIG))
 INGEST_CLIENT_ID = "iots6-ingest-1"
@@ -235,7 +236,27 @@ class NativeStack:
         else:
             from iotctl.stack.mosquitto import MosquittoServer as Broker
 
-        return Broker(self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base)
+        if engine == "embedded":
+            return Broker(self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base)
+        return Broker(
+            self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base, tls=self._tls()
+        )
+
+    def _tls(self):
+        """The broker's TLS listener (``mqtt_tls_port``), its certificate issued by the stack's CA in ``pki/``."""
+        from iotctl.stack.mosquitto import TlsListener
+
+        if not self.settings.mqtt_tls_port:
+            return None
+        pki_dir = self.layout.pki_dir
+        return TlsListener(self.settings.mqtt_tls_port, pki_dir / "broker.crt", pki_dir / "broker.key", BIND)
+
+    def _ensure_certificates(self) -> None:
+        """The stack's CA and the broker's server certificate (for 127.0.0.1 and localhost), made or renewed."""
+        from iotctl import pki
+
+        ca = pki.ensure_ca(self.layout.pki_dir, common_name=f"iotctl local stack CA ({self.layout.state_dir.name})")
+        pki.issue_server_cert(ca, self.layout.pki_dir, "broker", dns_names=["localhost"], ip_addresses=[BIND])
 
     def _postgres(self, engine: str | None = None):
         from iotctl.stack.postgres import PostgresServer
@@ -354,8 +375,70 @@ class NativeStack:
             values[name] = read_secret(path, f"`{name}` secret")
         return values
 
+    def _service_passwords(self, secrets: dict[str, str]) -> dict[str, str]:
+        return {role: secrets[name] for role, name in SERVICE_ACCOUNTS}
+
+    def ensure_broker(self, engine: str | None = None, secrets: dict[str, str] | None = None) -> list[str]:
+        """The broker alone, as `up` brings it: running, with the service accounts of the secret files (and, for
+        Mosquitto, migrated into dynamic security).  Returns ``["mosquitto"]`` if it was started."""
+        engine = engine or self.resolve_engine()
+        if secrets is None:
+            self._make_dirs()
+            secrets = self._ensure_secrets()
+        broker = self._broker(engine)
+        started: list[str] = []
+        if engine != "embedded":
+            self._start_mosquitto(broker, secrets, started)
+            return started
+        accounts_changed = self._ensure_accounts(broker, secrets)
+        if broker.pid():
+            if accounts_changed:
+                broker.reload()
+        else:
+            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
+            self.progress(f"starting {MOSQUITTO} ({engine}) on {BIND}:{self.settings.mqtt_port}")
+            broker.start()
+            started.append(MOSQUITTO)
+        return started
+
+    def _start_mosquitto(self, broker, secrets: dict[str, str], started: list[str]) -> None:
+        """Mosquitto with dynamic security: seeded (or migrated from the old password file) before its first
+        start, then its roles and service clients brought up to date over the control API."""
+        from iotctl.broker import dynsec
+
+        if broker.tls:
+            self._ensure_certificates()
+        if broker.pid() and (not broker.state_file.exists() or broker.config_changed()):
+            # Started by an iotctl from before dynamic security, or with another listener set: a clean restart
+            # keeps persistent sessions and queued messages (Mosquitto saves them on SIGTERM).
+            why = (
+                "to move its accounts into dynamic security"
+                if not broker.state_file.exists()
+                else "to apply its new configuration"
+            )
+            self.progress(f"restarting {MOSQUITTO} {why}")
+            broker.stop()
+        if not broker.pid():
+            done = broker.prepare_state(secrets["mqtt-admin"], self._service_passwords(secrets))
+            if done == "migrated":
+                self.progress(f"migrated the broker accounts into dynamic security (`{broker.state_file}`)")
+            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
+            if broker.tls:
+                _port_free(broker.tls.port, f"{MOSQUITTO} (TLS)", "IOTCTL_MQTT_TLS_PORT")
+            self.progress(
+                f"starting {MOSQUITTO} (system) on {BIND}:{self.settings.mqtt_port}"
+                + (f", TLS on {BIND}:{broker.tls.port}" if broker.tls else "")
+            )
+            broker.start()
+            started.append(MOSQUITTO)
+        with dynsec.DynsecAdmin(broker.admin_endpoint(secrets["mqtt-admin"])) as admin:
+            for change in dynsec.ensure_platform(
+                admin, self.settings.topic_base, self._service_passwords(secrets), dynsec.load_state(broker.state_file)
+            ):
+                self.progress(f"broker: updated {change}")
+
     def _ensure_accounts(self, broker, secrets: dict[str, str]) -> bool:
-        """Service accounts exist with the passwords of the secret files; True if the registry changed."""
+        """Embedded broker: service accounts exist with the passwords of the secret files; True if changed."""
         store: AccountStore = broker.accounts
         accounts = store.load()
         changed = False
@@ -384,16 +467,7 @@ class NativeStack:
         self._make_dirs()
         secrets = self._ensure_secrets()
 
-        broker = self._broker(engine)
-        accounts_changed = self._ensure_accounts(broker, secrets)
-        if broker.pid():
-            if accounts_changed:
-                broker.reload()
-        else:
-            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
-            self.progress(f"starting {MOSQUITTO} ({engine}) on {BIND}:{self.settings.mqtt_port}")
-            broker.start()
-            started.append(MOSQUITTO)
+        started += self.ensure_broker(engine, secrets)
 
         pg = self._postgres(engine)
         if not pg.pid():
@@ -521,6 +595,11 @@ class NativeStack:
         available = {spec.name: service_available(spec.module) for spec in self.services()}
         return {
             "mqtt": {"host": BIND, "port": s.mqtt_port, "topic_base": s.topic_base},
+            "mqtt_tls": (
+                {"host": BIND, "port": s.mqtt_tls_port, "ca_file": str(self.layout.ca_file)}
+                if s.mqtt_tls_port
+                else None
+            ),
             "postgres": self.db_url,
             "ingest_health": f"http://{BIND}:{s.ingest_health_port}/healthz" if available[INGEST] else None,
             "ingest_metrics": f"http://{BIND}:{s.ingest_health_port}/metrics" if available[INGEST] else None,

@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 from werkzeug.serving import make_server
 
 from iotctl import contract
-from iotctl.broker.accounts import ROLE_CONFIG, service_username
 from iotctl.cli.main import app as cli
 from iotctl.endpoints import MqttEndpoint
 from iotctl.mqtt import connect
@@ -35,8 +34,7 @@ from .conftest import ADMIN_TOKEN, register
 @pytest.fixture
 def live(database, broker, secret_file):
     """The app on a free port in a thread, publishing notices as svc.config."""
-    password = broker.server.accounts.add(service_username(ROLE_CONFIG), ROLE_CONFIG, rotate=True)
-    broker.server.reload()
+    password = broker.config[1]
     flask_app = create_app(
         {
             "DATABASE_URL": database.url,
@@ -84,6 +82,7 @@ def test_cli_change_is_announced_and_fetched_once(live, database, broker):
     notices: queue.Queue = queue.Queue()
     subscriber = connect(
         MqttEndpoint(broker.host, broker.port, device.device_id, device_password),
+        device.device_id,
         on_message=lambda _c, _u, msg: notices.put((msg.topic, msg.payload, msg.retain)),
     )
     try:
@@ -116,6 +115,7 @@ def test_cli_change_is_announced_and_fetched_once(live, database, broker):
     later: queue.Queue = queue.Queue()
     late = connect(
         MqttEndpoint(broker.host, broker.port, device.device_id, device_password),
+        device.device_id,
         on_message=lambda _c, _u, msg: later.put((msg.payload, msg.retain)),
     )
     try:

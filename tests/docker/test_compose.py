@@ -21,7 +21,9 @@ import jsonschema
 import pytest
 import yaml
 
-from iotctl.broker.accounts import verify_password
+from iotctl import pki
+from iotctl.broker import dynsec
+from iotctl.broker.pwhash import hash_password
 from iotctl.errors import InvalidInput
 from iotctl.stack import procs
 from iotctl.stack.docker import IMAGES, SCRAPE_TARGETS, SECRET_FILES, SERVICES, DockerOptions, DockerStack
@@ -225,8 +227,8 @@ def test_no_secret_outside_the_0600_files(stack):
                 assert value.encode() not in text, f"secret `{name}` leaked into {path}"
             checked += 1
     assert checked >= 10
-    for path in (stack.accounts.password_file, stack.accounts.acl_file, stack.accounts.registry_path):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(stack.broker_state_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(stack.mosquitto_data_dir.stat().st_mode) == 0o700
     # The .env holds exactly Grafana's two passwords, the ones in secrets/.
     env = _env(stack)
     assert env["IOTS6_DB_PASSWORD"] == secrets["db"]
@@ -234,37 +236,68 @@ def test_no_secret_outside_the_0600_files(stack):
 
 
 def test_broker_accounts_match_the_secret_files(stack):
-    accounts = stack.accounts.load()
+    state = dynsec.load_state(stack.broker_state_file)
     for user, secret in (
+        ("admin", "mqtt-admin"),
         ("svc.ingest", "mqtt-ingest"),
         ("svc.config", "mqtt-config"),
         ("svc.operator", "mqtt-operator"),
     ):
-        assert verify_password(stack.secret_file(secret).read_text().strip(), accounts[user]["hash"]), user
+        assert dynsec.password_matches(state, user, stack.secret_file(secret).read_text().strip()), user
+    assert state["defaultACLAccess"] == dynsec.DEFAULT_ACL_ACCESS
     probe = stack.secret_file("mqtt-probe").read_text().splitlines()
     assert probe == ["-u svc.operator", "-P " + stack.secret_file("mqtt-operator").read_text().strip()]
     conf = (stack.mosquitto_config_dir / "mosquitto.conf").read_text()
-    assert "allow_anonymous false" in conf and "password_file /mosquitto/config/passwd" in conf
+    assert "allow_anonymous false" in conf and f"plugin {dynsec.IMAGE_PLUGIN_PATH}" in conf
+    assert "plugin_opt_config_file /mosquitto/data/dynamic-security.json" in conf
+    assert "password_file" not in conf and "acl_file" not in conf
     assert "listener 1883 0.0.0.0" in conf and "certfile" not in conf and "\nuser " not in conf
+    # inside the container the plaintext listener serves the Compose network; on the host only loopback
+    assert "${IOTS6_MQTT_BIND:-127.0.0.1}:${IOTS6_MQTT_PORT:-1883}:1883" in stack.compose_file.read_text()
+    assert _env(stack)["IOTS6_MQTT_BIND"] == "127.0.0.1"
 
 
 def test_render_is_idempotent_and_keeps_secrets(stack):
     before = {p.name: p.read_text() for p in stack.secrets_dir.iterdir()}
-    passwd = stack.accounts.password_file.read_text()
+    state = stack.broker_state_file.read_text()
     stack.render()
     assert {p.name: p.read_text() for p in stack.secrets_dir.iterdir()} == before
-    assert stack.accounts.password_file.read_text() == passwd
+    assert stack.broker_state_file.read_text() == state  # the broker's own from the first start on
 
 
-def test_tls_listener_is_off_by_default_and_ready_when_certificates_exist(tmp_path):
+def test_a_stack_rendered_before_dynamic_security_keeps_its_device_passwords(tmp_path):
     stack = DockerStack(tmp_path / "docker")
-    with pytest.raises(InvalidInput, match="server.crt"):
-        stack.render(DockerOptions(mqtt_tls=True))
+    config = stack.mosquitto_config_dir
+    config.mkdir(parents=True)
+    old = {"kitchen-1": {"role": "device", "hash": hash_password("kitchen-password"), "created": "2024-01-01"}}
+    (config / "accounts.json").write_text(json.dumps(old))
+    (config / "passwd").write_text("kitchen-1:" + old["kitchen-1"]["hash"] + "\n")
+    (config / "acl").write_text("user kitchen-1\n")
+    stack.render()
+    state = dynsec.load_state(stack.broker_state_file)
+    assert dynsec.password_matches(state, "kitchen-1", "kitchen-password")
+    client = next(c for c in state["clients"] if c["username"] == "kitchen-1")
+    assert client["clientid"] == "kitchen-1" and client["roles"] == [{"rolename": "device.kitchen-1"}]
+    assert dynsec.password_matches(state, "svc.ingest", stack.secret_file("mqtt-ingest").read_text().strip())
+    assert sorted(p.name for p in config.iterdir()) == [
+        "accounts.json.pre-dynsec",
+        "acl.pre-dynsec",
+        "mosquitto.conf",
+        "passwd.pre-dynsec",
+    ]
+
+
+def test_tls_listener_is_off_by_default_and_gets_a_certificate_from_the_stacks_ca(tmp_path):
+    stack = DockerStack(tmp_path / "docker")
+    stack.render()
+    assert "8883" not in (stack.mosquitto_config_dir / "mosquitto.conf").read_text()
+    assert not stack.ca_file.exists()
+    stack.render(DockerOptions(mqtt_tls=True, mqtt_tls_hosts=("pi.lan", "192.168.1.20")))
     certs = stack.directory / "mosquitto" / "certs"
-    certs.mkdir(parents=True)
-    (certs / "server.crt").write_text("placeholder\n")
-    (certs / "server.key").write_text("placeholder\n")
-    stack.render(DockerOptions(mqtt_tls=True))
+    described = pki.describe(certs / "server.crt")
+    assert {"localhost", "pi.lan", "127.0.0.1", "192.168.1.20"} <= set(described["names"]), described
+    assert stat.S_IMODE((certs / "server.key").stat().st_mode) == 0o600
+    assert _env(stack)["IOTS6_MQTT_TLS_BIND"] == "0.0.0.0"
     conf = (stack.mosquitto_config_dir / "mosquitto.conf").read_text()
     assert "listener 8883 0.0.0.0" in conf and "certfile /mosquitto/certs/server.crt" in conf
     mosquitto = _compose(stack)["services"]["mosquitto"]
@@ -289,9 +322,10 @@ def test_rendered_broker_config_and_healthcheck_run_on_a_real_mosquitto(stack, t
         pytest.fail("`mosquitto`/`mosquitto_sub` not found; run `make install-system`.")
     root = tmp_path / "container"
     shutil.copytree(stack.mosquitto_config_dir, root / "config")
-    (root / "data").mkdir()
+    shutil.copytree(stack.mosquitto_data_dir, root / "data")
     port = procs.free_port()
     conf = (root / "config" / "mosquitto.conf").read_text().replace("/mosquitto/", f"{root}/")
+    conf = conf.replace(dynsec.IMAGE_PLUGIN_PATH, dynsec.require_plugin())  # the image's path -> Debian's
     conf = conf.replace("listener 1883 0.0.0.0", f"listener {port} 127.0.0.1")
     if os.geteuid() == 0:  # in the container it runs as the stack owner; here, as root, it must not drop to `mosquitto`
         conf = "user root\n" + conf
@@ -312,5 +346,8 @@ def test_rendered_broker_config_and_healthcheck_run_on_a_real_mosquitto(stack, t
         (probe_dir / "mosquitto_sub").write_text("-u svc.operator\n-P wrong-password\n")
         refused = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=15)
         assert refused.returncode != 0
+        # `stack up --docker`'s last step, against this broker: the seeded state already is what iotctl expects
+        stack.broker_state_file.write_text((root / "data" / dynsec.STATE_FILE).read_text())
+        assert stack.ensure_broker_identities(port) == []
     finally:
         procs.stop_pid(proc.pid)

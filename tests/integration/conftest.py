@@ -21,6 +21,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from iotctl.secretfiles import write_secret
+from iotctl.stack.layout import StackLayout
+from iotctl.stack.mosquitto import MosquittoServer
 from iotctl.stack.procs import free_port, pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +36,19 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_stack_broker(state: Path, port: int | None = None) -> tuple[MosquittoServer, dict[str, str]]:
+    """The native stack's Mosquitto alone in ``state`` (``NativeStack.ensure_broker``: what `iotctl stack up` does
+    for the broker, without PostgreSQL and the services). Returns it and the stack's secrets by name."""
+    from iotctl.settings import Settings
+    from iotctl.stack.native import SECRET_NAMES, NativeStack
+
+    port = port or free_port()
+    NativeStack(Settings(state_dir=state, mqtt_port=port, engine="system")).ensure_broker("system")
+    layout = StackLayout(state)
+    secrets = {name: layout.secret(name).read_text().strip() for name in SECRET_NAMES}
+    return MosquittoServer(layout.mosquitto_dir, port), secrets
 
 
 @dataclass
@@ -149,7 +164,8 @@ class Device:
         self.acked: set[int] = set()
         self.refused: dict[int, str] = {}
         self.cond = threading.Condition()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{device_id}-pub", protocol=paho.MQTTv5)
+        # The broker accepts a device only with client id = username = device id.
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device_id, protocol=paho.MQTTv5)
         self.client.username_pw_set(device_id, password)
         self.client.on_publish = self._on_publish
         self.client.reconnect_delay_set(0.2, 2)

@@ -42,18 +42,19 @@ def mosquitto_pub(
     protocol: str = "mqttv5",
     qos: int = 1,
     debug: bool = False,
-    extra: list[str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """One ``mosquitto_pub`` run (QoS 1 waits for the PUBACK); returns its exit code and output."""
+    """One ``mosquitto_pub`` run as client ``username`` (QoS 1 waits for the PUBACK); returns its exit code and
+    output."""
     binary = _require("mosquitto_pub", "mosquitto-clients")
     config = home / "mosquitto-client"
     config.mkdir(mode=0o700, exist_ok=True)
     write_secret(config / "mosquitto_pub", f"-u {username}\n-P {password}\n")
-    argv = [binary, "-h", broker.host, "-p", str(broker.port), "-V", protocol, "-q", str(qos), "-t", topic]
+    # The broker admits a device only under its own client id (= username = device id).
+    argv = [binary, "-h", broker.host, "-p", str(broker.port), "-i", username, "-V", protocol, "-q", str(qos)]
+    argv += ["-t", topic]
     argv += ["-f", str(file)] if file is not None else ["-m", message or ""]
     if debug:
         argv.append("-d")
-    argv += extra or []
     return subprocess.run(
         argv,
         env={"XDG_CONFIG_HOME": str(config), "PATH": "/usr/bin:/bin"},

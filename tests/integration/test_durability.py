@@ -16,13 +16,15 @@ import shutil
 import signal
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from iotctl import contract
-from iotctl.broker.accounts import ROLE_INGEST, ROLE_OPERATOR, service_username
+from iotctl.broker import dynsec
+from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, service_username
 from iotctl.contract import Reading
 from iotctl.stack import procs
 from iotctl.stack.mosquitto import AUTOSAVE_INTERVAL, AUTOSAVE_ON_CHANGES, MosquittoServer, require_mosquitto
@@ -145,7 +147,9 @@ def test_power_loss_each_broker_save_is_fsynced_before_it_replaces_the_last(tmp_
     if strace is None:
         pytest.fail("`strace` not found; run `make install-system` (apt-get install strace).")
     server = MosquittoServer(tmp_path / "mqtt", procs.free_port())
-    passwords = {role: server.accounts.add(service_username(role), role) for role in (ROLE_INGEST, ROLE_OPERATOR)}
+    passwords = {role: uuid.uuid4().hex for role in (ROLE_INGEST, ROLE_OPERATOR, ROLE_CONFIG)}
+    admin = uuid.uuid4().hex
+    server.prepare_state(admin, passwords)
     server.write_config()
     trace = tmp_path / "strace.txt"
     tracer = procs.spawn(
@@ -155,7 +159,7 @@ def test_power_loss_each_broker_save_is_fsynced_before_it_replaces_the_last(tmp_
     )  # fmt: skip
     try:
         procs.wait_for_port(server.bind, server.port, 15, "mosquitto", server.log_file, tracer.pid)
-        _queue_for_an_offline_session(server.port, passwords, AUTOSAVE_INTERVAL + 50)
+        _queue_for_an_offline_session(server, admin, passwords[ROLE_INGEST], AUTOSAVE_INTERVAL + 50)
     finally:
         # Stop the traced mosquitto (strace's child) cleanly, so its final save is traced too; strace follows.
         children = Path(f"/proc/{tracer.pid}/task/{tracer.pid}/children").read_text().split()
@@ -167,37 +171,43 @@ def test_power_loss_each_broker_save_is_fsynced_before_it_replaces_the_last(tmp_
     assert all(synced for synced in saves), saves
 
 
-def _queue_for_an_offline_session(port: int, passwords: dict[str, str], count: int) -> None:
-    """A persistent session subscribes and leaves; ``count`` readings are then queued for it."""
+def _queue_for_an_offline_session(server: MosquittoServer, admin: str, ingest_password: str, count: int) -> None:
+    """A persistent session subscribes and leaves; ``count`` readings are then queued for it by a publisher
+    made for this test over the broker's control API (no product account may publish anywhere)."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    def connect(role: str, client_id: str, expiry: int) -> paho.Client:
+    publisher = ("test.publisher", uuid.uuid4().hex)
+    with dynsec.DynsecAdmin(server.admin_endpoint(admin)) as session:
+        session.ensure_role(publisher[0], [{"acltype": "publishClientSend", "topic": f"{BASE}/#", "allow": True}])
+        session.create_client(publisher[0], publisher[1], [publisher[0]])
+
+    def connect(username: str, password: str, client_id: str, expiry: int) -> paho.Client:
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-        client.username_pw_set(service_username(role), passwords[role])
+        client.username_pw_set(username, password)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = expiry
         connected = threading.Event()
         client.on_connect = lambda *_args: connected.set()
-        client.connect("127.0.0.1", port, clean_start=expiry == 0, properties=props)
+        client.connect("127.0.0.1", server.port, clean_start=expiry == 0, properties=props)
         client.loop_start()
         assert connected.wait(5), client_id
         return client
 
-    subscriber = connect(ROLE_INGEST, "durable-ingest", 3600)
+    subscriber = connect(service_username(ROLE_INGEST), ingest_password, "durable-ingest", 3600)
     subscribed = threading.Event()
     subscriber.on_subscribe = lambda *_args: subscribed.set()
     subscriber.subscribe(f"{BASE}/#", qos=1)
     assert subscribed.wait(5)
     subscriber.disconnect()
     subscriber.loop_stop()
-    publisher = connect(ROLE_OPERATOR, "durable-operator", 0)
-    for info in [publisher.publish(f"{BASE}/d/telemetry", "{}", qos=1) for _ in range(count)]:
+    sender = connect(*publisher, "durable-publisher", 0)
+    for info in [sender.publish(f"{BASE}/d/telemetry", "{}", qos=1) for _ in range(count)]:
         info.wait_for_publish(10)
-    publisher.disconnect()
-    publisher.loop_stop()
+    sender.disconnect()
+    sender.loop_stop()
 
 
 def _saves(text: str) -> list[bool]:

@@ -156,11 +156,11 @@ def _bad_cases(device_id: str, other: str):
 def test_every_bad_input_class_is_dead_lettered_with_its_reason(ingest, broker, provision, database, device_id):
     provision(device_id)
     other = device_id + "-unprovisioned"
-    # The operator account may publish anywhere under the base: it can produce every bad shape.
+    # The fixture's test-only publisher may publish anywhere under the base: it can produce every bad shape.
     from iotctl.endpoints import MqttEndpoint
     from iotctl.mqtt import connect
 
-    operator = connect(MqttEndpoint(broker.host, broker.port, *broker.operator))
+    operator = connect(MqttEndpoint(broker.host, broker.port, *broker.publisher))
     cases = _bad_cases(device_id, other)
     infos = [operator.publish(topic, payload, qos=1) for _, topic, payload in cases]
     for info in infos:

@@ -75,13 +75,10 @@ def test_a_message_over_the_broker_limit_is_refused_over_mqtt_311_visibly(
     topic = contract.topic(BASE, device_id, contract.TELEMETRY)
     path = tmp_path / "big.json"
     path.write_text(_reading(device_id, 300_000 if size == "300 KB" else _largest("mqttv311", topic) + 1))
-    client_id = f"{device_id}-big311"
-    done = mosquitto_pub(
-        broker, device_id, password, topic, tmp_path, file=path, protocol="mqttv311", extra=["-i", client_id]
-    )
+    done = mosquitto_pub(broker, device_id, password, topic, tmp_path, file=path, protocol="mqttv311")
     assert done.returncode != 0 and "connection was lost" in done.stderr.lower(), (done.returncode, done.stderr)
     wait_until(
-        lambda: f"Client {client_id} disconnected due to oversize packet" in _broker_log(broker),
+        lambda: _broker_log(broker).count(f"Client {device_id} disconnected due to oversize packet") == 1,
         5,
         what="the broker's log line",
     )
@@ -104,7 +101,7 @@ def test_a_300_kb_message_is_refused_over_mqtt_5_by_the_advertised_limit_or_the_
 
     events: list = []
     connected, gone = threading.Event(), threading.Event()
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{device_id}-big5", protocol=paho.MQTTv5)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=device_id, protocol=paho.MQTTv5)
     client.username_pw_set(device_id, password)
     client.on_connect = lambda _c, _u, _f, _rc, props: (events.append(props.MaximumPacketSize), connected.set())
     client.on_disconnect = lambda _c, _u, _f, rc, _p: (events.append(str(rc)), gone.set())
@@ -118,7 +115,7 @@ def test_a_300_kb_message_is_refused_over_mqtt_5_by_the_advertised_limit_or_the_
         client.loop_stop()
     assert events == [MAX_PACKET_SIZE, "Packet too large"]
     wait_until(
-        lambda: f"Client {device_id}-big5 disconnected due to oversize packet" in _broker_log(broker),
+        lambda: f"Client {device_id} disconnected due to oversize packet" in _broker_log(broker),
         5,
         what="the broker's log line",
     )
@@ -130,10 +127,10 @@ def test_broker_configs_use_max_packet_size_not_the_deprecated_limit(tmp_path):
     from iotctl.stack.docker import DockerOptions, DockerStack
     from iotctl.stack.mosquitto import MosquittoServer
 
-    native = MosquittoServer(tmp_path / "native", 1883)
-    native.write_config()
+    native = MosquittoServer(tmp_path / "native", 1883).render_config()
     DockerStack(tmp_path / "docker").render(DockerOptions())
-    for conf in (native.conf_file, tmp_path / "docker" / "mosquitto" / "config" / "mosquitto.conf"):
-        lines = [line.strip() for line in conf.read_text().splitlines() if line.strip() and line[0] != "#"]
-        assert f"max_packet_size {MAX_PACKET_SIZE}" in lines, conf
-        assert not any(line.startswith("message_size_limit") for line in lines), conf
+    docker = (tmp_path / "docker" / "mosquitto" / "config" / "mosquitto.conf").read_text()
+    for name, text in (("native", native), ("docker", docker)):
+        lines = [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+        assert f"max_packet_size {MAX_PACKET_SIZE}" in lines, name
+        assert not any(line.startswith("message_size_limit") for line in lines), name

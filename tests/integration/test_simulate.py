@@ -11,16 +11,14 @@ from datetime import datetime
 import pytest
 from typer.testing import CliRunner
 
-from iotctl.broker.accounts import ROLE_INGEST, ROLE_OPERATOR, service_username
+from iotctl.broker.accounts import ROLE_INGEST, service_username
 from iotctl.cli.main import app
 from iotctl.secretfiles import write_secret
 from iotctl.settings import load_settings
 from iotctl.simulate import Fleet
-from iotctl.stack.layout import StackLayout
-from iotctl.stack.mosquitto import MosquittoServer
 from iotctl.stack.procs import free_port
 
-from .conftest import wait_until
+from .conftest import start_stack_broker, wait_until
 
 
 @pytest.fixture
@@ -29,10 +27,8 @@ def site(tmp_path, database, ingest_factory):
     env that points iotctl at both and at the test database.  The config server is not running (its port is
     closed): the nodes must publish anyway."""
     state = tmp_path / "state"
-    broker = MosquittoServer(StackLayout(state).mosquitto_dir, free_port())
-    broker.accounts.add(service_username(ROLE_OPERATOR), ROLE_OPERATOR)
-    ingest_pw = broker.accounts.add(service_username(ROLE_INGEST), ROLE_INGEST)
-    broker.start()
+    broker, secrets = start_stack_broker(state)
+    ingest_pw = secrets[ROLE_INGEST]
     env = {
         "IOTCTL_STATE_DIR": str(state),
         "IOTCTL_MQTT_PORT": str(broker.port),

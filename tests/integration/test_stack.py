@@ -25,13 +25,12 @@ import pytest
 from typer.testing import CliRunner
 
 from iotctl import contract
-from iotctl.broker.accounts import AccountStore
+from iotctl.broker import dynsec
 from iotctl.cli.main import app
 from iotctl.endpoints import MqttEndpoint
 from iotctl.settings import load_settings
 from iotctl.stack import procs
 from iotctl.stack.layout import StackLayout
-from iotctl.stack.mosquitto import MosquittoServer
 from iotctl.stack.native import CONFIG_SERVER, INGEST, NativeStack, service_available
 
 
@@ -188,14 +187,12 @@ def test_lifecycle_up_status_idempotent_down_keeps_data_reset_wipes(stack_env):
         )
     if expected[INGEST] == "running":
         device = "dev-" + uuid.uuid4().hex[:10]
-        broker = MosquittoServer(stack_env.layout.mosquitto_dir, int(stack_env.env["IOTCTL_MQTT_PORT"]))
-        password = broker.accounts.add(device, "device")
-        broker.reload()
-        with stack_env.db() as conn:  # provisioned: the ingest dead-letters readings of unknown devices
-            conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device,))
+        # provisioned through the CLI: broker client (dynamic security) and registry row
+        assert stack_env.proc("device", "provision", device).returncode == 0
+        password = json.loads(stack_env.layout.device_file(device).read_text())["mqtt_password"]
         from iotctl.mqtt import connect
 
-        client = connect(MqttEndpoint("127.0.0.1", int(stack_env.env["IOTCTL_MQTT_PORT"]), device, password))
+        client = connect(MqttEndpoint("127.0.0.1", int(stack_env.env["IOTCTL_MQTT_PORT"]), device, password), device)
         reading = contract.Reading(when, device, "telemetry", 7, 20.0, 40.0, 1000.0, False, True, -60, 5, "1.0")
         client.publish(
             contract.topic("iots6", device, contract.TELEMETRY), contract.make_payload(reading), qos=1
@@ -248,7 +245,7 @@ def test_secrets_are_private_never_leak_and_nothing_is_written_outside_the_state
     for name, path in stack_env.outside.items():
         assert sorted(p.relative_to(path).as_posix() for p in path.rglob("*")) == [], f"the stack wrote to {name}"
     layout = stack_env.layout
-    names = ("operator", "ingest", "config", "db", "admin-token")
+    names = ("operator", "ingest", "config", "mqtt-admin", "db", "admin-token")
     secrets = {name: layout.secret(name).read_text().strip() for name in names}
     assert len(set(secrets.values())) == len(names) and all(len(s) >= 24 for s in secrets.values())
     for name in names:
@@ -256,13 +253,17 @@ def test_secrets_are_private_never_leak_and_nothing_is_written_outside_the_state
     assert stat.S_IMODE(layout.secrets_dir.stat().st_mode) == 0o700
     assert doc["credentials"]["files"] == {name: str(layout.secret(name)) for name in names}
 
-    # the broker knows the service accounts, with those passwords (hashed)
-    accounts = AccountStore(layout.mosquitto_dir).load()
-    assert {u: a["role"] for u, a in accounts.items()} == {
-        "svc.operator": "operator",
-        "svc.ingest": "ingest",
-        "svc.config": "config",
+    # the broker knows the admin and the service clients, with those passwords (hashed by dynamic security)
+    state = dynsec.load_state(layout.mosquitto_dir / "data" / dynsec.STATE_FILE)
+    clients = {c["username"]: [r["rolename"] for r in c["roles"]] for c in state["clients"]}
+    assert clients == {
+        "admin": ["admin"],
+        "svc.operator": ["svc.operator"],
+        "svc.ingest": ["svc.ingest"],
+        "svc.config": ["svc.config"],
     }
+    for username, secret in (("admin", "mqtt-admin"), ("svc.operator", "operator"), ("svc.ingest", "ingest")):
+        assert dynsec.password_matches(state, username, secrets[secret])
 
     haystacks = {"stack.json": layout.stack_file.read_text(), "stdout": json.dumps(doc)}
     for name, component in doc["components"].items():

@@ -23,7 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
 from iotctl import contract
-from iotctl.broker.accounts import ROLE_OPERATOR, AccountStore, hash_password
+from iotctl.broker.accounts import ROLE_OPERATOR, AccountStore
+from iotctl.broker.pwhash import hash_password
 from iotctl.cli.main import app
 from iotctl.settings import load_settings
 from iotctl.stack import procs
@@ -73,8 +74,8 @@ def test_registry_enforces_the_mosquitto_acl(tmp_path):
     # services
     assert allowed("svc.ingest", "b/#", "subscribe")
     assert not allowed("svc.ingest", "b/d1/telemetry", "publish")
-    assert allowed("svc.operator", "b/#", "subscribe") and allowed("svc.operator", "b/d1/config", "publish")
-    assert not allowed("svc.operator", "other/x", "publish")
+    assert allowed("svc.operator", "b/#", "subscribe") and allowed("svc.operator", "b/d1/telemetry", "receive")
+    assert not allowed("svc.operator", "b/d1/config", "publish") and not allowed("svc.operator", "other/x", "publish")
     assert allowed("svc.config", "b/d1/config", "publish")
     assert not allowed("svc.config", "b/d1/telemetry", "publish")
     assert not allowed(None, "b/d1/telemetry", "publish")

@@ -48,7 +48,8 @@ class Device:
 
     def __init__(self, broker, device_id: str):
         self.id = device_id
-        self.client = connect(MqttEndpoint(broker.host, broker.port, device_id, broker.add_device(device_id)))
+        password = broker.add_device(device_id)
+        self.client = connect(MqttEndpoint(broker.host, broker.port, device_id, password), device_id)
         self.retained: set[str] = set()
 
     def publish(self, channel: str, payload: str, retain: bool = False) -> None:
@@ -251,5 +252,5 @@ def test_broker_down_exits_4_with_one_line(operator_env):
         timeout=30,
     )
     assert result.returncode == 4, result.stderr
-    assert result.stderr.startswith("error: Broker `127.0.0.1:") and result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("error: Broker `mqtt://127.0.0.1:") and result.stderr.strip().count("\n") == 0
     assert result.stdout == ""
