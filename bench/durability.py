@@ -18,6 +18,7 @@ seconds, the bytes it wrote (``/proc/<pid>/io`` ``write_bytes``, what reached th
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from pathlib import Path
 from bench.harness import Stack, backlog, device_ids, log, wait_until
 from iotctl import contract
 from iotctl.broker.accounts import ROLE_INGEST, service_username
+from iotctl.errors import OperationFailed
 from iotctl.stack.procs import pid_alive
 
 BASE = contract.DEFAULT_TOPIC_BASE
@@ -56,7 +58,17 @@ class BrokerStack(Stack):
         )
 
     def _start(self) -> None:
-        self._start_broker()
+        # Five brokers one after the other on a shared machine: a free port can be taken by someone else before
+        # Mosquitto binds it. Try another one then, twice at most.
+        for attempt in range(3):
+            try:
+                self._start_broker()
+                return
+            except OperationFailed as exc:
+                if "Address already in use" not in str(exc) or attempt == 2:
+                    raise
+                log(f"durability: {exc}; trying another port")
+                shutil.rmtree(self.directory / "mqtt", ignore_errors=True)
 
 
 def _proc_counters(pid: int) -> tuple[float, int]:
