@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import drain, latency, machine, queries, report
+from bench import drain, durability, latency, machine, queries, report
 from bench.harness import Stack, log
 from bench.profile import PySpy, py_spy
 
@@ -42,6 +42,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--query-days", type=float, default=30.0, help="days of 10 s readings for the query run")
     parser.add_argument("--query-devices", type=int, default=100, help="devices in the query data set")
     parser.add_argument(
+        "--durability-n",
+        type=int,
+        default=20_000,
+        help="readings per scenario of the broker durability run (each persistence setting on its own broker)",
+    )
+    parser.add_argument(
+        "--durability-seconds",
+        type=float,
+        default=60.0,
+        help="a durability scenario stops publishing after this many seconds (saving after every change is slow)",
+    )
+    parser.add_argument(
         "--profile",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -52,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.n, args.devices, args.row_limit, args.latency_rate, args.latency_devices, args.query_devices) < 1:
         parser.error("--n, --devices, --row-limit, --latency-rate, --latency-devices and --query-devices must be >= 1")
+    if args.durability_n < 1 or args.durability_seconds <= 0:
+        parser.error("--durability-n must be >= 1 and --durability-seconds > 0")
     if args.n < args.devices:
         parser.error("--n must be at least --devices")
     return args
@@ -76,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         result.update(drain.run(stack, args.n, args.devices, args.row_limit, args.row_seconds, profile))
         result["latency"] = latency.run(stack, args.latency_rate, args.latency_devices, args.latency_seconds)
         result["queries"] = queries.run(stack, args.query_devices, args.query_days)
+    result["durability"] = durability.run(args.durability_n, args.durability_seconds)
     result["load_average_end"] = machine.load_average()
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     result["goals"] = goals(result)

@@ -13,6 +13,12 @@ Topics (``<base>`` defaults to ``iots6``):
 * ``<base>/<device_id>``: the older Pico firmware's JSON (see :func:`parse_legacy`), converted on ingest.
 
 Units in storage and in payload v1: temperature °C, humidity %RH, pressure hPa, rssi dBm.
+
+A message breaks the contract as a whole (:class:`ContractError`, dead-lettered) when it cannot be read or a
+field that identifies the reading is wrong (``v``, ``device_id``, ``ts``, ``seq``, ``event``).  A wrong *value*
+field (a measurement, ``rssi``, ``uptime_s``, ``fw``, ``dropped``) costs only that field when the caller passes a
+``rejected`` list: the field becomes None and a :class:`FieldRejection` says why, so one bad sensor does not lose
+the rest of the reading.  A message left with no usable value at all is still a ContractError.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 PAYLOAD_VERSION = 1
@@ -28,6 +35,9 @@ DEVICE_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN + r"\Z")
 #: Largest payload accepted, in bytes. A v1 reading is ~250 bytes; the legacy format ~400.
 MAX_PAYLOAD_BYTES = 4096
+#: Deepest JSON nesting accepted (the payload object itself is level 1; a v1 reading needs 1). Deeper is
+#: ``malformed``: a fixed limit instead of whatever Python's recursion limit allows at the time.
+MAX_JSON_DEPTH = 32
 #: Timestamps before this are a device whose clock was never set (RP2040 RTC starts at 2021-01-01).
 EARLIEST_TS = datetime(2022, 1, 1, tzinfo=UTC)
 #: How far ahead of the receiver's clock a device timestamp may be.
@@ -107,6 +117,7 @@ READING_COLUMNS = (
     "rssi",
     "uptime_s",
     "fw",
+    "dropped",
 )
 
 
@@ -125,6 +136,20 @@ class Reading(NamedTuple):
     rssi: int | None
     uptime_s: int | None
     fw: str | None
+    dropped: int | None = None  # readings the device reports it dropped since its previous message
+
+
+#: Fields that cost only themselves when wrong (given a ``rejected`` list); the rest reject the whole message.
+VALUE_FIELDS = ("temperature", "humidity", "pressure", "motion", "switch", "rssi", "uptime_s", "fw", "dropped")
+
+
+class FieldRejection(NamedTuple):
+    """One value field set to None because it broke the contract: recorded in ``rejected_field``."""
+
+    field: str  # the storage column (for the legacy format too: `rssi`, not `wifi_rssi`)
+    raw: str  # the value as sent, as JSON text (at most 200 characters)
+    reason: str  # impossible_value | bad_type | double_converted
+    detail: str
 
 
 class ContractError(ValueError):
@@ -237,15 +262,76 @@ def _boolean(name: str, raw: Any) -> bool | None:
     raise ContractError("bad_type", f"{name} must be true, false or null, got {type(raw).__name__}")
 
 
-def _fw(raw: Any) -> str | None:
+def _fw(name: str, raw: Any) -> str | None:
     if raw is None:
         return None
     if not isinstance(raw, str) or len(raw) > MAX_FW_LEN:
-        raise ContractError("bad_type", f"fw must be a string of at most {MAX_FW_LEN} characters")
+        raise ContractError("bad_type", f"{name} must be a string of at most {MAX_FW_LEN} characters")
     return raw
 
 
+def _brief(value: Any) -> str:
+    """A value for a one-line detail: scalars as themselves (cut at 40 characters), containers by type only."""
+    if value is None or value.__class__ in (bool, int, float, str):
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+
+
+def _raw_text(value: Any) -> str:
+    """The value as sent, as JSON text, for the ``rejected_field`` table (at most 200 characters)."""
+    return json.dumps(value, ensure_ascii=False)[:200]
+
+
+class _Fields:
+    """Checks a message's value fields: strict (raise) without a ``rejected`` list, else null-and-record."""
+
+    def __init__(self, rejected: list[FieldRejection] | None):
+        self.lenient = rejected is not None
+        self.rejected: list[FieldRejection] = []
+
+    def check(self, check, name: str, raw: Any, *args):
+        try:
+            return check(name, raw, *args)
+        except ContractError as exc:
+            if not self.lenient:
+                raise
+            self.rejected.append(FieldRejection(name, _raw_text(raw), exc.reason, exc.detail))
+            return None
+
+    def finish(self, reading: Reading, rejected: list[FieldRejection] | None) -> Reading:
+        """Hand the rejections to the caller, unless nothing usable is left (then the whole message goes)."""
+        if self.rejected:
+            usable = reading.kind != KIND_TELEMETRY or any(getattr(reading, f) is not None for f in VALUE_FIELDS)
+            if not usable:
+                first = self.rejected[0]
+                details = "; ".join(r.detail for r in self.rejected)
+                raise ContractError(first.reason, f"{details}; no other value is usable")
+            rejected.extend(self.rejected)
+        return reading
+
+
 # --------------------------------------------------------------------------------------------------- payloads
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests (a scalar is 0, ``{}`` and ``[]`` are 1), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _too_deep() -> ContractError:
+    return ContractError("malformed", f"payload nests JSON deeper than {MAX_JSON_DEPTH} levels")
 
 
 def _load_object(payload: bytes | str) -> dict[str, Any]:
@@ -253,53 +339,83 @@ def _load_object(payload: bytes | str) -> dict[str, Any]:
         raise ContractError("oversized", f"payload is {len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
     try:
         data = json.loads(payload)
+    except RecursionError:  # nested deeper than the parser's recursion allows
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ContractError("not_json", f"payload is not JSON ({exc.__class__.__name__})") from None
     if not isinstance(data, dict):
         raise ContractError("not_object", f"payload is a JSON {type(data).__name__}, not an object")
+    # Only a payload with more brackets than the limit can nest that deep: the scan is skipped for readings.
+    brackets = (b"[", b"{") if isinstance(payload, bytes | bytearray) else ("[", "{")
+    if payload.count(brackets[0]) + payload.count(brackets[1]) > MAX_JSON_DEPTH and json_depth(data) > MAX_JSON_DEPTH:
+        raise _too_deep()
     return data
 
 
-def parse_v1(payload: bytes | str, topic_device: str, channel: str, now: datetime | None = None) -> Reading:
-    """Validate a payload v1 published on ``<base>/<topic_device>/<channel>`` and return a Reading."""
-    data = _load_object(payload)
-    version = data.get("v", 1)
-    if version != PAYLOAD_VERSION or version.__class__ is not int:
-        raise ContractError("bad_version", f"payload version {version!r} is not supported (expected 1)")
+def _check_device(data: dict[str, Any], topic_device: str) -> str:
     device_id = data.get("device_id")
     if device_id is None:
         raise ContractError("missing_field", "device_id is required")
     if device_id != topic_device:
-        raise ContractError("device_mismatch", f"payload device_id {device_id!r} differs from topic's {topic_device!r}")
+        raise ContractError(
+            "device_mismatch", f"payload device_id {_brief(device_id)} differs from topic's {topic_device!r}"
+        )
+    return device_id
+
+
+def parse_v1(
+    payload: bytes | str,
+    topic_device: str,
+    channel: str,
+    now: datetime | None = None,
+    rejected: list[FieldRejection] | None = None,
+) -> Reading:
+    """Validate a payload v1 published on ``<base>/<topic_device>/<channel>`` and return a Reading.
+
+    With a ``rejected`` list, a wrong value field is set to None and recorded there instead of rejecting the
+    message (see the module docstring); without one, any wrong field raises ContractError.
+    """
+    data = _load_object(payload)
+    version = data.get("v", 1)
+    if version != PAYLOAD_VERSION or version.__class__ is not int:
+        raise ContractError("bad_version", f"payload version {_brief(version)} is not supported (expected 1)")
+    device_id = _check_device(data, topic_device)
     if "ts" not in data:
         raise ContractError("missing_field", "ts is required")
     when = parse_ts(data["ts"], now)
     if channel == EVENT:
         kind = data.get("event")
         if kind not in EVENT_KINDS:
-            raise ContractError("bad_event", f"event must be one of {', '.join(EVENT_KINDS)}, got {kind!r}")
+            raise ContractError("bad_event", f"event must be one of {', '.join(EVENT_KINDS)}, got {_brief(kind)}")
     else:
         kind = KIND_TELEMETRY
-    return Reading(
+    seq = _integer("seq", data.get("seq"), required=True)
+    fields = _Fields(rejected)
+    reading = Reading(
         when,
         device_id,
         kind,
-        _integer("seq", data.get("seq"), required=True),
-        _number("temperature", data.get("temperature")),
-        _number("humidity", data.get("humidity")),
-        _number("pressure", data.get("pressure")),
-        _boolean("motion", data.get("motion")),
-        _boolean("switch", data.get("switch")),
-        _integer("rssi", data.get("rssi")),
-        _integer("uptime_s", data.get("uptime_s")),
-        _fw(data.get("fw")),
+        seq,
+        fields.check(_number, "temperature", data.get("temperature")),
+        fields.check(_number, "humidity", data.get("humidity")),
+        fields.check(_number, "pressure", data.get("pressure")),
+        fields.check(_boolean, "motion", data.get("motion")),
+        fields.check(_boolean, "switch", data.get("switch")),
+        fields.check(_integer, "rssi", data.get("rssi")),
+        fields.check(_integer, "uptime_s", data.get("uptime_s")),
+        fields.check(_fw, "fw", data.get("fw")),
+        fields.check(_integer, "dropped", data.get("dropped")),
     )
+    return fields.finish(reading, rejected)
 
 
 LEGACY_PREFIX = "MQTT event:"
 _LEGACY_KINDS = {"heartbeat": KIND_TELEMETRY, "motion": KIND_MOTION, "switch": KIND_SWITCH}
 _LEGACY_STATES = {"HIGH": True, "LOW": False, "UNKNOWN": None}
 INHG_TO_HPA = 33.8638866667
+#: A recovered double-converted pressure (see :func:`_legacy_pressure`) must be known to this many hPa from the
+#: digits sent; with the factor's own uncertainty and rounding to 0.01 hPa it is then within 0.01 hPa of the sensor.
+RECOVERY_TOLERANCE_HPA = 0.004
 
 
 def fahrenheit_to_celsius(value: float) -> float:
@@ -318,11 +434,56 @@ def _legacy_number(name: str, raw: Any, convert) -> float | None:
     return _number(name, round(convert(raw), 3))
 
 
-def parse_legacy(payload: bytes | str, topic_device: str, now: datetime | None = None) -> Reading:
+def _half_unit(value: float) -> float:
+    """Half a unit of the last decimal digit of ``value`` as sent: the most it can differ from what was meant.
+
+    ``repr`` is the shortest text that reads back as the same float, never longer than what the device wrote, so
+    this errs on the side of less precision (trailing zeros the device sent are not counted).
+    """
+    return 0.5 * 10.0 ** Decimal(repr(float(value))).as_tuple().exponent
+
+
+def _legacy_pressure(name: str, raw: Any) -> float | None:
+    """inHg -> hPa, recovering the older firmware's double conversion only when that is exact.
+
+    That firmware's BME280 path divides hPa by 33.8639 twice, so 1009.2 hPa arrives as 0.88 (29.8 hPa after one
+    conversion: impossible).  The two ranges cannot overlap (300..1100 hPa is 8.86..32.48 inHg once, 0.26..0.96
+    twice), so a double conversion is recognised for certain; it is undone only when the digits sent fix the hPa
+    value to RECOVERY_TOLERANCE_HPA (six decimals or more), else the field is rejected as ``double_converted``.
+    """
+    if raw is None or raw.__class__ not in (int, float):
+        return _legacy_number(name, raw, inhg_to_hpa)
+    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    once, twice = raw * INHG_TO_HPA, raw * INHG_TO_HPA**2
+    if not lo <= once <= hi and lo <= twice <= hi:
+        uncertainty = _half_unit(raw) * INHG_TO_HPA**2
+        if uncertainty > RECOVERY_TOLERANCE_HPA:
+            raise ContractError(
+                "double_converted",
+                f"pressure {raw} inHg is hPa converted to inHg twice (older firmware); its digits give the hPa "
+                f"value only to ±{uncertainty:.2g} hPa, so it is not recovered",
+            )
+        return round(twice, 2)
+    return _legacy_number(name, raw, inhg_to_hpa)
+
+
+def _legacy_state(name: str, raw: Any) -> bool | None:
+    if not isinstance(raw, str) or raw not in _LEGACY_STATES:  # (a list is not even hashable)
+        raise ContractError("bad_type", f"legacy {name} must be HIGH, LOW or UNKNOWN, got {_brief(raw)}")
+    return _LEGACY_STATES[raw]
+
+
+def parse_legacy(
+    payload: bytes | str,
+    topic_device: str,
+    now: datetime | None = None,
+    rejected: list[FieldRejection] | None = None,
+) -> Reading:
     """Convert the older Pico firmware's JSON (°F, inHg, "HIGH"/"LOW") into a Reading.
 
     It may be prefixed with the text ``MQTT event:``.  It has no sequence number, so ``seq`` is 0 and a
     redelivery is recognised by (device, time, kind) alone; its timestamps have one-second resolution.
+    ``rejected`` as for :func:`parse_v1`.
     """
     if isinstance(payload, bytes | bytearray):
         payload = bytes(payload)
@@ -331,50 +492,50 @@ def parse_legacy(payload: bytes | str, topic_device: str, now: datetime | None =
     elif payload.startswith(LEGACY_PREFIX):
         payload = payload[len(LEGACY_PREFIX) :]
     data = _load_object(payload)
-    device_id = data.get("device_id")
-    if device_id is None:
-        raise ContractError("missing_field", "device_id is required")
-    if device_id != topic_device:
-        raise ContractError("device_mismatch", f"payload device_id {device_id!r} differs from topic's {topic_device!r}")
+    device_id = _check_device(data, topic_device)
     event_type = data.get("event_type")
-    if event_type not in _LEGACY_KINDS:
-        raise ContractError("bad_event", f"event_type must be heartbeat, motion or switch, got {event_type!r}")
+    if not isinstance(event_type, str) or event_type not in _LEGACY_KINDS:
+        raise ContractError("bad_event", f"event_type must be heartbeat, motion or switch, got {_brief(event_type)}")
     if "timestamp" not in data:
         raise ContractError("missing_field", "timestamp is required")
-    states = []
-    for name in ("motion", "switch"):
-        raw = data.get(name, "UNKNOWN")
-        if raw not in _LEGACY_STATES:
-            raise ContractError("bad_type", f"legacy {name} must be HIGH, LOW or UNKNOWN, got {raw!r}")
-        states.append(_LEGACY_STATES[raw])
-    return Reading(
-        parse_ts(data["timestamp"], now),
+    when = parse_ts(data["timestamp"], now)
+    fields = _Fields(rejected)
+    reading = Reading(
+        when,
         device_id,
         _LEGACY_KINDS[event_type],
         0,
-        _legacy_number("temperature", data.get("temperature"), fahrenheit_to_celsius),
-        _legacy_number("humidity", data.get("humidity"), float),
-        _legacy_number("pressure", data.get("pressure"), inhg_to_hpa),
-        states[0],
-        states[1],
-        _integer("rssi", data.get("wifi_rssi")),
-        _integer("uptime_s", data.get("uptime_seconds")),
-        _fw(data.get("version")),
+        fields.check(_legacy_number, "temperature", data.get("temperature"), fahrenheit_to_celsius),
+        fields.check(_legacy_number, "humidity", data.get("humidity"), float),
+        fields.check(_legacy_pressure, "pressure", data.get("pressure")),
+        fields.check(_legacy_state, "motion", data.get("motion", "UNKNOWN")),
+        fields.check(_legacy_state, "switch", data.get("switch", "UNKNOWN")),
+        fields.check(_integer, "rssi", data.get("wifi_rssi")),
+        fields.check(_integer, "uptime_s", data.get("uptime_seconds")),
+        fields.check(_fw, "fw", data.get("version")),
     )
+    return fields.finish(reading, rejected)
 
 
-def parse_message(base: str, topic_name: str, payload: bytes | str, now: datetime | None = None):
+def parse_message(
+    base: str,
+    topic_name: str,
+    payload: bytes | str,
+    now: datetime | None = None,
+    rejected: list[FieldRejection] | None = None,
+):
     """Parse one message. Returns ``(Topic, Reading | str | None)``.
 
     A reading channel gives a Reading; the status channel gives ``"online"``/``"offline"``; the config channel
-    (notices for devices) gives None.  Anything that breaks the contract raises ContractError.
+    (notices for devices) gives None.  Anything that breaks the contract raises ContractError; with a
+    ``rejected`` list, a wrong value field of a reading is set to None and recorded there instead.
     """
     parsed = parse_topic(base, topic_name)
     channel = parsed.channel
     if channel in (TELEMETRY, EVENT):
-        return parsed, parse_v1(payload, parsed.device_id, channel, now)
+        return parsed, parse_v1(payload, parsed.device_id, channel, now, rejected)
     if channel == LEGACY:
-        return parsed, parse_legacy(payload, parsed.device_id, now)
+        return parsed, parse_legacy(payload, parsed.device_id, now, rejected)
     if channel == STATUS:
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) else payload
         if text not in STATUS_VALUES:
@@ -408,6 +569,8 @@ def make_payload(reading: Reading, **extra: Any) -> str:
     for name in ("event", "rssi", "uptime_s", "fw"):
         if data[name] is None:
             del data[name]
+    if reading.dropped is not None:
+        data["dropped"] = reading.dropped
     data.update(extra)
     return json.dumps(data, separators=(",", ":"))
 

@@ -218,11 +218,11 @@ class Provisioning:
     def list(self) -> list[dict]:
         states = self.broker.devices()
         rows = self.conn.execute(
-            "SELECT device_id, created_at, last_seen, status, fw, rssi, labels, retired_at "
+            "SELECT device_id, created_at, last_seen, status, fw, rssi, labels, retired_at, dropped_total, dropped_at "
             "FROM devices ORDER BY device_id"
         ).fetchall()
         result = []
-        for device_id, created, last_seen, status, fw, rssi, labels, retired in rows:
+        for device_id, created, last_seen, status, fw, rssi, labels, retired, dropped, dropped_at in rows:
             result.append(
                 {
                     "device_id": device_id,
@@ -233,6 +233,8 @@ class Provisioning:
                     "rssi": rssi,
                     "labels": labels,
                     "retired_at": retired,
+                    "dropped": dropped,
+                    "dropped_at": dropped_at,
                     "broker_account": states.get(device_id) == ACTIVE,
                 }
             )
@@ -277,7 +279,11 @@ def ensure_provisioned(settings: Settings, device_id: str) -> DeviceCredentials:
 
 
 def list_devices(settings: Settings) -> list[dict]:
-    """Registered devices with their registry state and whether the broker has an enabled client for them."""
+    """Registered devices with their registry state and whether the broker has an enabled client for them.
+
+    ``dropped``: readings the device reported dropping before it could send them (full offline buffer), summed
+    over its stored readings by the ingest; ``dropped_at``: the time of the newest reading that reported any.
+    """
     with provisioning(settings) as session:
         return session.list()
 

@@ -15,6 +15,8 @@ command -v busybox >/dev/null 2>&1 || need+=(busybox)
 # The Ansible converge test boots a debootstrapped Debian 12 with systemd-nspawn (tests/infra/ansible).
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
+# strace: tests/integration/test_durability.py traces how Mosquitto saves its persistence file (fsync, rename).
+command -v strace >/dev/null 2>&1 || need+=(strace)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -105,7 +105,11 @@ def pg() -> Iterator[PgInfo]:
     # pytest's temp root is private to us; as root, PostgreSQL runs as `postgres`, who must reach its directory.
     directory = Path(tempfile.mkdtemp(prefix="iotctl-test-pg-"))
     os.chmod(directory, 0o755)
-    server = PostgresServer(directory / "cluster", free_port(), fsync=False)
+    # No fsync (speed), but a commit is written to the WAL before it returns, as in production: a test that
+    # crashes PostgreSQL (tests/integration/test_no_loss.py) then loses no committed reading.
+    server = PostgresServer(
+        directory / "cluster", free_port(), fsync=False, extra_settings={"synchronous_commit": "on"}
+    )
     server.start()
     password = uuid.uuid4().hex
     try:

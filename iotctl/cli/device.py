@@ -48,7 +48,8 @@ def provision(
 
 @app.command("fleet")
 def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION) -> None:
-    """List the registered fleet: last seen, status, firmware, RSSI, location, broker account."""
+    """List the registered fleet: last seen, status, firmware, RSSI, readings dropped on the device, location,
+    broker account."""
     from rich.table import Table
 
     from iotctl.devices import list_devices
@@ -58,8 +59,8 @@ def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION)
         emit_json(rows)
         return
     table = Table()
-    for column in ("device", "status", "last seen", "fw", "rssi", "location", "broker account"):
-        table.add_column(column)
+    for column in ("device", "status", "last seen", "fw", "rssi", "dropped", "location", "broker account"):
+        table.add_column(column, justify="right" if column in ("rssi", "dropped") else "left")
     for r in rows:
         state = "retired" if r["retired_at"] else (r["status"] or "-")
         table.add_row(
@@ -68,6 +69,7 @@ def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION)
             str(r["last_seen"] or "-"),
             r["fw"] or "-",
             str(r["rssi"] or "-"),
+            str(r["dropped"]),
             (r["labels"] or {}).get("location", "-"),
             "yes" if r["broker_account"] else "no",
         )

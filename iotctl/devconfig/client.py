@@ -173,11 +173,18 @@ def load_document(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise InvalidInput(f"Config file `{path}` cannot be read ({exc.strerror}); check the path.") from None
+    kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+    too_deep = InvalidInput(
+        f"Config file `{path}` nests deeper than {contract.MAX_JSON_DEPTH} levels; a configuration needs 2."
+    )
     try:
-        doc = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+        doc = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except RecursionError:  # deeper than the parser can go
+        raise too_deep from None
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
         raise InvalidInput(f"Config file `{path}` is not valid {kind} ({exc}); fix it.") from None
+    if contract.json_depth(doc) > contract.MAX_JSON_DEPTH:
+        raise too_deep
     try:
         return schema.validate(doc)
     except schema.ConfigInvalid as exc:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from iotctl.contract import MAX_JSON_DEPTH, json_depth
 from iotctl.errors import InvalidInput
 
 #: Printable text, no control characters (jsonb cannot store NUL; OLED and terminals choke on the rest).
@@ -258,7 +259,9 @@ def parse_assignment(text: str) -> dict[str, Any]:
     else:
         try:
             value = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the text itself
+            value = raw
+        if json_depth(value) > MAX_JSON_DEPTH:  # as deep as no key needs: the text itself, refused by validate
             value = raw
     parts = path.split(".")
     patch: dict[str, Any] = {parts[-1]: value}

@@ -37,6 +37,7 @@ from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unre
 from iotctl.render import render
 from iotctl.secretfiles import generate_password, read_secret, write_secret
 from iotctl.stack.layout import DB_NAME, DB_OWNER
+from iotctl.stack.mosquitto import AUTOSAVE_INTERVAL, AUTOSAVE_ON_CHANGES, MAX_PACKET_SIZE
 
 #: Official images, pinned to exact tags (bump deliberately; docs/docker.md lists them).
 IMAGES = {
@@ -244,10 +245,11 @@ class DockerStack:
                 bind="0.0.0.0",
                 tls=tls,
                 persistence_dir="/mosquitto/data",
-                autosave_interval=60,
+                autosave_interval=AUTOSAVE_INTERVAL,
+                autosave_on_changes=AUTOSAVE_ON_CHANGES,
                 max_queued_messages=1_000_000,
                 max_inflight_messages=0,
-                message_size_limit=65536,
+                max_packet_size=MAX_PACKET_SIZE,
                 persistent_client_expiration="30d",
                 log_file=None,
                 pid_file=None,

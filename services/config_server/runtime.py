@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from flask import abort, current_app, request
 from psycopg_pool import ConnectionPool
 
+from iotctl.contract import MAX_JSON_DEPTH, json_depth
 from services.config_server.config import ServerConfig
 from services.config_server.notify import Notifier
 
@@ -88,7 +89,16 @@ def expected_version() -> int | None:
 
 
 def json_body() -> dict:
-    body = request.get_json(force=True, silent=True)
+    """The request body as a JSON object, nested at most MAX_JSON_DEPTH levels (a configuration needs 2)."""
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:  # deeper than the parser can go: the depth rule below, before it could be checked
+        body = None
+        too_deep = True
+    else:
+        too_deep = json_depth(body) > MAX_JSON_DEPTH
+    if too_deep:
+        abort(400, f"the request body nests JSON deeper than {MAX_JSON_DEPTH} levels; a configuration needs 2")
     if not isinstance(body, dict):
         abort(400, "the request body must be a JSON object")
     return body

@@ -12,6 +12,17 @@ DUPLICATES = Counter("iots6_ingest_duplicates", "Redelivered readings absorbed b
 DEAD_LETTERS = Counter(
     "iots6_ingest_dead_letters", "Messages written to dead_letter, by reason", ["reason"], registry=REGISTRY
 )
+REJECTED_FIELDS = Counter(
+    "iots6_ingest_rejected_fields",
+    "Values set to NULL in otherwise stored readings (recorded in rejected_field), by field and reason",
+    ["field", "reason"],
+    registry=REGISTRY,
+)
+DEVICE_DROPPED = Counter(
+    "iots6_ingest_device_dropped_readings",
+    "Readings devices reported dropping before sending (the `dropped` field of stored readings)",
+    registry=REGISTRY,
+)
 DB_ERRORS = Counter("iots6_ingest_db_errors", "Failed batch writes (retried)", registry=REGISTRY)
 BATCH_SIZE = Histogram(
     "iots6_ingest_batch_size",

@@ -8,7 +8,8 @@ flushes pending messages to the database by size or age, commits, then acknowled
 * A redelivered message (after a crash, a broker restart or a lost PUBACK) hits the unique key and is counted as
   a duplicate, not stored twice.
 * A message that breaks the contract is written to ``dead_letter`` with its reason in the same transaction as the
-  batch, and acknowledged: it never blocks the stream.
+  batch, and acknowledged: it never blocks the stream.  A reading with one wrong value is stored with that value
+  NULL, the value recorded in ``rejected_field`` (``contract.parse_message(..., rejected)``).
 * When the database is down the batch stays in memory, unacknowledged; the broker sends no more than
   ``receive_maximum`` unacknowledged messages, so memory stays bounded; the flush is retried with backoff.
 * When the broker connection drops, messages received on the old connection are still written, but not
@@ -143,8 +144,9 @@ class Ingestor:
     def _on_message(self, topic_name: str, payload: bytes, mid: int, qos: int) -> None:
         """Parse into the pending batch. Never raises: a bad message becomes a dead letter."""
         now = datetime.now(UTC)
+        rejected: list[contract.FieldRejection] = []  # values set to None in an otherwise good reading
         try:
-            parsed, value = contract.parse_message(self.config.topic_base, topic_name, payload, now)
+            parsed, value = contract.parse_message(self.config.topic_base, topic_name, payload, now, rejected)
         except contract.ContractError as exc:
             item, kind = (
                 DeadLetter(
@@ -172,7 +174,7 @@ class Ingestor:
             )
         else:
             if isinstance(value, contract.Reading):
-                item, kind = (value, now, topic_name, payload), "reading"
+                item, kind = (value, now, topic_name, payload, tuple(rejected)), "reading"
             elif isinstance(value, str):
                 item, kind = (parsed.device_id, value, now), "status"
             else:
@@ -250,6 +252,9 @@ class Ingestor:
         metrics.DUPLICATES.inc(result.duplicates)
         for dead in result.dead_letters:
             metrics.DEAD_LETTERS.labels(dead.reason).inc()
+        for name, reason in result.rejected_fields:
+            metrics.REJECTED_FIELDS.labels(name, reason).inc()
+        metrics.DEVICE_DROPPED.inc(result.dropped)
         metrics.BATCH_SIZE.observe(taken.count)
         metrics.BATCH_SECONDS.observe(committed - started)
         metrics.COMMIT_LAG.observe(committed - taken.first_at)

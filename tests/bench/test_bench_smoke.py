@@ -39,6 +39,8 @@ def test_bench_smoke_reports_every_figure(tmp_path):
             "0.05",
             "--query-devices",
             "5",
+            "--durability-n",
+            "300",
             "--no-profile",
             "--doc",
             str(doc),
@@ -70,13 +72,22 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         "hourly_all_devices_30d",
     }
     assert all(q["median_ms"] > 0 and q["rows"] > 0 for q in queries["queries"].values())
+    durability = result["durability"]
+    assert set(durability["settings"]) == {"every_60_s", "every_1_s", "every_1000_changes", "every_100_changes",
+                                           "every_change"}  # fmt: skip
+    for name, setting in durability["settings"].items():
+        assert setting["online"]["published"] == setting["offline"]["published"] == 300, name
+        assert setting["online"]["msgs_per_s"] > 0 and setting["offline"]["msgs_per_s"] > 0, name
+        assert 0 <= setting["offline"]["survived_sigkill"] <= 300, name
+    # The setting in use (100 changes) keeps all but the changes since its last save.
+    assert durability["settings"]["every_100_changes"]["offline"]["survived_sigkill"] >= 200
     assert set(result["goals"]) == {"ratio_c_a", "ratio_c_b", "latency_p99_ms", "hourly_30d_ms"}
     for key in ("cpu", "cores", "ram_gib", "os", "python", "postgresql", "mosquitto"):
         assert result["machine"][key], key
     assert len(result["load_average_start"]) == len(result["load_average_end"]) == 3
 
     text = doc.read_text()
-    assert "## Drain" in text and "## Latency" in text and "## Queries" in text
+    assert "## Drain" in text and "## Latency" in text and "## Queries" in text and "## Broker durability" in text
     assert json.dumps(result, indent=2) in text
 
 

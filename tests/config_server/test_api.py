@@ -253,3 +253,19 @@ def test_retired_device_is_refused(client, devices, database):
         conn.execute("UPDATE devices SET retired_at = now() WHERE device_id = %s", (a.device_id,))
     response = _config(client, a)
     assert response.status_code == 403 and "retired" in response.json["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("put", '{"labels": ' + "[" * 1900 + "]" * 1900 + "}"),  # too deep to parse at all
+        ("patch", '{"labels": ' + '{"a": ' * 600 + "1" + "}" * 600 + "}"),  # parses; the merge patch recursed
+    ],
+)
+def test_deeply_nested_bodies_are_a_400_not_a_crash(client, admin, method, body):
+    response = getattr(client, method)(
+        "/v1/fleet/config", data=body, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.data[:200]
+    assert response.json["error"] == "bad_request" and "deeper than 32 levels" in response.json["detail"]
+    assert client.get("/v1/fleet/config", headers=admin).json["version"] == 0

@@ -66,3 +66,50 @@ def test_parse_assignment_refuses_unknown_keys_and_missing_equals():
         schema.parse_assignment("sensors.colour=red")
     with pytest.raises(InvalidInput, match="key=value"):
         schema.parse_assignment("telemetry_interval_s")
+
+
+# ------------------------------------------------------------------ nesting (issue #10: RecursionError, traceback)
+DEEP = "[" * 1900 + "]" * 1900
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.json", '{"labels": ' + DEEP + "}"),
+        ("deep.toml", "labels = " + DEEP + "\n"),
+        ("parseable.json", '{"labels": ' + "[" * 40 + "]" * 40 + "}"),  # parses, still refused by depth
+        ("parseable.toml", "labels = " + "[" * 40 + "]" * 40 + "\n"),
+    ],
+)
+def test_config_files_nested_too_deep_are_refused_in_one_sentence(tmp_path, name, text):
+    from iotctl.contract import MAX_JSON_DEPTH
+    from iotctl.devconfig.client import load_document
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InvalidInput) as info:
+        load_document(path)
+    message = str(info.value)
+    assert f"`{path}`" in message and f"deeper than {MAX_JSON_DEPTH} levels" in message and "\n" not in message
+
+
+def test_config_push_of_a_deep_file_exits_6_without_a_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from iotctl.cli.main import app as cli
+
+    path = tmp_path / "deep.toml"
+    path.write_text("labels = " + DEEP + "\n")
+    env = {"IOTCTL_CONFIG_URL": "http://127.0.0.1:9", "IOTCTL_STATE_DIR": str(tmp_path / "state")}
+    result = CliRunner().invoke(cli, ["config", "push", str(path), "--device", "d1", "--yes"], env=env)
+    assert result.exit_code == 6, result.output
+    assert "Traceback" not in result.output and "levels" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("value", [DEEP, "[" * 40 + "]" * 40])
+def test_config_set_with_a_deeply_nested_value_is_a_validation_error(value):
+    patch = schema.parse_assignment("labels=" + value)
+    assert patch == {"labels": value}  # kept as text, as for any value that is not usable JSON
+    with pytest.raises(schema.ConfigInvalid, match="must be an object of strings"):
+        schema.validate(patch)

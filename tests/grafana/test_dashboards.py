@@ -279,6 +279,18 @@ def seeded(database, device_id):
             """,
             (device_id,),
         )
+        # Drops the devices reported (the fleet's "Readings dropped" panel and the `dropped` column).
+        conn.execute(
+            "UPDATE sensor_data SET dropped = 3 WHERE device_id = %s AND kind = 'telemetry' AND time IN "
+            "(SELECT time FROM sensor_data WHERE device_id = %s AND time > now() - interval '50 minutes' "
+            "ORDER BY time LIMIT 10)",
+            (other, other),
+        )
+        conn.execute(
+            "UPDATE devices SET dropped_total = (SELECT sum(dropped) FROM sensor_data WHERE device_id = %s), "
+            "dropped_at = now() - interval '10 minutes' WHERE device_id = %s",
+            (other, other),
+        )
         conn.execute(
             """
             INSERT INTO dead_letter (received_at, topic, payload, reason, detail, device_id)
@@ -347,3 +359,24 @@ def test_device_panels_use_each_tier(seeded, range_name: str):
             branch = next(b for b in code.split("UNION ALL") if expected in b)
             alone = conn.execute(branch.strip().removesuffix("ORDER BY 1").strip().strip("()") + " ORDER BY 1")
             assert alone.fetchall() == rows, f"{p['title']} {range_name} did not come from {expected.strip()}"
+
+
+def test_fleet_dashboard_shows_what_devices_dropped(seeded):
+    """The `dropped` counts devices send reach the fleet dashboard: per device in the table, over time in a panel."""
+    database, device_id = seeded
+    other = device_id + "-b"
+    dash = _load(GRAFANA / "dashboards" / "fleet.json")
+    panels = {p["title"]: p for p in _panels(dash)}
+    variables = {"site": [ALL_VALUE]}
+    time_from, time_to, interval_s = RANGES["1h"]
+    with database.connect(autocommit=True) as conn:
+        expected = conn.execute("SELECT sum(dropped) FROM sensor_data WHERE device_id = %s", (other,)).fetchone()[0]
+        assert expected > 0
+        cur = conn.execute(expand(panels["Devices"]["targets"][0]["rawSql"], time_from, time_to, interval_s, variables))
+        names = [c.name for c in cur.description]
+        table = {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+        assert (table[other]["dropped"], table[device_id]["dropped"]) == (expected, 0)
+        sql = expand(panels["Readings dropped on devices"]["targets"][0]["rawSql"], time_from, time_to, 600, variables)
+        series = conn.execute(sql).fetchall()
+    assert {row[1] for row in series} == {other}
+    assert sum(row[2] for row in series) == expected

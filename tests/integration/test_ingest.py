@@ -12,6 +12,7 @@ from iotctl import contract
 from iotctl.contract import Reading
 
 from .conftest import count_rows, wait_until
+from .outside import mosquitto_pub, psql, registered_device
 
 BASE = contract.DEFAULT_TOPIC_BASE
 
@@ -123,16 +124,19 @@ def test_redelivered_message_is_stored_once(ingest, provision, database, device_
 def _bad_cases(device_id: str, other: str):
     now = datetime.now(UTC)
     good = json.loads(v1(device_id, 1, now))
+    # A wrong value costs only itself when another value is usable (test below); alone, it loses the message.
+    bare = {k: good[k] for k in ("v", "device_id", "ts", "seq")}
     telemetry = contract.topic(BASE, device_id, contract.TELEMETRY)
     return [
         ("not_json", telemetry, b"\xff\xfe not json"),
         ("not_object", telemetry, b"[1, 2, 3]"),
-        ("bad_type", telemetry, json.dumps({**good, "temperature": "warm"})),
-        ("bad_type", telemetry, json.dumps({**good, "motion": "yes"})),
+        ("malformed", telemetry, json.dumps({**good, "x": json.loads("[" * 40 + "]" * 40)})),
+        ("bad_type", telemetry, json.dumps({**bare, "temperature": "warm"})),
+        ("bad_type", telemetry, json.dumps({**bare, "motion": "yes"})),
         ("missing_field", telemetry, json.dumps({k: v for k, v in good.items() if k != "seq"})),
         ("missing_field", telemetry, json.dumps({k: v for k, v in good.items() if k != "ts"})),
-        ("impossible_value", telemetry, json.dumps({**good, "humidity": 130})),
-        ("impossible_value", telemetry, json.dumps({**good, "pressure": 5})),
+        ("impossible_value", telemetry, json.dumps({**bare, "humidity": 130})),
+        ("impossible_value", telemetry, json.dumps({**bare, "pressure": 5, "temperature": 300})),
         ("bad_timestamp", telemetry, json.dumps({**good, "ts": "yesterday"})),
         ("clock_not_set", telemetry, json.dumps({**good, "ts": "2000-01-01T00:00:05Z"})),
         (
@@ -355,3 +359,106 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_of_its_batch_s
         assert conn.execute("SELECT seq FROM sensor_data WHERE device_id = %s", (device_id,)).fetchall() == [(2,)]
         last_seen = conn.execute("SELECT last_seen FROM devices WHERE device_id = %s", (device_id,)).fetchone()[0]
     assert last_seen == base.replace(microsecond=base.microsecond // 1000 * 1000) + timedelta(seconds=5)
+
+
+def _rejected(database, device_id: str) -> list[tuple]:
+    with database.connect() as conn:
+        return conn.execute(
+            "SELECT field, raw_value, reason, kind, seq FROM rejected_field WHERE device_id = %s ORDER BY id",
+            (device_id,),
+        ).fetchall()
+
+
+def test_one_impossible_field_costs_only_that_field(ingest, broker, database, device_id, tmp_path):
+    """The older firmware's double-converted pressure (0.88) next to good values: the reading is stored with
+    pressure NULL, the rejection recorded and counted; published with mosquitto_pub, inspected with psql."""
+    password = registered_device(broker, database, device_id)
+    stamp = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    legacy = {
+        "event_type": "heartbeat",
+        "device_id": device_id,
+        "temperature": 68.0,
+        "humidity": 41.5,
+        "pressure": 0.88,
+        "motion": "LOW",
+        "switch": "HIGH",
+        "wifi_rssi": -58,
+        "uptime_seconds": 60,
+        "timestamp": stamp,
+        "version": "0.9",
+    }
+    reading = json.loads(v1(device_id, 3, datetime.now(UTC) - timedelta(seconds=4)))
+    reading["humidity"] = 130
+    for topic, payload in (
+        (contract.topic(BASE, device_id, contract.LEGACY), "MQTT event: " + json.dumps(legacy)),
+        (contract.topic(BASE, device_id, contract.TELEMETRY), json.dumps(reading)),
+        (contract.topic(BASE, device_id, contract.TELEMETRY), json.dumps(reading)),  # a redelivery
+    ):
+        done = mosquitto_pub(broker, device_id, password, topic, tmp_path, message=payload)
+        assert done.returncode == 0, done.stderr
+    wait_until(lambda: stored(database, device_id) == 2, 10, what="both readings stored")
+    wait_until(lambda: ingest.metric("iots6_ingest_duplicates_total") >= 1, 10, what="the redelivery absorbed")
+    with database.connect() as conn:
+        rows = conn.execute(
+            "SELECT seq, temperature, humidity, pressure, motion, switch, rssi FROM sensor_data "
+            "WHERE device_id = %s ORDER BY seq",
+            (device_id,),
+        ).fetchall()
+    assert rows == [(0, 20.0, 41.5, None, False, True, -58), (3, 21.5, None, 1013.2, False, True, -60)]
+    assert _rejected(database, device_id) == [
+        ("pressure", "0.88", "double_converted", "telemetry", 0),
+        ("humidity", "130", "impossible_value", "telemetry", 3),
+    ]
+    assert count_rows(database, "SELECT count(*) FROM dead_letter") == 0
+    # What an operator would run: counts by field and reason, and the detail of each.
+    counts = psql(database, "SELECT field, reason, count(*) FROM rejected_field GROUP BY 1, 2 ORDER BY 1", tmp_path)
+    assert counts == [["humidity", "impossible_value", "1"], ["pressure", "double_converted", "1"]]
+    text = ingest.metrics()
+    assert 'iots6_ingest_rejected_fields_total{field="pressure",reason="double_converted"} 1.0' in text
+    assert 'iots6_ingest_rejected_fields_total{field="humidity",reason="impossible_value"} 1.0' in text
+
+
+def test_deeply_nested_json_is_malformed_without_a_traceback(ingest, broker, database, device_id, tmp_path):
+    """~1900 nested arrays in 3.9 KB used to raise RecursionError: `internal_error` and a traceback in the log."""
+    password = registered_device(broker, database, device_id)
+    good = json.loads(v1(device_id, 1))
+    body = json.dumps(good)[:-1] + ', "x": ' + "[" * 1900 + "]" * 1900 + "}"
+    assert 3800 < len(body) <= contract.MAX_PAYLOAD_BYTES
+    path = tmp_path / "nested.json"
+    path.write_text(body)
+    done = mosquitto_pub(
+        broker, device_id, password, contract.topic(BASE, device_id, contract.TELEMETRY), tmp_path, file=path
+    )
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: count_rows(database, "SELECT count(*) FROM dead_letter") == 1, 10, what="dead letter")
+    with database.connect() as conn:
+        reason, detail, size = conn.execute("SELECT reason, detail, length(payload) FROM dead_letter").fetchone()
+    assert (reason, size) == ("malformed", len(body)) and "32 levels" in detail
+    assert ingest.metric("iots6_ingest_dead_letters_total") == 1
+    assert "Traceback" not in ingest.log_text() and "internal_error" not in ingest.log_text()
+
+
+def test_dropped_readings_are_stored_summed_once_and_exported(ingest, provision, database, device_id):
+    device = provision(device_id)
+    topic = contract.topic(BASE, device_id, contract.TELEMETRY)
+    start = datetime.now(UTC) - timedelta(minutes=2)
+    first = v1(device_id, 10, start, dropped=5)
+    mids = [
+        device.publish(topic, first),
+        device.publish(topic, first),  # a redelivery must not count the drops twice
+        device.publish(topic, v1(device_id, 11, start + timedelta(seconds=30))),
+        device.publish(topic, v1(device_id, 12, start + timedelta(seconds=60), dropped=2)),
+    ]
+    device.wait_acked(mids)
+    wait_until(lambda: stored(database, device_id) == 3, 10, what="three readings")
+    wait_until(lambda: ingest.metric("iots6_ingest_duplicates_total") >= 1, 10, what="the redelivery absorbed")
+    with database.connect() as conn:
+        dropped = conn.execute(
+            "SELECT seq, dropped FROM sensor_data WHERE device_id = %s ORDER BY seq", (device_id,)
+        ).fetchall()
+        total, at = conn.execute(
+            "SELECT dropped_total, dropped_at FROM devices WHERE device_id = %s", (device_id,)
+        ).fetchone()
+    assert dropped == [(10, 5), (11, None), (12, 2)]
+    assert total == 7 and at == (start + timedelta(seconds=60)).replace(microsecond=start.microsecond // 1000 * 1000)
+    assert ingest.metric("iots6_ingest_device_dropped_readings_total") == 7

@@ -59,3 +59,18 @@ def test_failed_migration_rolls_back(database, tmp_path):
         assert conn.execute("SELECT count(*) FROM schema_migrations WHERE version = 999").fetchone()[0] == 0
         _, states = migrate.status(conn, directory=migrations)
         assert [s.version for s in states if s.applied_at is None] == [999]
+
+
+def test_maintain_ages_out_rejected_fields_with_the_raw_readings(database):
+    """0006 wraps each edition's iots6_maintain(): rejected_field rows go when their readings do."""
+    with database.connect(autocommit=True) as conn:
+        for seq, age in ((1, "1 hour"), (2, "120 days")):
+            conn.execute(
+                "INSERT INTO rejected_field (device_id, time, kind, seq, field, raw_value, reason, detail, topic) "
+                "VALUES ('d', now() - %s::interval, 'telemetry', %s, 'humidity', '130', 'impossible_value', "
+                "'humidity 130 %%RH is outside 0.0..100.0 %%RH', 'iots6/d/telemetry')",
+                (age, seq),
+            )
+        result = conn.execute("SELECT iots6_maintain()").fetchone()[0]
+        assert result["rejected_fields_deleted"] == 1 and "partitions_dropped" in result
+        assert conn.execute("SELECT seq FROM rejected_field").fetchall() == [(1,)]

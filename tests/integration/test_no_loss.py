@@ -1,5 +1,6 @@
 """Nothing lost, nothing duplicated: a stream of thousands of readings through an ingest that is SIGKILLed, a
-broker that restarts and a database that restarts; and a stream split between two shared-subscription workers."""
+broker that restarts and a database that crashes; and a stream split between two shared-subscription workers.
+(A broker *crash* can lose acknowledged readings: tests/integration/test_durability.py bounds how many.)"""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def test_kill_ingest_restart_broker_restart_database_loses_and_duplicates_nothin
         broker.server.start()
         wait_until(worker.healthy, 30, 0.2, "ingest reconnected to the broker")
         time.sleep(2.0)
-        pg.server.stop(mode="fast")
+        pg.server.stop(mode="immediate")  # a database crash: no checkpoint, crash recovery on the next start
         time.sleep(2.0)
         pg.server.start()
     finally:

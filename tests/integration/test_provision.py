@@ -354,3 +354,23 @@ def test_provision_with_broker_down_or_wrong_admin_password_is_one_line(site, tm
     down = run({**env, "IOTCTL_MQTT_PORT": str(free_port())}, "device", "provision", "bench-06")
     assert down.exit_code == 4, down.output
     assert "not reachable" in down.output and len(down.output.strip().splitlines()) == 1
+
+
+def test_fleet_shows_the_readings_each_device_dropped(site, database):
+    """The ingest sums each device's `dropped` into devices.dropped_total (tests/integration/test_ingest.py);
+    `device fleet` shows it, in the table and in --json."""
+    _, env, _ = site
+    assert run(env, "device", "provision", "bench-05", "bench-06").exit_code == 0
+    with database.connect(autocommit=True) as conn:
+        conn.execute("UPDATE devices SET dropped_total = 41, dropped_at = now() WHERE device_id = 'bench-05'")
+    listed = run(env, "device", "fleet", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = {r["device_id"]: r for r in json.loads(listed.stdout)}
+    assert (rows["bench-05"]["dropped"], rows["bench-06"]["dropped"]) == (41, 0)
+    assert rows["bench-05"]["dropped_at"] and rows["bench-06"]["dropped_at"] is None
+    table = run({**env, "COLUMNS": "200"}, "device", "fleet")  # a wide table whatever the outer terminal
+    assert table.exit_code == 0, table.output
+    header = next(line for line in table.stdout.splitlines() if "device" in line)
+    row = next(line for line in table.stdout.splitlines() if "bench-05" in line)
+    cells = [c.strip() for c in row.split("│")]
+    assert "dropped" in header and "41" in cells, table.stdout

@@ -215,7 +215,11 @@ def test_refresh_and_maintain_functions_exist_and_run(ts):
         now = datetime.now(UTC)
         # The policies refresh the aggregates, so the ingest's call is a no-op in this edition.
         assert _one(conn, "SELECT iots6_refresh_rollups(%s, %s)", (now - timedelta(hours=1), now)) == 0
-        assert _one(conn, "SELECT iots6_maintain()") == {"jobs": 5, "retention_policies_updated": 0}
+        assert _one(conn, "SELECT iots6_maintain()") == {
+            "jobs": 5,
+            "retention_policies_updated": 0,
+            "rejected_fields_deleted": 0,
+        }
         assert _one(conn, "SELECT iots6_ensure_partitions(%s, %s)", (now, now)) == 0
 
 
@@ -232,7 +236,11 @@ def test_maintain_keeps_retention_policies_in_step_with_settings(ts):
         try:
             conn.execute(set_keep, ("30 days", "raw_retention"))
             conn.execute(set_keep, ("2 years", "rollup_1m_retention"))
-            assert _one(conn, "SELECT iots6_maintain()") == {"jobs": 5, "retention_policies_updated": 2}
+            assert _one(conn, "SELECT iots6_maintain()") == {
+                "jobs": 5,
+                "retention_policies_updated": 2,
+                "rejected_fields_deleted": 0,
+            }
             assert drop_after() == {"sensor_data": "30 days", "sensor_data_1m": "2 years"}
             assert _one(conn, "SELECT iots6_maintain()")["retention_policies_updated"] == 0
         finally:
@@ -305,6 +313,38 @@ def test_rollup_columns_match_the_plain_postgres_edition(ts, database):
     assert timescale == plain
 
 
+_ACCOUNTING = ("rejected_field", "devices", "sensor_data")
+
+
+def _rejected_field_row(conn, device: str, time: datetime, seq: int) -> None:
+    conn.execute(
+        "INSERT INTO rejected_field (device_id, time, kind, seq, field, raw_value, reason, detail, topic) "
+        "VALUES (%s, %s, 'telemetry', %s, 'pressure', '0.88', 'double_converted', 'twice', 'iots6/x')",
+        (device, time, seq),
+    )
+
+
+def test_ingest_accounting_matches_the_plain_postgres_edition_and_ages_out(ts, database):
+    """0006: rejected_field, sensor_data.dropped (added to a hypertable with compression on) and the registry's
+    dropped counts are the same in every edition; iots6_maintain() deletes rejections older than raw_retention."""
+    with database.connect() as pg_conn:
+        plain = {rel: _columns(pg_conn, rel) for rel in _ACCOUNTING}
+    with ts.connect() as conn:
+        assert {rel: _columns(conn, rel) for rel in _ACCOUNTING} == plain
+        assert ("dropped", "integer") in plain["sensor_data"] and ("dropped_total", "bigint") in plain["devices"]
+        device = "ts-accounting"
+        _rejected_field_row(conn, device, _base(), 1)
+        _rejected_field_row(conn, device, _base() - timedelta(days=120), 2)
+        assert _one(conn, "SELECT iots6_maintain()")["rejected_fields_deleted"] == 1
+        assert conn.execute("SELECT seq FROM rejected_field WHERE device_id = %s", (device,)).fetchall() == [(1,)]
+        # A reading with `dropped` lands in the hypertable created before the column was added.
+        conn.execute(
+            "INSERT INTO sensor_data (time, device_id, kind, seq, dropped) VALUES (%s, %s, 'telemetry', 1, 4)",
+            (_base(), device),
+        )
+        assert _one(conn, "SELECT dropped FROM sensor_data WHERE device_id = %s", (device,)) == 4
+
+
 def test_timescale_rerun_applies_nothing_and_a_changed_edition_is_refused(ts):
     with ts.connect() as conn:
         assert migrate.migrate(conn, edition_override="timescale")[1] == []
@@ -360,10 +400,19 @@ def test_apache_maintain_drops_old_chunks_and_old_minute_rollups(apache):
             "VALUES (%s, %s, 1, 0, 0)",
             (_base() - timedelta(days=400), device),
         )
-        assert _one(conn, "SELECT iots6_maintain()") == {"chunks_dropped": 1}
+        assert _one(conn, "SELECT iots6_maintain()") == {"chunks_dropped": 1, "rejected_fields_deleted": 0}
         kept = conn.execute("SELECT seq FROM sensor_data WHERE device_id = %s", (device,)).fetchall()
         assert kept == [(1,)]
         assert _one(conn, "SELECT count(*) FROM sensor_data_1m WHERE device_id = %s", (device,)) == 0
+
+
+def test_apache_maintain_ages_out_rejected_fields(apache):
+    device = "apache-accounting"
+    with apache.connect() as conn:
+        _rejected_field_row(conn, device, _base(), 1)
+        _rejected_field_row(conn, device, _base() - timedelta(days=120), 2)
+        assert _one(conn, "SELECT iots6_maintain()")["rejected_fields_deleted"] == 1
+        assert conn.execute("SELECT seq FROM rejected_field WHERE device_id = %s", (device,)).fetchall() == [(1,)]
 
 
 def test_apache_rerun_applies_nothing(apache):
