@@ -558,7 +558,10 @@ class AksDeployment:
         data = current.get("data") or {}
         found = re.search(r'podannotationnamespaceregex\s*=\s*"([^"]*)"', data.get("pod-annotation-based-scraping", ""))
         existing = found.group(1) if found else ""
-        regex = METRICS_REGEX if not existing or METRICS_REGEX in existing.split("|") else f"{existing}|{METRICS_REGEX}"
+        if METRICS_REGEX in existing.split("|"):
+            regex = existing
+        else:
+            regex = f"{existing}|{METRICS_REGEX}" if existing else METRICS_REGEX
         wanted = {"pod-annotation-based-scraping": f'podannotationnamespaceregex = "{regex}"'}
         if "schema-version" not in data:
             wanted["schema-version"] = "v1"
@@ -1182,7 +1185,7 @@ def run_migration_job(
             f"the migration Job `{ns}/iots6-migrate` is not in the cluster (the environment never synced); run "
             f"`iotctl deploy aks --env {env}`, whose sync runs the migrations."
         )
-    name = f"iots6-migrate-iotctl-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}"
+    name = f"iots6-migrate-iotctl-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
     job = _job_copy(template, name)
     progress(f"migrations: running Job {ns}/{name} (a copy of the chart's iots6-migrate)")
     cluster.apply([job])
