@@ -400,7 +400,7 @@ class AksDeployment:
         if not plan.has_changes:
             self.hooks.step(f"terraform: {label} is up to date")
             return summary
-        if not self.hooks.confirm(f"Apply {_counts(plan)} to {label}?", _plan_lines(plan)):
+        if not self.hooks.confirm(f"Apply the plan of {label} ({_counts(plan)})?", _plan_lines(plan)):
             raise OperationFailed(
                 f"the plan of `{label}` was not applied (declined); nothing after it ran. Re-run with --yes to apply."
             )

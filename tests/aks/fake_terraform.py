@@ -114,7 +114,9 @@ class FakeTerraform:
 def write_fake_terraform(directory: Path, config: dict[str, Any]) -> FakeTerraform:
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / "terraform"
-    script.write_text(f"#!{sys.executable}\n# FakeTerraform (tests/aks/fake_terraform.py): records calls.\n{SCRIPT}")
+    script.write_text(
+        f"#!{sys.executable} -IS\n# FakeTerraform (tests/aks/fake_terraform.py): records calls.\n{SCRIPT}"
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     fake = FakeTerraform(directory)
     fake.configure(config)

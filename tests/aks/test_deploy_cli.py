@@ -11,14 +11,19 @@ subscription shows that (docs/deploy-aks.md, "What is verified here").
 from __future__ import annotations
 
 import json
+import shutil
 import stat
+from pathlib import Path
 
+import pytest
 import yaml
 
 from iotctl.environments import load
 from tests.aks.conftest import ACR_HOST, CLUSTER_ID, ISSUER, OPERATOR_ADDRESS, lb_status
 from tests.aks.fake_kubernetes import for_env
 from tests.aks.fake_kubernetes import load as load_status
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _appset(cluster) -> dict:
@@ -134,7 +139,7 @@ def test_without_a_terminal_a_plan_is_not_applied_without_yes(harness):
     result = harness.cli(*harness.deploy_args("dev"), ok=False)
     assert result.exit_code == 6
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: Apply 3 to create to aks/platform: not asking without a terminal; pass --yes to go ahead."
+        "error: Apply the plan of aks/platform (3 to create): not asking without a terminal; pass --yes to go ahead."
     )
     assert ("platform", "apply") not in harness.terraform.commands()
 
@@ -191,22 +196,55 @@ def test_a_rollout_stuck_on_aadsts70021_names_the_fix(harness):
     assert "system:serviceaccount:iots6-dev:iots6-secrets" in last
 
 
-def test_prod_is_synced_once_by_hand_after_a_yes(harness, cloud):
+def test_prod_without_promoted_digests_stops_before_waiting(harness, cloud):
     from tests.aks.conftest import terraform_config
 
     harness.terraform.configure(terraform_config(cloud, "prod"))
-    cloud.arm.assignments["9d8c7b6a-5f4e-3d2c-1b0a-998877665544"] = [
-        (
-            "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg-iots6-prod-weu",
-            "Key Vault Secrets User",
-        )
-    ]
-    harness.cluster.put(*for_env(load_status("syncing"), "prod")[:1])  # Argo CD generated the Application
-    harness.cluster.script = [[], for_env(load_status("healthy"), "prod") + lb_status("prod")]
-    # values-prod.yaml pins digests only after a promotion: until then the deploy says so (and waits for nothing).
     result = harness.cli(*harness.deploy_args("prod", "--yes"), ok=False)
     assert "values-prod.yaml pins no digest for `ingest`; promote the digests staging ran" in result.stderr
     assert "postgres-admin-password" not in cloud.vault.secrets, "Terraform writes prod's admin password"
+    assert harness.cluster.polls == 0
+
+
+@pytest.fixture
+def promoted(tmp_path):
+    """A checkout whose values-prod.yaml carries the digests a promotion PR sets (the harness runs the CLI there)."""
+    shutil.copytree(REPO / "infra", tmp_path / "infra", symlinks=True)
+    values = tmp_path / "infra/helm/iots6/values-prod.yaml"
+    text = values.read_text()
+    for digit in "123":
+        text = text.replace('digest: ""', f'digest: "sha256:{digit * 64}"', 1)
+    values.write_text(text)
+    return tmp_path
+
+
+def test_prod_is_synced_by_hand_after_the_operator_says_yes_on_a_terminal(harness, cloud, promoted, monkeypatch):
+    from iotctl.cli import common, deploy_aks
+    from tests.aks.conftest import SUBSCRIPTION, terraform_config
+
+    harness.terraform.configure(terraform_config(cloud, "prod"))
+    cloud.arm.assignments["9d8c7b6a-5f4e-3d2c-1b0a-998877665544"] = [
+        (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-iots6-prod-weu", "Key Vault Secrets User")
+    ]
+    for repo, digit in (("iots6-ingest", "1"), ("iots6-config-server", "2"), ("iots6-migrate", "3")):
+        cloud.acr.images.add((repo, "sha256:" + digit * 64))
+    harness.cluster.put(for_env(load_status("syncing"), "prod")[0])  # Argo CD generated the Application
+    harness.cluster.script = [[], for_env(load_status("healthy"), "prod") + lb_status("prod")]
+    monkeypatch.setattr(deploy_aks, "is_terminal", lambda _stream: True)  # stdin and stderr are a terminal
+    monkeypatch.setattr(common, "is_terminal", lambda _stream: True)
+    result = harness.cli(*harness.deploy_args("prod"), input="y\ny\ny\n")
+    assert "Apply the plan of aks/platform (3 to create)? [y/N]" in result.stderr
+    assert "prod syncs by hand: sync Application `iots6-prod` to `main` now? [y/N]" in result.stderr
+    sync = next(o for o in harness.cluster.applied if o["kind"] == "Application")
+    assert sync["operation"]["sync"] == {"syncStrategy": {"hook": {}}}
+    assert sync["operation"]["initiatedBy"] == {"username": "iotctl"}
+    elements = _appset(harness.cluster)["spec"]["generators"][0]["list"]["elements"]
+    assert elements[0]["autoSync"] is False and elements[0]["postgresHost"].startswith("psql-iots6-prod")
+    assert "• rollout: waiting up to 60 s for iots6-prod" in result.stderr, "a terminal gets the live view"
+    assert "Application argocd/iots6-prod" in result.stderr and "\x1b[" in result.stderr
+    declined = harness.cli(*harness.deploy_args("prod"), input="n\n", ok=False)
+    assert declined.exit_code == 1
+    assert "`iots6-prod` was not synced (declined); sync it with `argocd app sync iots6-prod`" in declined.stderr
 
 
 def test_status_and_check(harness):
