@@ -800,7 +800,7 @@ class AksDeployment:
             "config_server": f"https://{inputs['config_host']}",
             "config_server_address": config_ip,
             "dns_records": dns,
-            "grafana": f"kubectl -n {ns} port-forward svc/iots6-grafana 3000:3000, then http://127.0.0.1:3000",
+            "grafana": f"kubectl -n {ns} port-forward svc/iots6-grafana 3000:80, then http://127.0.0.1:3000",
         }
 
     # -- status, checks, destroy ----------------------------------------------------------------------------------
