@@ -1160,11 +1160,12 @@ def run_migration_job(
     idempotent and serialised by an advisory lock, so this is safe while a sync runs one too.
     """
     layout = Layout(Path(state_dir))
-    record = _read_json(layout.record(env))
+    record = _read_json(layout.record(env)) if env in ENVIRONMENTS else {}
     if not record:
         raise NotFound(
-            f"`{env}` was not deployed from this machine (no `{layout.record(env)}`); run `iotctl deploy aks --env "
-            f"{env}` (its sync runs the migrations), or `argocd app sync iots6-{env}` where it was deployed."
+            f"`{env}` was not deployed by `iotctl deploy aks` on this machine (no `{layout.record(env)}`); run the "
+            "migrations where it was deployed (`iotctl db migrate` there), or sync its Application "
+            "(`argocd app sync iots6-<env>`): every sync runs them."
         )
     platform_out = record.get("platform") or {}
     deployment = AksDeployment(

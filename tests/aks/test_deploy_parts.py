@@ -281,5 +281,5 @@ class _AnyName(set):
 
 
 def test_migration_job_needs_a_deployment(tmp_path):
-    with pytest.raises(NotFound, match=r"`dev` was not deployed from this machine"):
+    with pytest.raises(NotFound, match=r"`dev` was not deployed by `iotctl deploy aks` on this machine"):
         run_migration_job(tmp_path, "dev")
