@@ -317,7 +317,6 @@ def harness(cloud, chart_repo, tmp_path, monkeypatch) -> Harness:
     env = {
         "IOTCTL_STATE_DIR": str(tmp_path / "state"),
         "IOTCTL_TERRAFORM": str(terraform.binary),
-        "COLUMNS": "80",
     }
     return Harness(cloud, tmp_path / "state", terraform, cluster, chart_repo, env)
 

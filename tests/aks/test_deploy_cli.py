@@ -232,6 +232,7 @@ def test_prod_is_synced_by_hand_after_the_operator_says_yes_on_a_terminal(harnes
     harness.cluster.script = [[], for_env(load_status("healthy"), "prod") + lb_status("prod")]
     monkeypatch.setattr(deploy_aks, "is_terminal", lambda _stream: True)  # stdin and stderr are a terminal
     monkeypatch.setattr(common, "is_terminal", lambda _stream: True)
+    harness.env["COLUMNS"] = "160"  # a terminal this wide (the live table is fitted to the terminal's width)
     result = harness.cli(*harness.deploy_args("prod"), input="y\ny\ny\n")
     assert "Apply the plan of aks/platform (3 to create)? [y/N]" in result.stderr
     assert "prod syncs by hand: sync Application `iots6-prod` to `main` now? [y/N]" in result.stderr
