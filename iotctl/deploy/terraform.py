@@ -34,7 +34,7 @@ TERRAFORM_ENV = "IOTCTL_TERRAFORM"
 # A flag without a value (`-auto-approve`); turned into python-terraform's IsFlagged when a command runs, so that
 # importing this module does not import python-terraform.
 _FLAG = object()
-INSTALL_HINT = "install Terraform >= 1.6 (https://developer.hashicorp.com/terraform/install) or set IOTCTL_TERRAFORM"
+INSTALL_HINT = "install Terraform >= 1.11 (https://developer.hashicorp.com/terraform/install) or set IOTCTL_TERRAFORM"
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,7 @@ class Harness:
     terraform: Any
     cluster: Any
     chart_repo: Any
-    env: dict[str, str]
+    env: dict[str, str | None]
 
     def cli(self, *args: str, ok: bool = True, input: str | None = None):
         from iotctl.cli.main import app
@@ -316,7 +316,9 @@ def harness(cloud, chart_repo, tmp_path, monkeypatch) -> Harness:
         cloud.acr.images.add((repo, "0.1.0"))
     env = {
         "IOTCTL_STATE_DIR": str(tmp_path / "state"),
-        "IOTCTL_TERRAFORM": str(terraform.binary),
+        # FakeTerraform is the `terraform` on PATH (the real-Terraform test names its binary with IOTCTL_TERRAFORM).
+        "PATH": f"{terraform.directory}:/usr/bin:/bin",
+        "IOTCTL_TERRAFORM": None,
     }
     return Harness(cloud, tmp_path / "state", terraform, cluster, chart_repo, env)
 
