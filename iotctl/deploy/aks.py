@@ -45,7 +45,7 @@ from typing import Any
 from iotctl.deploy import addons, identity, rollout
 from iotctl.deploy.cluster import Cluster
 from iotctl.deploy.terraform import Plan, TerraformRoot
-from iotctl.errors import InvalidInput, IotctlError, MissingDependency, NotFound, OperationFailed
+from iotctl.errors import InvalidInput, IotctlError, MissingDependency, NotFound, OperationFailed, Unreachable
 from iotctl.secretfiles import write_secret
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -313,11 +313,26 @@ class AksDeployment:
         location = r.location or self.settings.get("location")
         cidrs = parse_cidrs(r.allow_cidrs) if r.allow_cidrs else tuple(self.settings.get("allow_cidrs") or ())
         if not r.allow_cidrs and detect:
-            detected = detect_public_address()
+            try:
+                detected = detect_public_address()
+            except (Unreachable, InvalidInput) as exc:
+                if not cidrs:
+                    raise
+                self.hooks.step(f"{str(exc).split(';')[0]}; keeping the remembered allow-list {', '.join(cidrs)}")
+                detected = cidrs[0]
             if detected not in cidrs:
                 self.hooks.step(f"your public address {detected} is added to the API server's and vault's allow-lists")
                 cidrs = (*cidrs, detected)
         repo_url = r.repo_url or self.settings.get("repo_url") or _git_origin(self.root)
+        if r.database_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(r.database_url)
+            if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or parts.password:
+                raise InvalidInput(
+                    "--database-url must be postgresql://user@host:port/db without a password (it is read from the "
+                    "vault); fix the value you passed."
+                )
         backend = r.backend_config or self.settings.get("backend_config")
         return {
             "location": self._require(location, "--location", "The Azure region (e.g. westeurope)"),

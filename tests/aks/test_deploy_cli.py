@@ -131,8 +131,10 @@ def test_a_second_run_changes_nothing_and_seeds_nothing(harness):
 def test_inputs_are_remembered_so_a_bare_rerun_works(harness):
     harness.cli(*harness.deploy_args("dev", "--yes"))
     harness.cluster.polls = 0
+    harness.env["IOTCTL_AKS_IP_ECHO_URL"] = "https://echo.invalid/"  # no address today: the remembered one stays
     result = harness.cli("deploy", "aks", "--env", "dev", "--chart-mirror", harness.chart_repo.url, "--json")
     assert json.loads(result.stdout)["environment"] == "dev"
+    assert "keeping the remembered allow-list 20.61.7.19/32" in result.stderr
 
 
 def test_without_a_terminal_a_plan_is_not_applied_without_yes(harness):
