@@ -2,4 +2,10 @@
 
 The library layer: no typer, no rich. Each step raises iotctl's typed errors with one-sentence messages and returns
 data the CLI renders.
+
+- :mod:`iotctl.deploy.ansible` runs the playbook in ``infra/ansible`` through ansible-runner and returns a typed
+  result (per-host counts, the failed tasks), raising typed errors; heavy imports (ansible_runner) happen inside.
+- :mod:`iotctl.deploy.bundle` builds the application bundle the playbook installs: iotctl's wheel and every
+  dependency's wheel for the host's CPU and Python, so the host installs offline.
+- :mod:`iotctl.deploy.secrets` creates a host deployment's secret files and TLS certificates when missing.
 """

@@ -233,7 +233,9 @@ class PostgresServer:
             "fsync": "on" if self.fsync else "off",
             "synchronous_commit": "on" if self.fsync else "off",
             "full_page_writes": "on" if self.fsync else "off",
-            "max_connections": "50",
+            # Room for concurrent provisioning (each provision holds one connection for its advisory lock and
+            # transaction) beside the ingest's and config server's pools: 50 provisions at once exhausted 50 slots.
+            "max_connections": "200",
             "shared_buffers": "128MB",
             "log_min_messages": "warning",
         }

@@ -34,8 +34,23 @@ CHART = ROOT / "infra" / "helm" / "iots6"
 GITOPS = ROOT / "infra" / "argocd"
 HERE = Path(__file__).resolve().parent
 ENVIRONMENTS = ("dev", "staging", "prod")
-#: The Kubernetes minor AKS runs for this platform (keep in step with Terraform's kubernetes_version).
-AKS_KUBERNETES_VERSION = "1.34.0"
+
+
+def _aks_kubernetes_version() -> str:
+    """The Kubernetes version the platform's cluster runs: the default of Terraform's `kubernetes_version`
+    (infra/terraform/aks/platform/variables.tf), so the chart is validated against the version Terraform creates."""
+    import hcl2
+
+    variables = hcl2.loads((ROOT / "infra" / "terraform" / "aks" / "platform" / "variables.tf").read_text())
+    (minor,) = [v["kubernetes_version"]["default"] for v in variables["variable"] if "kubernetes_version" in v]
+    while isinstance(minor, list):  # some hcl2 versions wrap attribute values in a list
+        (minor,) = minor
+    assert re.fullmatch(r"1\.\d+", minor), f"kubernetes_version default {minor!r} is not a minor version"
+    return f"{minor}.0"
+
+
+#: The Kubernetes version AKS runs for this platform (kubernetes-validate wants major.minor.patch).
+AKS_KUBERNETES_VERSION = _aks_kubernetes_version()
 NPM_CI_TIMEOUT_S = 300
 
 #: What a promotion PR adds to values-prod.yaml (docs/deploy-aks.md, Promotion): the digests staging ran. Test data.

@@ -1,16 +1,22 @@
-"""The broker pod's dynamic-security bootstrap, run for real: the chart's rendered mosquitto.conf, dynsec-init.sh
-and dynsec-seed.sh (from its ConfigMap) with Debian's Mosquitto 2.0 and its dynamic security plugin, in a temp
-dir on free loopback ports. Only the pod's paths and the listeners' bind address are rewritten for this host
-(/mosquitto/... -> the temp dir, listeners -> 127.0.0.1); as root, everything runs as the `mosquitto` user, as the
-pod runs everything as one non-root uid.
+"""The broker pod's dynamic-security bootstrap, run for real: the chart's rendered mosquitto.conf, dynsec-init.sh,
+dynsec-seed.sh and dynsec-platform.json (from its ConfigMap) with Debian's Mosquitto 2.0 and its dynamic security
+plugin, in a temp dir on free loopback ports. The scripts run under BusyBox sh with only BusyBox applets and the
+Mosquitto clients on PATH, as in the eclipse-mosquitto (Alpine) image. Only the pod's paths and the listeners' bind
+address are rewritten for this host (/mosquitto/... -> the temp dir, listeners -> 127.0.0.1); as root,
+everything runs as the `mosquitto` user, as the pod runs everything as one non-root uid.
 
-Shown here: the admin client is created from the secret on first start and kept on later starts; the service
-clients get exactly their ACLs; a rotated password is applied without a restart; identities survive a broker
-restart; the readiness probe's login works; devices reach the TLS listener with the environment CA.
+Shown here: the chart's copy of the platform definition is the one iotctl generates (iotctl/broker/dynsec.py);
+after the seed the broker holds exactly what the native stack's broker holds (iotctl's own ensure_platform finds
+nothing to change: default access, admin role, service roles with the ingest's shared subscription, service
+clients); the ingest shares a subscription; a device provisioned by iotctl reads only its own config; a broker
+left by an older chart (roles `ingest`, `config`, `operator`, a hand-added ACL) is brought to the definition; a
+pass that changes nothing disconnects nobody and a rotated password disconnects only its client; identities
+survive a restart; the readiness probe's login works; devices reach the TLS listener with the environment CA.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -26,11 +32,21 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from iotctl import pki
+from iotctl.broker import dynsec
+from iotctl.broker.identities import DynsecIdentities
+from iotctl.endpoints import MqttEndpoint
 from iotctl.stack.procs import free_port, port_open
 
-from .conftest import render_env
+from .conftest import ROOT, render_env
 
 DEBIAN_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+PLATFORM_FILE = ROOT / "infra" / "helm" / "iots6" / "files" / "mosquitto" / "dynsec-platform.json"
+#: BusyBox applets the pod's scripts may use (all in Alpine's BusyBox); anything else is "not found", as it would
+#: be in the image.
+APPLETS = ("sh", "cat", "cp", "mv", "rm", "mkdir", "chmod", "sed", "grep", "sort", "tr", "sha256sum", "date")
+APPLETS += ("sleep", "kill", "touch", "find", "test", "[", "printf", "echo", "head")
+MOSQUITTO_CLIENTS = ("mosquitto_ctrl", "mosquitto_pub", "mosquitto_sub")
+SERVICES = ("ingest", "config", "operator")
 
 
 def _plugin() -> str:
@@ -59,14 +75,22 @@ class Pod:
         self.seed_env = {e["name"]: e["value"] for e in containers["dynsec-seed"]["env"]}
         self.readiness = containers["mosquitto"]["readinessProbe"]["exec"]["command"]
         self.probe_env = {e["name"]: e["value"] for e in containers["mosquitto"]["env"]}
-        for sub in ("data", "certs", "secrets", "seed", "probe", "scripts"):
+        for sub in ("data", "certs", "secrets", "seed", "probe", "scripts", "bin"):
             (root / sub).mkdir(parents=True)
         conf = config["data"]["mosquitto.conf"]
         conf = conf.replace("/mosquitto/data/", f"{root}/data/").replace("/mosquitto/certs/", f"{root}/certs/")
         conf = re.sub(r"^listener (\d+)$", r"listener \1 127.0.0.1", conf, flags=re.M)
         (root / "mosquitto.conf").write_text(conf)
-        for name in ("dynsec-init.sh", "dynsec-seed.sh"):
-            (root / "scripts" / name).write_text(config["data"][name])
+        # The scripts volume, as the StatefulSet mounts it from the ConfigMap.
+        (scripts,) = [v for v in pod["volumes"] if v["name"] == "scripts"]
+        for item in scripts["configMap"]["items"]:
+            (root / "scripts" / item["path"]).write_text(config["data"][item["key"]])
+        # The image's PATH: BusyBox applets and the Mosquitto clients, nothing else.
+        busybox = shutil.which("busybox")
+        for applet in APPLETS:
+            (root / "bin" / applet).symlink_to(busybox)
+        for client in MOSQUITTO_CLIENTS:
+            (root / "bin" / client).symlink_to(shutil.which(client))
         # The TLS listener's certificate, issued by an environment CA as `iotctl` does (tls-broker-crt/-key).
         self.ca = pki.ensure_ca(root / "ca")
         server = pki.issue_server_cert(
@@ -76,11 +100,13 @@ class Pod:
         shutil.copy(server.key, root / "certs" / "tls.key")
         self.user = "mosquitto" if os.geteuid() == 0 else None
         self.broker: subprocess.Popen | None = None
+        self.secrets: dict[str, str] = {}
 
     def paths(self, env: dict[str, str]) -> dict[str, str]:
         """The pod's mount points, moved into the temp dir."""
         mapping = {
             "/mosquitto/data": self.root / "data",
+            "/opt/iots6": self.root / "scripts",
             "/run/secrets/iots6": self.root / "secrets",
             "/run/iots6/seed": self.root / "seed",
             "/run/iots6/probe": self.root / "probe",
@@ -96,23 +122,24 @@ class Pod:
     def write_secrets(self, **passwords: str) -> None:
         for name, value in passwords.items():
             (self.root / "secrets" / f"{name}-password").write_text(value)
+        self.secrets.update(passwords)
         self._own()
 
     def _own(self) -> None:
         if self.user:
             uid, gid = pwd.getpwnam(self.user)[2:4]
             for path in [self.root, *self.root.rglob("*")]:
-                os.chown(path, uid, gid)
+                os.chown(path, uid, gid, follow_symlinks=False)
 
     def run(self, script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         self._own()
         return subprocess.run(
-            ["/bin/sh", str(self.root / "scripts" / script)],
-            env={"PATH": os.environ["PATH"], **self.paths(env)},
+            [str(self.root / "bin" / "sh"), str(self.root / "scripts" / script)],
+            env={"PATH": str(self.root / "bin"), **self.paths(env)},
             user=self.user,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=90,
             check=False,
         )
 
@@ -133,6 +160,22 @@ class Pod:
             assert time.monotonic() < deadline, "mosquitto did not listen within 10 s"
             time.sleep(0.05)
 
+    def boot(self, seed: bool = True) -> None:
+        """First start of the pod: init container, broker, one seed pass (all must succeed)."""
+        self.write_secrets(**{name: _password() for name in ("admin", *SERVICES)})
+        init = self.run("dynsec-init.sh", self.init_env)
+        assert init.returncode == 0 and "created" in init.stdout, init.stderr
+        self.start()
+        if seed:
+            seeded = self.seed()
+            assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+
+    def admin(self) -> dynsec.DynsecAdmin:
+        return dynsec.DynsecAdmin(MqttEndpoint("127.0.0.1", self.port, "admin", self.secrets["admin"]))
+
+    def login(self, service: str) -> tuple[str, str]:
+        return f"svc.{service}", self.secrets[service]
+
     def stop(self) -> None:
         if self.broker and self.broker.poll() is None:
             self.broker.terminate()
@@ -143,9 +186,11 @@ class Pod:
 def pod():
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         pytest.fail("`mosquitto` not found; run `make install-system`.")
-    for tool in ("mosquitto_ctrl", "mosquitto_pub", "mosquitto_sub"):
+    for tool in MOSQUITTO_CLIENTS:
         if shutil.which(tool) is None:
             pytest.fail(f"`{tool}` not found; run `make install-system` (apt-get install mosquitto mosquitto-clients).")
+    if shutil.which("busybox") is None:
+        pytest.fail("`busybox` not found; run `make install-system` (apt-get install busybox): the pod's shell.")
     # pytest's temp root is private to root; the `mosquitto` user must reach this one.
     root = Path(tempfile.mkdtemp(prefix="iotctl-test-broker-pod-"))
     os.chmod(root, 0o755)
@@ -162,61 +207,127 @@ def _password() -> str:
     return f'p"w\\ {uuid.uuid4().hex}'
 
 
-def _connect(port: int, user: str, password: str, tls: ssl.SSLContext | None = None) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.username_pw_set(user, password)
-    if tls:
-        client.tls_set_context(tls)
-    result = {}
-    client.on_connect = lambda c, u, f, rc, p=None: result.setdefault("rc", rc)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    deadline = time.monotonic() + 5
-    while "rc" not in result and time.monotonic() < deadline:
+class Session:
+    """A connected paho client that records its messages, SUBACKs and disconnections."""
+
+    def __init__(self, port: int, user: str, password: str, tls: ssl.SSLContext | None = None, client_id: str = ""):
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.username_pw_set(user, password)
+        if tls:
+            self.client.tls_set_context(tls)
+        self.messages: list[str] = []
+        self.subacks: dict[int, list] = {}
+        self.disconnects = 0
+        result = {}
+        self.client.on_connect = lambda c, u, f, rc, p=None: result.setdefault("rc", rc)
+        self.client.on_message = lambda c, u, m: self.messages.append(m.topic)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p=None: self.subacks.setdefault(mid, list(rcs))
+        self.client.on_disconnect = self._on_disconnect
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        _wait(lambda: "rc" in result, 5)
+        if result.get("rc") is None or result["rc"].is_failure:
+            self.client.loop_stop()
+            raise PermissionError(f"{user}: {result.get('rc')}")
+
+    def _on_disconnect(self, *_args) -> None:
+        self.disconnects += 1
+
+    def subscribe(self, topic: str) -> bool:
+        """True when the broker grants the subscription."""
+        _rc, mid = self.client.subscribe(topic, qos=1)
+        _wait(lambda: mid in self.subacks, 5)
+        return not self.subacks[mid][0].is_failure
+
+    def publish(self, topic: str, retain: bool = False) -> None:
+        self.client.publish(topic, b"{}", qos=1, retain=retain).wait_for_publish(3)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.02)
-    if result.get("rc") is None or result["rc"].is_failure:
-        client.loop_stop()
-        raise PermissionError(f"{user}: {result.get('rc')}")
-    return client
+    return True
 
 
 def _receives(pod: Pod, reader: tuple[str, str], writer: tuple[str, str], topic: str, retain: bool = False) -> bool:
     """Does `reader`, subscribed to <base>/#, receive what `writer` publishes on `topic`?"""
-    got = []
-    sub = _connect(pod.port, *reader)
-    sub.on_message = lambda c, u, m: got.append(m.topic)
-    sub.subscribe("iots6/#", qos=1)
-    time.sleep(0.2)
-    pub = _connect(pod.port, *writer)
-    pub.publish(topic, b"{}", qos=1, retain=retain).wait_for_publish(3)
-    deadline = time.monotonic() + 2
-    while topic not in got and time.monotonic() < deadline:
-        time.sleep(0.05)
+    sub = Session(pod.port, *reader)
+    sub.subscribe("iots6/#")
+    pub = Session(pod.port, *writer)
+    pub.publish(topic, retain=retain)
+    got = _wait(lambda: topic in sub.messages, 2)
     if retain:  # clear the retained message
-        pub.publish(topic, b"", qos=1, retain=True).wait_for_publish(3)
-    for client in (sub, pub):
-        client.disconnect()
-        client.loop_stop()
-    return topic in got
+        pub.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(3)
+    sub.close()
+    pub.close()
+    return got
 
 
-def test_first_start_seeds_the_service_clients_with_their_acls(pod):
-    secrets = {"admin": _password(), "ingest": _password(), "config": _password(), "operator": _password()}
-    pod.write_secrets(**secrets)
-    init = pod.run("dynsec-init.sh", pod.init_env)
-    assert init.returncode == 0 and "created" in init.stdout, init.stderr
-    pod.start()
-    seeded = pod.seed()
-    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    device = uuid.uuid4().hex[:8]
-    ingest, config, operator = (
-        ("svc.ingest", secrets["ingest"]),
-        ("svc.config", secrets["config"]),
-        (
-            "svc.operator",
-            secrets["operator"],
-        ),
+def _assert_holds_the_platform_definition(pod: Pod) -> None:
+    """The broker holds what iotctl's native stack makes: its own ensure_platform finds nothing to change, and every
+    role, client and the default access read back equal to the definition."""
+    definition = dynsec.platform_definition("iots6")
+    with pod.admin() as admin:
+        assert dynsec.ensure_platform(admin, "iots6") == []
+        for name, acls in dynsec.platform_roles("iots6").items():
+            have = {(a["acltype"], a["topic"], a["allow"]) for a in admin.get_role(name)["acls"]}
+            assert have == {(a["acltype"], a["topic"], a["allow"]) for a in acls}, name
+        for client in definition["clients"]:
+            got = admin.get_client(client["username"])
+            assert [r["rolename"] for r in got["roles"]] == [client["rolename"]] and not got.get("disabled")
+        default = admin.execute([{"command": "getDefaultACLAccess"}])[0]["data"]["acls"]
+        assert {a["acltype"]: a["allow"] for a in default} == dynsec.DEFAULT_ACL_ACCESS
+        for legacy in ("ingest", "config", "operator"):
+            assert admin.get_role(legacy) is None
+
+
+def test_the_chart_copy_is_the_platform_definition():
+    """One definition: the committed copy is what iotctl generates, and the ConfigMap carries it with the
+    release's topic base."""
+    assert PLATFORM_FILE.read_text() == dynsec.platform_json(), (
+        f"{PLATFORM_FILE.relative_to(ROOT)} differs from iotctl/broker/dynsec.py; regenerate it: "
+        f"python -m iotctl.broker.dynsec > {PLATFORM_FILE.relative_to(ROOT)}"
     )
+    for base in ("iots6", "plant-7"):
+        docs = render_env("dev", topicBase=base)
+        (config,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "iots6-mosquitto"]
+        rendered = config["data"]["dynsec-platform.json"]
+        assert rendered == dynsec.platform_json().replace(dynsec.TOPIC_BASE_PLACEHOLDER, base)
+        parsed = json.loads(rendered)
+        assert {k: v for k, v in parsed.items() if k != "about"} == dynsec.platform_definition(base)
+    # The definition is what the native and Docker stacks seed (dynsec.seed_state), record for record.
+    native = dynsec.seed_state("admin-pw", "iots6", {service: "pw" for service in SERVICES})
+    definition = dynsec.platform_definition("iots6")
+    assert {a["acltype"]: a["allow"] for a in definition["defaultACLAccess"]} == native["defaultACLAccess"]
+    assert [(r["rolename"], r["acls"]) for r in native["roles"]] == sorted(
+        (
+            name,
+            [{k: v for k, v in a.items() if k != "rolename"} for a in definition["roleACLs"] if a["rolename"] == name],
+        )
+        for name in {a["rolename"] for a in definition["roleACLs"]}
+    )
+    services = {
+        c["username"]: [r["rolename"] for r in c["roles"]] for c in native["clients"] if c["username"] != "admin"
+    }
+    assert services == {c["username"]: [c["rolename"]] for c in definition["clients"]}
+    # The ingest may share its subscription; the chart's seed would refuse `ingest.shareGroup` otherwise.
+    assert {"rolename": "svc.ingest", "acltype": "subscribePattern", "topic": "$share/+/iots6/#", "allow": True} in (
+        dynsec.platform_definition("iots6")["roleACLs"]
+    )
+
+
+def test_first_start_seeds_exactly_the_platform_definition(pod):
+    pod.boot()
+    _assert_holds_the_platform_definition(pod)
+    device = uuid.uuid4().hex[:8]
+    ingest, config, operator = (pod.login(s) for s in ("ingest", "config", "operator"))
     # svc.config publishes retained config notices; svc.ingest and svc.operator read everything under iots6/.
     assert _receives(pod, ingest, config, f"iots6/{device}/config", retain=True)
     assert _receives(pod, operator, config, f"iots6/{device}/config", retain=True)
@@ -224,7 +335,23 @@ def test_first_start_seeds_the_service_clients_with_their_acls(pod):
     assert not _receives(pod, operator, config, f"iots6/{device}/telemetry")
     assert not _receives(pod, operator, ingest, f"iots6/{device}/config")
     with pytest.raises(PermissionError):
-        _connect(pod.port, "svc.ingest", "wrong")
+        Session(pod.port, "svc.ingest", "wrong")
+    # Two ingest workers share one subscription (ingest.shareGroup); a device provisioned by iotctl publishes to it.
+    workers = [Session(pod.port, *ingest, client_id=f"iots6-ingest-{i}") for i in (0, 1)]
+    assert all(w.subscribe("$share/iots6-ingest/iots6/#") for w in workers)
+    with DynsecIdentities(pod.admin(), "iots6") as identities:
+        identities.provision(device, "device-password")
+    sensor = Session(pod.port, device, "device-password", client_id=device)
+    for _ in range(4):
+        sensor.publish(f"iots6/{device}/telemetry")
+    assert _wait(lambda: sum(len(w.messages) for w in workers) == 4, 5)
+    assert all(w.messages for w in workers)  # shared: each worker got some, none got all
+    # The device reads only its own config topic (default access: nothing else may be subscribed).
+    assert sensor.subscribe(f"iots6/{device}/config")
+    assert not sensor.subscribe("iots6/other-device/config")
+    assert not sensor.subscribe("iots6/#")
+    for session in (*workers, sensor):
+        session.close()
     # The broker container's readiness probe, exactly as rendered, with the login the sidecar wrote.
     probe_env = {**os.environ, **pod.paths(pod.probe_env)}
     probe = subprocess.run(pod.readiness, env=probe_env, capture_output=True, text=True, timeout=10, check=False)
@@ -235,20 +362,64 @@ def test_first_start_seeds_the_service_clients_with_their_acls(pod):
         assert path.is_dir() or path.stat().st_mode & 0o077 == 0, path
 
 
-def test_rotation_restart_and_a_second_start(pod):
-    secrets = {"admin": _password(), "ingest": _password(), "config": _password(), "operator": _password()}
-    pod.write_secrets(**secrets)
-    assert pod.run("dynsec-init.sh", pod.init_env).returncode == 0
-    pod.start()
-    assert pod.seed().returncode == 0
-    # Rotation: new ingest and admin passwords in "Key Vault"; the next pass applies both, no restart.
-    rotated = {"ingest": _password(), "admin": _password()}
-    pod.write_secrets(**rotated)
+def test_a_broker_left_by_an_older_chart_is_brought_to_the_definition(pod):
+    pod.boot(seed=False)
+    # The state an older chart left: the admin role and default access of `mosquitto_ctrl dynsec init` (everything
+    # readable, delivery allowed by default), and what its seed made: roles `ingest`, `config`, `operator` held by
+    # the service clients. On top, drift by hand: svc.ingest's role without the shared subscription, an extra ACL
+    # on svc.operator's role, svc.operator disabled.
+    with pod.admin() as admin:
+        assert len(admin.get_role("admin")["acls"]) > len(dynsec.admin_acls())
+        old = [
+            {"command": "createRole", "rolename": "ingest", "acls": dynsec.acls_for("operator", "", "iots6")},
+            {"command": "createRole", "rolename": "config", "acls": dynsec.acls_for("config", "", "iots6")},
+            {"command": "createRole", "rolename": "operator", "acls": dynsec.acls_for("operator", "", "iots6")},
+            {"command": "createRole", "rolename": "svc.ingest", "acls": dynsec.acls_for("operator", "", "iots6")},
+            {
+                "command": "createRole",
+                "rolename": "svc.operator",
+                "acls": [*dynsec.acls_for("operator", "", "iots6"), dynsec._acl("publishClientSend", "iots6/#")],
+            },
+        ]
+        for service in SERVICES:
+            username, password = pod.login(service)
+            roles = [{"rolename": service}]
+            old.append({"command": "createClient", "username": username, "password": password, "roles": roles})
+        old.append({"command": "disableClient", "username": "svc.operator"})
+        for command, answer in zip(old, admin.execute(old), strict=True):
+            admin.check(command, answer)
+    upgrade = pod.seed()
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    assert "setting(s) in step with the definition" in upgrade.stdout
+    _assert_holds_the_platform_definition(pod)
+    Session(pod.port, *pod.login("operator")).close()  # enabled again
+
+
+def test_passes_disconnect_only_the_clients_they_change(pod):
+    pod.boot()
+    ingest = Session(pod.port, *pod.login("ingest"))
+    operator = Session(pod.port, *pod.login("operator"))
+    # Nothing changed: a second pass (a restarted sidecar) changes nothing and disconnects nobody.
     again = pod.seed()
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "setting(s)" not in again.stdout
+    time.sleep(0.5)
+    assert ingest.disconnects == 0 and operator.disconnects == 0
+    # Rotation: new ingest and admin passwords in "Key Vault"; the next pass applies both, no restart, and only
+    # svc.ingest (whose password changed) is disconnected.
+    old_ingest = pod.secrets["ingest"]
+    pod.write_secrets(ingest=_password(), admin=_password())
+    rotated = pod.seed()
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert _wait(lambda: ingest.disconnects > 0, 3)
+    time.sleep(0.5)
+    assert operator.disconnects == 0
+    for session in (ingest, operator):
+        session.close()
     with pytest.raises(PermissionError):
-        _connect(pod.port, "svc.ingest", secrets["ingest"])
-    _connect(pod.port, "svc.ingest", rotated["ingest"]).loop_stop()
+        Session(pod.port, "svc.ingest", old_ingest)
+    Session(pod.port, *pod.login("ingest")).close()
+    _assert_holds_the_platform_definition(pod)
     # A restarted broker keeps every identity; a second init leaves the plugin's state alone.
     pod.stop()
     state = (pod.root / "data" / "dynamic-security.json").read_text()
@@ -256,18 +427,14 @@ def test_rotation_restart_and_a_second_start(pod):
     assert second.returncode == 0 and "keeping" in second.stdout
     assert (pod.root / "data" / "dynamic-security.json").read_text() == state
     pod.start()
-    _connect(pod.port, "svc.ingest", rotated["ingest"]).loop_stop()
-    _connect(pod.port, "svc.config", secrets["config"]).loop_stop()
-    assert rotated["admin"] not in state and secrets["ingest"] not in state  # hashes only
+    Session(pod.port, *pod.login("ingest")).close()
+    Session(pod.port, *pod.login("config")).close()
+    assert pod.secrets["admin"] not in state and pod.secrets["ingest"] not in state  # hashes only
 
 
 def test_devices_reach_the_tls_listener_with_the_environment_ca(pod):
-    secrets = {"admin": _password(), "ingest": _password(), "config": _password(), "operator": _password()}
-    pod.write_secrets(**secrets)
-    assert pod.run("dynsec-init.sh", pod.init_env).returncode == 0
-    pod.start()
-    assert pod.seed().returncode == 0
+    pod.boot()
     context = ssl.create_default_context(cafile=str(pod.ca.cert))
-    _connect(pod.tls_port, "svc.operator", secrets["operator"], tls=context).loop_stop()
+    Session(pod.tls_port, *pod.login("operator"), tls=context).close()
     with pytest.raises((PermissionError, OSError, ssl.SSLError)):  # plaintext on the TLS port goes nowhere
-        _connect(pod.tls_port, "svc.operator", secrets["operator"])
+        Session(pod.tls_port, *pod.login("operator"))

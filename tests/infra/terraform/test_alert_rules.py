@@ -1,17 +1,25 @@
-"""The Prometheus alert rules ask for series the ingest really exports.
+"""The Prometheus alert rules ask for series the ingest and the config server really export.
 
 modules/prometheus_alerts is evaluated by real Terraform (as the platform root calls it: thresholds from
 modules/environment_sizing for dev, staging and prod), and every metric name in every rule expression must be a
-sample name of the ingest's own registry (services/ingest/metrics.py). The sample names are derived from the
-registry's metric families the way prometheus_client exposes them: a counter ``x`` as ``x_total`` (and
-``x_created``), a histogram ``h`` as ``h_bucket``/``h_count``/``h_sum``, a gauge as its name. Grouping labels
-other than ``namespace`` (added by the scrape) and ``le`` must be labels of the metric they aggregate.
+sample name of the ingest's own registry (services/ingest/metrics.py) or the config server's
+(services/config_server/metrics.py). The sample names are derived from the registries' metric families the way
+prometheus_client exposes them: a counter ``x`` as ``x_total`` (and ``x_created``), a histogram ``h`` as
+``h_bucket``/``h_count``/``h_sum``, a gauge as its name. Grouping labels other than ``namespace`` (added by the
+scrape) and ``le`` must be labels of the metric they aggregate.
+
+A rule on ``absent(x)`` means "not scraped" only if ``x`` is exposed from the process's start, before anything
+happened; the series those rules use are read from a fresh registry's exposition (the config server's in
+prometheus_client's multiprocess mode, as it runs under gunicorn).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -71,23 +79,57 @@ def grouping_labels(expr: str) -> set[str]:
     }
 
 
+SUFFIXES = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_count", "_sum", "_created"]}
+
+
+def _series(collectors, registry) -> dict[str, set[str]]:
+    """Sample name -> label names of ``collectors``, which must be all of ``registry``."""
+    registered = {f.name for f in registry.collect()}
+    assert {f.name for c in collectors for f in c.describe()} == registered  # the collectors are the registry
+    series: dict[str, set[str]] = {}
+    for collector in collectors:
+        labels = set(collector._labelnames)  # prometheus_client keeps a metric's label names here
+        for family in collector.describe():
+            for suffix in SUFFIXES.get(family.type, [""]):
+                series[family.name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    return series
+
+
 def ingest_series() -> dict[str, set[str]]:
     """Sample name -> label names, from the ingest's registry."""
     from prometheus_client.metrics import MetricWrapperBase
 
     from services.ingest import metrics
 
-    suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_count", "_sum", "_created"]}
-    series: dict[str, set[str]] = {}
-    collectors = [c for c in vars(metrics).values() if isinstance(c, MetricWrapperBase)]
-    registered = {f.name for f in metrics.REGISTRY.collect()}
-    assert {f.name for c in collectors for f in c.describe()} == registered  # the module's metrics are the registry
-    for collector in collectors:
-        labels = set(collector._labelnames)  # prometheus_client keeps a metric's label names here
-        for family in collector.describe():
-            for suffix in suffixes.get(family.type, [""]):
-                series[family.name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
-    return series
+    return _series([c for c in vars(metrics).values() if isinstance(c, MetricWrapperBase)], metrics.REGISTRY)
+
+
+def config_server_series() -> dict[str, set[str]]:
+    """Sample name -> label names, from the config server's registry (one per app)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from services.config_server.metrics import Metrics
+
+    metrics = Metrics()
+    return _series([c for c in vars(metrics).values() if isinstance(c, MetricWrapperBase)], metrics.registry)
+
+
+# What a fresh config server worker exposes on /metrics under gunicorn (PROMETHEUS_MULTIPROC_DIR set before
+# prometheus_client loads, as services/config_server/__main__.py does), before any request.
+_FRESH_CONFIG_SERVER = """
+from services.config_server.metrics import Metrics
+body, _ = Metrics().exposition()
+print(body.decode())
+"""
+
+
+def fresh_samples(exposition: str) -> set[str]:
+    """The sample names of an exposition (text format)."""
+    return {line.split()[0].split("{")[0] for line in exposition.splitlines() if line and not line.startswith("#")}
+
+
+def absent_metrics(expr: str) -> set[str]:
+    return {m for group in re.findall(r"\babsent\(([^)]*)\)", expr) for m in metric_names(group)}
 
 
 @pytest.fixture(scope="module")
@@ -111,28 +153,59 @@ def test_extractor_on_known_expressions():
     assert metric_names('(max(g{n="a"}) < 1) or absent(g{n="a"})') == {"g"}
 
 
-def test_every_metric_exists_in_the_ingest(rule_groups):
-    series = ingest_series()
-    assert "iots6_ingest_readings_stored_total" in series  # the derivation itself works
+def test_every_metric_exists_in_the_ingest_or_the_config_server(rule_groups):
+    ingest, config = ingest_series(), config_server_series()
+    assert not set(ingest) & set(config)  # one name, one service
+    series = {**ingest, **config}
+    assert "iots6_ingest_readings_stored_total" in series and "iots6_config_fetches_total" in series
     used = set()
     for name, group in rule_groups.items():
         for rule in group["rules"]:
             names = metric_names(rule["expression"])
             assert names, f"{rule['alert']}: no metric found in {rule['expression']}"
             unknown = names - set(series)
-            assert not unknown, f"{name}/{rule['alert']} uses metrics the ingest does not export: {unknown}"
+            assert not unknown, f"{name}/{rule['alert']} uses metrics no service exports: {unknown}"
             for metric in names:
                 extra = grouping_labels(rule["expression"]) - {"namespace", "le"} - series[metric]
                 assert not extra, f"{rule['alert']} groups {metric} by labels it does not have: {extra}"
             used |= names
-    # The four families the issue asks for are all covered.
+    # The families the issue asks for are all covered, and the config server is watched too.
     assert {
         "iots6_ingest_mqtt_connected",
         "iots6_ingest_readings_stored_total",
         "iots6_ingest_commit_lag_seconds_bucket",
         "iots6_ingest_dead_letters_total",
         "iots6_ingest_messages_received_total",
+        "iots6_config_fetches_total",
     } <= used
+
+
+def test_absent_rules_watch_series_a_fresh_process_already_exposes(rule_groups, tmp_path):
+    from prometheus_client import generate_latest
+
+    from services.ingest import metrics
+
+    ingest = fresh_samples(generate_latest(metrics.REGISTRY).decode())
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_CONFIG_SERVER], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    config = fresh_samples(done.stdout)
+    watched = {m for g in rule_groups.values() for r in g["rules"] for m in absent_metrics(r["expression"])}
+    assert watched == {"iots6_ingest_mqtt_connected", "iots6_config_fetches_total"}
+    assert watched <= ingest | config, (
+        f"absent() on series a fresh process does not expose: {watched - ingest - config}"
+    )
+
+
+def test_every_runbook_anchor_is_a_heading_of_the_doc(rule_groups):
+    doc = (TF_ROOT.parents[1] / "docs" / "deploy-aks.md").read_text()
+    anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", doc, re.M)}
+    for group in rule_groups.values():
+        for rule in group["rules"]:
+            page, _, anchor = rule["annotations"]["runbook"].partition("#")
+            assert page == "docs/deploy-aks.md" and anchor in anchors, f"{rule['alert']}: no heading for #{anchor}"
 
 
 def test_groups_per_environment_with_their_thresholds(rule_groups):
@@ -148,3 +221,5 @@ def test_groups_per_environment_with_their_thresholds(rule_groups):
     prod = {r["alert"]: r for r in by_env["prod"]["rules"]}
     assert prod["Iots6IngestDown"]["for"] == "PT5M"
     assert "[15m]" in prod["Iots6IngestNoRowsStored"]["expression"]
+    assert prod["Iots6IngestNotConnected"]["for"] == prod["Iots6ConfigServerDown"]["for"] == "PT5M"
+    assert {g["environment"]: len(g["rules"]) for g in by_env.values()} == {"dev": 8, "staging": 8, "prod": 8}

@@ -132,6 +132,9 @@ def test_aks_identity_and_network():
     assert attr(aks, "default_node_pool", "only_critical_addons_enabled") is True
     assert attr(aks, "oms_agent", "msi_auth_for_monitoring_enabled") is True
     assert "monitor_metrics" in aks
+    # The chart's Ingress class webapprouting.kubernetes.azure.com is the application routing add-on's.
+    assert attr(aks, "web_app_routing", "dns_zone_ids") == "${var.app_routing_dns_zone_ids}"
+    assert attr(aks, "kubernetes_version") == "${var.kubernetes_version}"
     assert attr(aks, "api_server_access_profile", "authorized_ip_ranges") == "${var.api_server_authorized_ip_ranges}"
     user = one("aks/platform", "azurerm_kubernetes_cluster_node_pool", "user")
     assert attr(user, "mode") == "User"
@@ -190,6 +193,22 @@ def test_federated_credential_matches_the_namespace_and_service_account_scheme()
     assert attr(role, "role_definition_name") == "Key Vault Secrets User"
     assert attr(role, "scope") == "${azurerm_key_vault.this.id}"  # its own vault only
     assert attr(role, "principal_id") == "${azurerm_user_assigned_identity.secrets.principal_id}"
+
+
+def test_grafana_reads_managed_prometheus_with_the_environment_identity():
+    """The chart's Grafana (service account iots6-grafana, annotated with the same client id) queries the Azure
+    Monitor workspace: a second federated credential on the same identity, and Monitoring Data Reader there."""
+    fic = one("aks/environment", "azurerm_federated_identity_credential", "grafana")
+    # modules/naming's test proves this is system:serviceaccount:iots6-<env>:iots6-grafana.
+    assert attr(fic, "subject") == "${module.naming.grafana_federated_subject}"
+    assert attr(fic, "issuer") == "${var.platform.oidc_issuer_url}"
+    assert attr(fic, "audience") == "api://AzureADTokenExchange"
+    assert attr(fic, "parent_id") == "${azurerm_user_assigned_identity.secrets.id}"
+    assert attr(fic, "name") != attr(one("aks/environment", "azurerm_federated_identity_credential", "secrets"), "name")
+    reader = one("aks/environment", "azurerm_role_assignment", "monitoring_data_reader")
+    assert attr(reader, "role_definition_name") == "Monitoring Data Reader"
+    assert attr(reader, "scope") == "${var.platform.monitor_workspace_id}"
+    assert attr(reader, "principal_id") == "${azurerm_user_assigned_identity.secrets.principal_id}"
 
 
 def test_postgres_is_private_with_timescaledb_and_a_write_only_password():

@@ -1,7 +1,9 @@
 # One iots6 environment on the shared AKS platform (DECISIONS §7): its Key Vault (RBAC, private endpoint), the
 # user-assigned identity External Secrets uses through workload identity (federated credential for
 # system:serviceaccount:iots6-<env>:iots6-secrets, issuer = the cluster's OIDC issuer) with `Key Vault Secrets
-# User` on this vault only, and — for staging and prod — PostgreSQL Flexible Server (main.postgres.tf).
+# User` on this vault only, a second federated credential for the chart's Grafana (iots6-grafana) with
+# `Monitoring Data Reader` on the platform's Azure Monitor workspace, and — for staging and prod — PostgreSQL
+# Flexible Server (main.postgres.tf).
 
 data "azurerm_client_config" "current" {}
 
@@ -101,6 +103,25 @@ resource "azurerm_federated_identity_credential" "secrets" {
 resource "azurerm_role_assignment" "secrets_user" {
   scope                            = azurerm_key_vault.this.id
   role_definition_name             = "Key Vault Secrets User"
+  principal_id                     = azurerm_user_assigned_identity.secrets.principal_id
+  skip_service_principal_aad_check = true
+}
+
+# The chart's Grafana queries managed Prometheus (grafana.prometheusUrl = the platform's
+# prometheus_query_endpoint) with the same identity (its service account carries the same client id), through a
+# second federated credential for its own service account. Reading metrics is all it may do there.
+resource "azurerm_federated_identity_credential" "grafana" {
+  name                = local.names.grafana_federated_credential
+  resource_group_name = azurerm_resource_group.this.name
+  parent_id           = azurerm_user_assigned_identity.secrets.id
+  audience            = ["api://AzureADTokenExchange"]
+  issuer              = var.platform.oidc_issuer_url
+  subject             = module.naming.grafana_federated_subject
+}
+
+resource "azurerm_role_assignment" "monitoring_data_reader" {
+  scope                            = var.platform.monitor_workspace_id
+  role_definition_name             = "Monitoring Data Reader"
   principal_id                     = azurerm_user_assigned_identity.secrets.principal_id
   skip_service_principal_aad_check = true
 }

@@ -52,6 +52,15 @@ output "federated_credential" {
   }
 }
 
+output "grafana_federated_credential" {
+  description = "Issuer, subject and audience of Grafana's federated identity credential (its Azure Monitor datasource uses the same identity)."
+  value = {
+    issuer   = azurerm_federated_identity_credential.grafana.issuer
+    subject  = azurerm_federated_identity_credential.grafana.subject
+    audience = azurerm_federated_identity_credential.grafana.audience
+  }
+}
+
 output "secret_store" {
   description = "The values the chart's SecretStore `iots6-keyvault` needs (DECISIONS §7)."
   value = {
@@ -61,6 +70,11 @@ output "secret_store" {
     client_id      = azurerm_user_assigned_identity.secrets.client_id
     serviceAccount = module.naming.kubernetes_service_account
   }
+}
+
+output "postgres_subnet_cidr" {
+  description = "The external PostgreSQL's delegated subnet (null in an environment that uses the in-cluster one): the chart's `database.egressCidr`, the one address range its NetworkPolicies let the ingest, config server, migrations and Grafana reach on 5432."
+  value       = local.postgres.enabled ? var.platform.postgres_subnet_cidr : null
 }
 
 output "postgres" {

@@ -25,6 +25,8 @@ variable "platform" {
     private_endpoints_subnet_id   = string
     key_vault_private_dns_zone_id = string
     postgres_subnet_id            = string
+    postgres_subnet_cidr          = string
+    monitor_workspace_id          = string
   })
   description = "What the platform root created, from its `environment_inputs[<env>]` output (iotctl writes it to platform.auto.tfvars.json)."
   nullable    = false
@@ -32,6 +34,10 @@ variable "platform" {
   validation {
     condition     = can(regex("^https://", var.platform.oidc_issuer_url)) && endswith(var.platform.oidc_issuer_url, "/")
     error_message = "`platform.oidc_issuer_url` must be the cluster's OIDC issuer URL exactly as AKS reports it (https://…/, with the trailing slash): a different spelling is the AADSTS70021 \"no matching federated identity record\" error."
+  }
+  validation {
+    condition     = can(cidrhost(var.platform.postgres_subnet_cidr, 0))
+    error_message = "`platform.postgres_subnet_cidr` must be the environment's PostgreSQL subnet as a CIDR (the platform's `environment_inputs` output)."
   }
 }
 

@@ -1,6 +1,6 @@
 # The AKS cluster: OIDC issuer + workload identity (External Secrets reads each environment's Key Vault with a
 # federated identity), Azure CNI overlay with Cilium, a system and a user node pool, Azure RBAC for Kubernetes
-# with local accounts disabled, Container Insights and managed Prometheus.
+# with local accounts disabled, Container Insights, managed Prometheus and the application routing add-on.
 
 # A user-assigned control-plane identity exists before the cluster, so it can be given Network Contributor on
 # the nodes' subnet (LoadBalancer Services place their frontends there) before AKS needs it.
@@ -102,6 +102,12 @@ resource "azurerm_kubernetes_cluster" "this" {
 
   # Managed Prometheus (ama-metrics); its data collection rule and endpoint are in main.monitoring.tf.
   monitor_metrics {}
+
+  # The application routing add-on (managed NGINX in `app-routing-system`): the ingress class
+  # `webapprouting.kubernetes.azure.com` of the chart's config server (and optional Grafana) Ingress.
+  web_app_routing {
+    dns_zone_ids = var.app_routing_dns_zone_ids
+  }
 
   tags = local.tags
 

@@ -94,6 +94,8 @@ output "environment_inputs" {
       private_endpoints_subnet_id   = azurerm_subnet.private_endpoints.id
       key_vault_private_dns_zone_id = azurerm_private_dns_zone.key_vault.id
       postgres_subnet_id            = azurerm_subnet.postgres[env].id
+      postgres_subnet_cidr          = module.network_plan.postgres_subnets[env]
+      monitor_workspace_id          = azurerm_monitor_workspace.this.id
     }
   }
 }

@@ -45,13 +45,25 @@ variable "service_cidr" {
 
 variable "kubernetes_version" {
   type        = string
-  description = "Kubernetes minor version (e.g. \"1.33\"); null takes AKS's default. Patches follow automatically (automatic_upgrade_channel = patch)."
-  default     = null
+  description = <<-EOT
+    Kubernetes minor version of the cluster. Patches follow automatically (automatic_upgrade_channel = patch).
+    The default is the minor AKS creates by default (`az aks get-versions --location <region>` shows it); the
+    chart's objects are validated against this same version's schemas (tests/infra/k8s reads this default), so
+    change both by changing it here. Null takes whatever AKS's default is at apply time.
+  EOT
+  default     = "1.35"
 
   validation {
-    condition     = var.kubernetes_version == null || can(regex("^1\\.[0-9]{2}$", coalesce(var.kubernetes_version, "1.33")))
-    error_message = "`kubernetes_version` must be a minor version such as \"1.33\" (or null)."
+    condition     = var.kubernetes_version == null || can(regex("^1\\.[0-9]{2}$", coalesce(var.kubernetes_version, "1.35")))
+    error_message = "`kubernetes_version` must be a minor version such as \"1.35\" (or null)."
   }
+}
+
+variable "app_routing_dns_zone_ids" {
+  type        = list(string)
+  description = "Azure DNS zones the application routing add-on (the chart's ingress class `webapprouting.kubernetes.azure.com`) may write records to for the config server's host. Empty: manage the DNS record yourself (point it at the add-on's load balancer)."
+  default     = []
+  nullable    = false
 }
 
 variable "sku_tier" {
@@ -179,12 +191,13 @@ variable "alert_email_addresses" {
 
 variable "alert_overrides" {
   type = map(object({
-    enabled                = optional(bool)
-    ingest_down_minutes    = optional(number)
-    no_rows_minutes        = optional(number)
-    commit_lag_p99_seconds = optional(number)
-    dead_letters_per_15m   = optional(number)
-    traffic_drop_ratio     = optional(number)
+    enabled                    = optional(bool)
+    ingest_down_minutes        = optional(number)
+    config_server_down_minutes = optional(number)
+    no_rows_minutes            = optional(number)
+    commit_lag_p99_seconds     = optional(number)
+    dead_letters_per_15m       = optional(number)
+    traffic_drop_ratio         = optional(number)
   }))
   description = "Per-environment alert settings replacing the defaults of modules/environment_sizing (e.g. `{ dev = { enabled = true } }`)."
   default     = {}

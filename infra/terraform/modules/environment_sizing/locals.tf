@@ -20,12 +20,13 @@ locals {
         soft_delete_retention_days = 7
       }
       alerts = {
-        enabled                = false # dev is idle most of the time: "no rows" would page all night
-        ingest_down_minutes    = 15
-        no_rows_minutes        = 120
-        commit_lag_p99_seconds = 30
-        dead_letters_per_15m   = 100
-        traffic_drop_ratio     = 0.2
+        enabled                    = false # dev is idle most of the time: "no rows" would page all night
+        ingest_down_minutes        = 15
+        config_server_down_minutes = 15
+        no_rows_minutes            = 120
+        commit_lag_p99_seconds     = 30
+        dead_letters_per_15m       = 100
+        traffic_drop_ratio         = 0.2
       }
     }
     staging = {
@@ -46,12 +47,13 @@ locals {
         soft_delete_retention_days = 30
       }
       alerts = {
-        enabled                = true
-        ingest_down_minutes    = 10
-        no_rows_minutes        = 60
-        commit_lag_p99_seconds = 15
-        dead_letters_per_15m   = 50
-        traffic_drop_ratio     = 0.3
+        enabled                    = true
+        ingest_down_minutes        = 10
+        config_server_down_minutes = 10
+        no_rows_minutes            = 60
+        commit_lag_p99_seconds     = 15
+        dead_letters_per_15m       = 50
+        traffic_drop_ratio         = 0.3
       }
     }
     prod = {
@@ -72,12 +74,13 @@ locals {
         soft_delete_retention_days = 90
       }
       alerts = {
-        enabled                = true
-        ingest_down_minutes    = 5
-        no_rows_minutes        = 15
-        commit_lag_p99_seconds = 10
-        dead_letters_per_15m   = 20
-        traffic_drop_ratio     = 0.5
+        enabled                    = true
+        ingest_down_minutes        = 5
+        config_server_down_minutes = 5
+        no_rows_minutes            = 15
+        commit_lag_p99_seconds     = 10
+        dead_letters_per_15m       = 20
+        traffic_drop_ratio         = 0.5
       }
     }
   }

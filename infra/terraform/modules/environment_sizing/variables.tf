@@ -28,12 +28,13 @@ variable "overrides" {
       soft_delete_retention_days = optional(number)
     }), {})
     alerts = optional(object({
-      enabled                = optional(bool)
-      ingest_down_minutes    = optional(number)
-      no_rows_minutes        = optional(number)
-      commit_lag_p99_seconds = optional(number)
-      dead_letters_per_15m   = optional(number)
-      traffic_drop_ratio     = optional(number)
+      enabled                    = optional(bool)
+      ingest_down_minutes        = optional(number)
+      config_server_down_minutes = optional(number)
+      no_rows_minutes            = optional(number)
+      commit_lag_p99_seconds     = optional(number)
+      dead_letters_per_15m       = optional(number)
+      traffic_drop_ratio         = optional(number)
     }), {})
   })
   description = <<-EOT
@@ -75,10 +76,10 @@ variable "overrides" {
   }
   validation {
     condition = alltrue([
-      for k in ["ingest_down_minutes", "no_rows_minutes"] :
+      for k in ["ingest_down_minutes", "config_server_down_minutes", "no_rows_minutes"] :
       lookup(var.overrides.alerts, k, null) == null || (coalesce(lookup(var.overrides.alerts, k, null), 1) >= 1 && coalesce(lookup(var.overrides.alerts, k, null), 1) <= 1440)
     ])
-    error_message = "`alerts.ingest_down_minutes` and `alerts.no_rows_minutes` must be between 1 and 1440."
+    error_message = "`alerts.ingest_down_minutes`, `alerts.config_server_down_minutes` and `alerts.no_rows_minutes` must be between 1 and 1440."
   }
   validation {
     condition     = var.overrides.alerts.traffic_drop_ratio == null || (coalesce(var.overrides.alerts.traffic_drop_ratio, 0.5) > 0 && coalesce(var.overrides.alerts.traffic_drop_ratio, 0.5) < 1)

@@ -55,6 +55,8 @@ locals {
 
   namespace       = "${var.workload}-${var.environment}"
   service_account = "${var.workload}-secrets"
+  # The chart's Grafana (release name = workload) queries the Azure Monitor workspace with the same identity.
+  grafana_service_account = "${var.workload}-grafana"
 
   names = {
     resource_group                  = "rg-${local.base}"
@@ -85,6 +87,7 @@ locals {
     key_vault_private_endpoint      = "pe-${local.key_vault_name}"
     workload_identity               = "id-${local.base}-secrets"
     federated_identity_credential   = "fic-${local.namespace}-${local.service_account}"
+    grafana_federated_credential    = "fic-${local.namespace}-${local.grafana_service_account}"
     postgres_server                 = local.postgres_server_name
     postgres_private_dns_zone       = "${local.postgres_server_name}.private.postgres.database.azure.com"
     postgres_subnet                 = "snet-${var.environment}-postgres"
@@ -97,6 +100,8 @@ locals {
     kubernetes_namespace            = local.namespace
     kubernetes_service_account      = local.service_account
     federated_subject               = "system:serviceaccount:${local.namespace}:${local.service_account}"
+    grafana_service_account         = local.grafana_service_account
+    grafana_federated_subject       = "system:serviceaccount:${local.namespace}:${local.grafana_service_account}"
   }
 
   standard_tags = {

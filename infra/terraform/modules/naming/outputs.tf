@@ -33,6 +33,16 @@ output "federated_subject" {
   value       = local.names.federated_subject
 }
 
+output "grafana_service_account" {
+  description = "The service account of the chart's Grafana (`<workload>-grafana`), which reads the Azure Monitor workspace with the environment's identity."
+  value       = local.grafana_service_account
+}
+
+output "grafana_federated_subject" {
+  description = "Subject of Grafana's federated identity credential: `system:serviceaccount:<namespace>:<workload>-grafana`."
+  value       = local.names.grafana_federated_subject
+}
+
 output "tags" {
   description = "Standard tags merged with `var.tags`; every taggable resource gets them."
   value       = local.tags

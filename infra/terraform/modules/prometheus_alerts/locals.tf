@@ -1,17 +1,19 @@
 locals {
-  # Metric names are the ones services/ingest/metrics.py exports (prometheus_client appends `_total` to counters
-  # and `_bucket` to histogram buckets); tests/infra/terraform/test_alert_rules.py checks every name used here
-  # against the ingest's real registry. The `namespace` label comes from managed Prometheus's pod-annotation
-  # scrape job, which maps a pod's namespace to `namespace`.
+  # Metric names are the ones services/ingest/metrics.py and services/config_server/metrics.py export
+  # (prometheus_client appends `_total` to counters and `_bucket` to histogram buckets);
+  # tests/infra/terraform/test_alert_rules.py checks every name used here against the services' real registries.
+  # The `namespace` label comes from the scrape (the chart's PodMonitors label every series with its pod's
+  # namespace). `absent()` rules use series that exist from a process's start (a gauge or unlabelled counter at
+  # 0), so "absent" means "not scraped": the pods are gone or their /metrics does not answer.
   rules = {
     for env, e in var.environments : env => [
       {
         alert      = "Iots6IngestDown"
-        expression = "(max by (namespace) (iots6_ingest_mqtt_connected{namespace=\"${e.namespace}\"}) < 1) or absent(iots6_ingest_mqtt_connected{namespace=\"${e.namespace}\"})"
+        expression = "absent(iots6_ingest_mqtt_connected{namespace=\"${e.namespace}\"})"
         "for"      = "PT${e.alerts.ingest_down_minutes}M"
         severity   = 1
-        summary    = "The ingest in ${e.namespace} is down or not connected to the broker"
-        detail     = "No ingest in ${e.namespace} has reported an MQTT connection for ${e.alerts.ingest_down_minutes} minutes: readings queue in the broker and are not stored."
+        summary    = "The ingest in ${e.namespace} is down"
+        detail     = "No ingest in ${e.namespace} has been scraped for ${e.alerts.ingest_down_minutes} minutes (no pod, or its /metrics does not answer): readings queue in the broker and are not stored."
         anchor     = "iots6ingestdown"
       },
       {
@@ -59,6 +61,24 @@ locals {
         detail     = "Messages received in ${e.namespace} dropped below ${e.alerts.traffic_drop_ratio * 100}% of the same time yesterday: devices went offline (power, Wi-Fi, certificates). The ingest exports no per-device metric, so this fleet-wide traffic drop stands in for \"devices offline\"; `iotctl devices` lists last_seen per device."
         anchor     = "iots6devicesoffline"
       },
+      {
+        alert      = "Iots6IngestNotConnected"
+        expression = "min by (namespace) (iots6_ingest_mqtt_connected{namespace=\"${e.namespace}\"}) < 1"
+        "for"      = "PT${e.alerts.ingest_down_minutes}M"
+        severity   = 1
+        summary    = "An ingest worker in ${e.namespace} is not connected to the broker"
+        detail     = "At least one ingest worker in ${e.namespace} runs but has had no MQTT connection for ${e.alerts.ingest_down_minutes} minutes: its readings (all of them with one worker, its share of a shared subscription otherwise) queue in the broker and are not stored. The broker is down or unreachable, or svc.ingest's credentials or ACL are refused."
+        anchor     = "iots6ingestnotconnected"
+      },
+      {
+        alert      = "Iots6ConfigServerDown"
+        expression = "absent(iots6_config_fetches_total{namespace=\"${e.namespace}\"})"
+        "for"      = "PT${e.alerts.config_server_down_minutes}M"
+        severity   = 2
+        summary    = "The config server in ${e.namespace} is down"
+        detail     = "No config server in ${e.namespace} has been scraped for ${e.alerts.config_server_down_minutes} minutes (no pod, or its /metrics does not answer): devices keep their cached configuration but get no changes, and `iotctl config` fails."
+        anchor     = "iots6configserverdown"
+      },
     ]
   }
 
@@ -66,7 +86,7 @@ locals {
     for env, e in var.environments : "${var.rule_group_prefix}-${env}" => {
       environment = env
       namespace   = e.namespace
-      description = "iots6 ${env}: ingest health, consumer lag, dead letters and device traffic (namespace ${e.namespace})"
+      description = "iots6 ${env}: ingest health and broker connection, consumer lag, dead letters, device traffic, config server (namespace ${e.namespace})"
       enabled     = e.alerts.enabled
       interval    = "PT1M"
       rules = [

@@ -2,12 +2,13 @@ variable "environments" {
   type = map(object({
     namespace = string
     alerts = object({
-      enabled                = bool
-      ingest_down_minutes    = number
-      no_rows_minutes        = number
-      commit_lag_p99_seconds = number
-      dead_letters_per_15m   = number
-      traffic_drop_ratio     = number
+      enabled                    = bool
+      ingest_down_minutes        = number
+      config_server_down_minutes = number
+      no_rows_minutes            = number
+      commit_lag_p99_seconds     = number
+      dead_letters_per_15m       = number
+      traffic_drop_ratio         = number
     })
   }))
   description = <<-EOT
@@ -22,7 +23,7 @@ variable "environments" {
     error_message = "Every `namespace` must be a Kubernetes namespace name (lower-case letters, digits, hyphens)."
   }
   validation {
-    condition     = alltrue([for env, e in var.environments : e.alerts.ingest_down_minutes >= 1 && e.alerts.no_rows_minutes >= 1 && e.alerts.commit_lag_p99_seconds > 0 && e.alerts.dead_letters_per_15m >= 0])
+    condition     = alltrue([for env, e in var.environments : e.alerts.ingest_down_minutes >= 1 && e.alerts.config_server_down_minutes >= 1 && e.alerts.no_rows_minutes >= 1 && e.alerts.commit_lag_p99_seconds > 0 && e.alerts.dead_letters_per_15m >= 0])
     error_message = "Alert thresholds must be positive (minutes >= 1, lag > 0 s, dead letters >= 0)."
   }
   validation {

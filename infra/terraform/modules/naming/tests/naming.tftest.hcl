@@ -31,6 +31,14 @@ run "standard_names_follow_the_scheme" {
     error_message = "Federated subject is not system:serviceaccount:iots6-prod:iots6-secrets: ${output.federated_subject}"
   }
   assert {
+    condition     = output.grafana_service_account == "iots6-grafana" && output.grafana_federated_subject == "system:serviceaccount:iots6-prod:iots6-grafana"
+    error_message = "Grafana's subject is not system:serviceaccount:iots6-prod:iots6-grafana (the chart's Grafana service account): ${output.grafana_federated_subject}"
+  }
+  assert {
+    condition     = output.names.grafana_federated_credential != output.names.federated_identity_credential
+    error_message = "The two federated credentials of one identity need different names."
+  }
+  assert {
     condition     = output.tags["environment"] == "prod" && output.tags["managed-by"] == "terraform" && output.tags["workload"] == "iots6"
     error_message = "Standard tags missing."
   }

@@ -7,11 +7,11 @@ variables {
   environments = {
     dev = {
       namespace = "iots6-dev"
-      alerts    = { enabled = false, ingest_down_minutes = 15, no_rows_minutes = 120, commit_lag_p99_seconds = 30, dead_letters_per_15m = 100, traffic_drop_ratio = 0.2 }
+      alerts    = { enabled = false, ingest_down_minutes = 15, config_server_down_minutes = 15, no_rows_minutes = 120, commit_lag_p99_seconds = 30, dead_letters_per_15m = 100, traffic_drop_ratio = 0.2 }
     }
     prod = {
       namespace = "iots6-prod"
-      alerts    = { enabled = true, ingest_down_minutes = 5, no_rows_minutes = 15, commit_lag_p99_seconds = 10, dead_letters_per_15m = 20, traffic_drop_ratio = 0.5 }
+      alerts    = { enabled = true, ingest_down_minutes = 5, config_server_down_minutes = 5, no_rows_minutes = 15, commit_lag_p99_seconds = 10, dead_letters_per_15m = 20, traffic_drop_ratio = 0.5 }
     }
   }
 }
@@ -27,7 +27,7 @@ run "one_group_per_environment" {
     error_message = "The dev group should be disabled and the prod group enabled."
   }
   assert {
-    condition     = jsonencode(output.alert_names) == jsonencode(["Iots6IngestDown", "Iots6IngestNoRowsStored", "Iots6IngestCommitLagHigh", "Iots6IngestDatabaseErrors", "Iots6DeadLettersRising", "Iots6DevicesOffline"])
+    condition     = jsonencode(output.alert_names) == jsonencode(["Iots6IngestDown", "Iots6IngestNoRowsStored", "Iots6IngestCommitLagHigh", "Iots6IngestDatabaseErrors", "Iots6DeadLettersRising", "Iots6DevicesOffline", "Iots6IngestNotConnected", "Iots6ConfigServerDown"])
     error_message = "Unexpected alerts: ${jsonencode(output.alert_names)}"
   }
 }
@@ -68,6 +68,34 @@ run "thresholds_come_from_the_environment" {
   }
 }
 
+run "broker_connection_and_config_server_rules" {
+  command = plan
+  variables {
+    environments = {
+      prod = {
+        namespace = "iots6-prod"
+        alerts    = { enabled = true, ingest_down_minutes = 5, config_server_down_minutes = 7, no_rows_minutes = 15, commit_lag_p99_seconds = 10, dead_letters_per_15m = 20, traffic_drop_ratio = 0.5 }
+      }
+    }
+  }
+  assert {
+    condition     = [for r in output.rule_groups["prg-iots6-platform-weu-prod"].rules : r.for if r.alert == "Iots6ConfigServerDown"][0] == "PT7M"
+    error_message = "config_server_down_minutes is not the ConfigServerDown duration."
+  }
+  assert {
+    condition     = [for r in output.rule_groups["prg-iots6-platform-weu-prod"].rules : r.expression if r.alert == "Iots6ConfigServerDown"][0] == "absent(iots6_config_fetches_total{namespace=\"iots6-prod\"})"
+    error_message = "ConfigServerDown should fire when no config server of the namespace is scraped."
+  }
+  assert {
+    condition     = startswith([for r in output.rule_groups["prg-iots6-platform-weu-prod"].rules : r.expression if r.alert == "Iots6IngestNotConnected"][0], "min by (namespace) (iots6_ingest_mqtt_connected{namespace=\"iots6-prod\"}) < 1")
+    error_message = "IngestNotConnected should fire when any ingest worker reports no broker connection."
+  }
+  assert {
+    condition     = [for r in output.rule_groups["prg-iots6-platform-weu-prod"].rules : r.expression if r.alert == "Iots6IngestDown"][0] == "absent(iots6_ingest_mqtt_connected{namespace=\"iots6-prod\"})"
+    error_message = "IngestDown should fire when no ingest of the namespace is scraped."
+  }
+}
+
 run "runbook_url_when_a_base_is_given" {
   command = plan
   variables {
@@ -85,7 +113,7 @@ run "bad_namespace_is_refused" {
     environments = {
       prod = {
         namespace = "IOTS6_Prod"
-        alerts    = { enabled = true, ingest_down_minutes = 5, no_rows_minutes = 15, commit_lag_p99_seconds = 10, dead_letters_per_15m = 20, traffic_drop_ratio = 0.5 }
+        alerts    = { enabled = true, ingest_down_minutes = 5, config_server_down_minutes = 5, no_rows_minutes = 15, commit_lag_p99_seconds = 10, dead_letters_per_15m = 20, traffic_drop_ratio = 0.5 }
       }
     }
   }
@@ -98,7 +126,7 @@ run "ratio_outside_zero_one_is_refused" {
     environments = {
       prod = {
         namespace = "iots6-prod"
-        alerts    = { enabled = true, ingest_down_minutes = 5, no_rows_minutes = 15, commit_lag_p99_seconds = 10, dead_letters_per_15m = 20, traffic_drop_ratio = 1.5 }
+        alerts    = { enabled = true, ingest_down_minutes = 5, config_server_down_minutes = 5, no_rows_minutes = 15, commit_lag_p99_seconds = 10, dead_letters_per_15m = 20, traffic_drop_ratio = 1.5 }
       }
     }
   }
