@@ -171,8 +171,11 @@ def terraform_config(cloud: Cloud, env: str = "dev", **env_overrides: Any) -> di
             "private_endpoints_subnet_id": "/subscriptions/…/subnets/snet-private-endpoints",
             "key_vault_private_dns_zone_id": "/subscriptions/…/privateDnsZones/privatelink.vaultcore.azure.net",
             "postgres_subnet_id": f"/subscriptions/…/subnets/snet-{e}-postgres",
+            "postgres_subnet_cidr": f"10.40.{8 + i}.0/24",
+            "monitor_workspace_id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{PLATFORM_RG}/providers/"
+            "Microsoft.Monitor/accounts/amw-iots6-platform-weu",
         }
-        for e in ("dev", "staging", "prod")
+        for i, e in enumerate(("dev", "staging", "prod"))
     }
     env_outputs = {
         "environment": env,
@@ -190,6 +193,7 @@ def terraform_config(cloud: Cloud, env: str = "dev", **env_overrides: Any) -> di
             "audience": ["api://AzureADTokenExchange"],
         },
         "secret_store": {"name": "iots6-keyvault", "vault_url": cloud.vault_url},
+        "postgres_subnet_cidr": None if env == "dev" else platform_inputs[env]["postgres_subnet_cidr"],
         "postgres": None
         if env == "dev"
         else {

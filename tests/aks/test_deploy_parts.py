@@ -189,6 +189,7 @@ def test_deploying_staging_keeps_devs_element_and_destroying_dev_keeps_stagings(
     assert [e["env"] for e in elements] == ["dev", "staging"]
     assert elements[0]["keyVaultUri"] == dev_element["keyVaultUri"] and elements[0]["autoSync"] is False
     assert elements[1]["postgresHost"] == "psql-iots6-staging-weu.postgres.database.azure.com"
+    assert (elements[0]["postgresSubnetCidr"], elements[1]["postgresSubnetCidr"]) == ("", "10.40.9.0/24")
     project = harness.cluster.objects[("argoproj.io/v1alpha1", "AppProject", "argocd", "iots6")]
     assert [d["namespace"] for d in project["spec"]["destinations"]] == ["iots6-dev", "iots6-staging"]
 

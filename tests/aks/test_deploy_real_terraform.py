@@ -93,6 +93,8 @@ output "environment_inputs" {{
       private_endpoints_subnet_id   = "snet-private-endpoints"
       key_vault_private_dns_zone_id = "privatelink.vaultcore.azure.net"
       postgres_subnet_id            = "snet-${{e}}-postgres"
+      postgres_subnet_cidr          = "10.40.${{index(var.environments, e) + 8}}.0/24"
+      monitor_workspace_id          = "amw-id"
     }}
   }}
 }}
@@ -128,6 +130,8 @@ variable "platform" {{
     private_endpoints_subnet_id   = string
     key_vault_private_dns_zone_id = string
     postgres_subnet_id            = string
+    postgres_subnet_cidr          = string
+    monitor_workspace_id          = string
   }})
 }}
 
