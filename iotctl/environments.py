@@ -17,6 +17,8 @@ Any other environment is a file, written 0600 by :func:`register_environment`::
 
     <state_dir>/environments/<name>.toml          what to reach (no secret in it)
     <state_dir>/environments/<name>/              0700: one 0600 file per secret, named as in Key Vault
+                                                  (a Key Vault environment, ``keyvault:<uri>``, keeps only the CA
+                                                  here and reads the others from its vault when a command needs them)
         mqtt-admin-password                       the broker's dynamic-security `admin` (provisioning)
         mqtt-operator-password                    `svc.operator` (tail)
         config-admin-token                        the config server's admin API
@@ -90,7 +92,9 @@ class BrokerTarget:
 @dataclass(frozen=True)
 class DatabaseTarget:
     access: str = DB_DIRECT  # direct | job (a migration Job in the cluster, AKS)
-    url: str | None = None  # postgresql://user@host:port/db, never with a password
+    #: postgresql://user@host:port/db, never with a password. With ``job``: optional, this machine's own path to
+    #: the database (a port-forward, a VPN) for the commands that need it besides migrations.
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,15 @@ class Environment:
         return self.settings
 
     # -- secrets
+    @property
+    def keyvault_url(self) -> str | None:
+        """The Key Vault holding this environment's credentials (None: they are files)."""
+        return self.credentials[len(KEYVAULT_PREFIX) :] if self.credentials.startswith(KEYVAULT_PREFIX) else None
+
     def secret_file(self, name: str) -> Path | None:
-        """The file holding secret ``name`` (None when it lives in a Key Vault)."""
-        if self.credentials.startswith(KEYVAULT_PREFIX):
+        """The file holding secret ``name`` (None when it lives in a Key Vault; the CA certificate, public, is
+        always a file: TLS clients read it from one)."""
+        if self.keyvault_url and name != CA_CERT:
             return None
         if not self.builtin:
             return self.home / name
@@ -155,14 +165,12 @@ class Environment:
         return stack_secret(settings, _STACK_SECRET[name], docker=self.kind == "docker")
 
     def secret(self, name: str) -> str:
-        """Secret ``name`` of this environment, read from its file (or its Key Vault, issue #14)."""
-        if self.credentials.startswith(KEYVAULT_PREFIX):
-            raise OperationFailed(
-                f"{self.label} keeps its credentials in Key Vault `{self.credentials[len(KEYVAULT_PREFIX) :]}`, "
-                "which iotctl cannot read yet (issue #14); register the environment with --credentials-dir "
-                "pointing at files for now."
-            )
+        """Secret ``name`` of this environment, read from its file or its Key Vault (never cached on disk)."""
         path = self.secret_file(name)
+        if path is None and self.keyvault_url:
+            from iotctl.secrets.vault import KeyVault
+
+            return KeyVault(self.keyvault_url).read(name, what=f"the {_SECRET_WHAT[name]} of {self.label}")
         if path is None or not path.exists():
             fix = (
                 "run `iotctl stack up`"
@@ -223,10 +231,12 @@ class Environment:
     def db_endpoint(self):
         from iotctl.endpoints import DbEndpoint
 
-        if self.database.access == DB_JOB:
+        if self.database.access == DB_JOB and not self.database.url:
             raise OperationFailed(
-                f"{self.label} reaches its database only through a migration Job in the cluster, which iotctl "
-                "cannot run yet (issue #14); run the migration image's Job by hand for now."
+                f"{self.label} reaches its database only from inside its cluster: `iotctl db migrate --env "
+                f"{self.name}` runs the migration Job there; the commands that need the database itself (device "
+                "provision/retire/fleet, db status) need a path to it: open one and pass it as --database-url to "
+                f"`iotctl deploy aks --env {self.name}` (docs/deploy-aks.md, Operating an environment)."
             )
         if self.builtin:
             s = self._settings
@@ -272,7 +282,7 @@ class Environment:
         """What ``env show`` prints: no secret, only where each one is and whether it is there."""
         secrets = {}
         for name in SECRETS:
-            path = None if self.credentials.startswith(KEYVAULT_PREFIX) else self.secret_file(name)
+            path = self.secret_file(name)
             secrets[name] = {
                 "file": str(path) if path else None,
                 "present": bool(path and path.exists()),
@@ -418,7 +428,7 @@ def _check(env: Environment, fail) -> None:
         raise fail(f"`config_url` must be an http(s) URL, got `{env.config_url}`")
     if env.database.access not in (DB_DIRECT, DB_JOB):
         raise fail(f"`database.access` must be {DB_DIRECT} or {DB_JOB}, got `{env.database.access}`")
-    if env.database.access == DB_DIRECT and env.database.url:
+    if env.database.url:  # direct, or a job environment's path for this machine (a port-forward, a VPN)
         parts = urlsplit(env.database.url)
         if parts.scheme not in ("postgresql", "postgres"):
             raise fail("`database.url` must be a postgresql:// URL")

@@ -22,12 +22,27 @@ def migrate(
     ),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Apply pending migrations in order, each in a transaction, under an advisory lock; safe to re-run."""
+    """Apply pending migrations in order, each in a transaction, under an advisory lock; safe to re-run.
+
+    An AKS environment's database is reached from inside its cluster: there this runs the chart's migration Job.
+    """
     from iotctl.db import migrate as migrations
     from iotctl.db.connect import connect
     from iotctl.endpoints import db_endpoint
+    from iotctl.environments import DB_JOB, active
 
-    endpoint = db_endpoint(settings(ctx))
+    cfg = settings(ctx)
+    env = active(cfg)
+    if env.database.access == DB_JOB:
+        from iotctl.deploy.aks import run_migration_job
+
+        run = run_migration_job(cfg.state_dir, env.name, progress=info)
+        if json_:
+            emit_json(run.as_dict())
+            return
+        info(f"{run.message} (Job {run.namespace}/{run.job}; logs: `{run.logs_hint}`)")
+        return
+    endpoint = db_endpoint(cfg)
     with connect(endpoint) as conn:
         found, applied = migrations.migrate(conn, edition)
     if json_:

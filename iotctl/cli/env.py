@@ -89,7 +89,10 @@ def add(
         show_default=False,
     ),
     keyvault: str = typer.Option(
-        None, "--keyvault", help="Key Vault URI to read the credentials from instead (issue #14).", show_default=False
+        None,
+        "--keyvault",
+        help="Key Vault URI to read the credentials from instead (an AKS environment; the CA still from --ca).",
+        show_default=False,
     ),
     from_stack: Path = typer.Option(
         None,

@@ -31,6 +31,10 @@ class Cluster(Protocol):
         """Every object of a kind (in a namespace)."""
         ...
 
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete the object (foreground: its dependents go first); False when it did not exist."""
+        ...
+
 
 def ref(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata", {})
@@ -46,13 +50,40 @@ class KubernetesCluster:
             from kubernetes import config, dynamic
         except ImportError:
             raise MissingDependency("`kubernetes` is not installed; install iotctl with its dependencies.") from None
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.config import ConfigException
+
         self._kubeconfig = Path(kubeconfig)
-        api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
-        self._client = dynamic.DynamicClient(api_client)
+        try:
+            api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
+        except (ConfigException, OSError) as exc:
+            raise OperationFailed(
+                f"kubeconfig `{kubeconfig}` cannot be used ({str(exc).splitlines()[0][:200]}); run "
+                "`iotctl deploy aks --env ENV` to write it again."
+            ) from None
+        with self._errors():
+            try:
+                self._client = dynamic.DynamicClient(api_client)  # reads the API's discovery documents
+            except ApiException as exc:
+                if exc.status in (401, 403):
+                    raise AuthRefused(
+                        f"the cluster in `{kubeconfig}` refused iotctl (HTTP {exc.status}); your Entra ID identity "
+                        "needs an AKS RBAC role on the cluster (docs/deploy-aks.md, The cluster)."
+                    ) from None
+                raise OperationFailed(
+                    f"the cluster in `{kubeconfig}` answered HTTP {exc.status}: {exc.reason}."
+                ) from None
 
     def _resource(self, api_version: str, kind: str) -> Any:
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
         with self._errors():
-            return self._client.resources.get(api_version=api_version, kind=kind)
+            try:
+                return self._client.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                # A kind whose CRD was applied moments ago is not in the cached discovery yet: look again once.
+                self._client.resources.invalidate_cache()
+                return self._client.resources.get(api_version=api_version, kind=kind)
 
     def apply(self, objects: Iterable[dict[str, Any]]) -> list[str]:
         applied = []
@@ -89,6 +120,17 @@ class KubernetesCluster:
             return []
         with self._errors():
             return [item.to_dict() for item in resource.get(namespace=namespace).items]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+        try:
+            resource = self._resource(api_version, kind)
+            with self._errors():
+                resource.delete(name=name, namespace=namespace, body={"propagationPolicy": "Foreground"})
+        except (NotFoundError, ResourceNotFoundError):
+            return False
+        return True
 
     def _errors(self) -> Any:
         import contextlib

@@ -34,7 +34,7 @@ TERRAFORM_ENV = "IOTCTL_TERRAFORM"
 # A flag without a value (`-auto-approve`); turned into python-terraform's IsFlagged when a command runs, so that
 # importing this module does not import python-terraform.
 _FLAG = object()
-INSTALL_HINT = "install Terraform >= 1.6 (https://developer.hashicorp.com/terraform/install) or set IOTCTL_TERRAFORM"
+INSTALL_HINT = "install Terraform >= 1.11 (https://developer.hashicorp.com/terraform/install) or set IOTCTL_TERRAFORM"
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,9 @@ class TerraformRoot:
     backend: str = "local"  # or "azurerm" (with backend_config: resource_group_name, storage_account_name, …)
     backend_config: Mapping[str, str] = field(default_factory=dict)
     binary: str | None = None
+    #: Variable files inside the module (e.g. ``environments/prod.tfvars``), given before iotctl's own var file, so
+    #: the values iotctl passes win.
+    var_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.source = Path(self.source)
@@ -126,7 +129,7 @@ class TerraformRoot:
         code, _, _ = self._run(
             "plan",
             out=str(plan_path),
-            var_file=str(self._var_file()),
+            var_file=[*(str(self.module_dir / f) for f in self.var_files), str(self._var_file())],
             detailed_exitcode=_FLAG,
             destroy=_FLAG if destroy else None,
             ok_codes=(0, 2),

@@ -144,6 +144,11 @@ def default_credential() -> Any:
     return DefaultAzureCredential(exclude_interactive_browser_credential=True)
 
 
+#: ``SecretClient`` options every :class:`KeyVault` gets. Empty in production; a test sets ``retry_total=0`` here
+#: to see an unreachable vault fail at once instead of after the SDK's retries.
+CLIENT_OPTIONS: dict[str, Any] = {}
+
+
 class KeyVault:
     """One environment's vault. ``client_options`` go to ``SecretClient`` (tests pass a CA bundle and
     ``verify_challenge_resource=False`` for their local vault; production never needs them)."""
@@ -154,7 +159,18 @@ class KeyVault:
         from azure.keyvault.secrets import SecretClient
 
         self.url = vault_url.rstrip("/")
-        self._client = SecretClient(self.url, credential or default_credential(), **client_options)
+        options = {**CLIENT_OPTIONS, **client_options}
+        self._client = SecretClient(self.url, credential or default_credential(), **options)
+
+    def read(self, name: str, what: str | None = None) -> str:
+        """The current value of ``name``, for the operator's own use (an environment's credentials). It goes to
+        the caller only: never logged, never in an error message."""
+        try:
+            return self._value(name)
+        except NotFound:
+            raise NotFound(
+                f"{what or f'secret `{name}`'} is not in Key Vault `{self.url}` (`{name}`); run `iotctl secrets seed`."
+            ) from None
 
     # -- reads: properties only, except the CA pair that signs new server certificates ---------------------------
     def properties(self) -> dict[str, Any]:
@@ -229,18 +245,32 @@ def _split(hosts: Sequence[str]) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
-def seed(vault: KeyVault, tls: TlsNames | None = None, overwrite: Sequence[str] = ()) -> SeedReport:
-    """Write every catalog secret the vault lacks; never overwrite one unless it is named in ``overwrite``."""
+def seed(
+    vault: KeyVault,
+    tls: TlsNames | None = None,
+    overwrite: Sequence[str] = (),
+    in_cluster_database: bool = False,
+) -> SeedReport:
+    """Write every catalog secret the vault lacks; never overwrite one unless it is named in ``overwrite``.
+
+    ``in_cluster_database``: the environment runs the chart's PostgreSQL (dev) and Terraform creates no server,
+    so nobody else writes ``postgres-admin-password`` (the in-cluster superuser's): it is generated here too."""
     unknown = [n for n in overwrite if n not in BY_NAME]
     if unknown:
         raise InvalidInput(f"`{unknown[0]}` is not one of the environment's secrets; see `iotctl secrets list`.")
+    fixed = [n for n in overwrite if BY_NAME[n].kind is Kind.TERRAFORM]
+    if fixed:
+        raise InvalidInput(
+            f"`{fixed[0]}` is never overwritten: Terraform sets it together with the server (staging, prod), and "
+            "dev's in-cluster database keeps the one it was created with; see `iotctl secrets rotate --help`."
+        )
     present = set(vault.properties())
     report = SeedReport()
     existing = present - set(overwrite)
     for spec in CATALOG:
         if spec.kind is Kind.TLS:
             continue
-        if spec.kind is Kind.TERRAFORM:
+        if spec.kind is Kind.TERRAFORM and not in_cluster_database:
             if spec.name not in present:
                 report.skipped[spec.name] = "written by Terraform when it creates the database server"
             else:

@@ -115,7 +115,7 @@ def test_unknown_environment_names_the_known_ones(state, creds):
         environments.active(load_settings({"state_dir": state, "env": "staging"}, environ={}))
 
 
-def test_key_vault_and_in_cluster_database_are_modelled_with_a_clear_error(state):
+def test_key_vault_credentials_and_in_cluster_database(state):
     env = environments.register_environment(
         state,
         "aks-prod",
@@ -126,12 +126,14 @@ def test_key_vault_and_in_cluster_database_are_modelled_with_a_clear_error(state
         database_access="job",
         credentials="keyvault:https://kv-iots6-prod.vault.azure.net/",
     )
-    assert env.secret_file(environments.MQTT_OPERATOR) is None
-    with pytest.raises(OperationFailed, match=r"Key Vault `https://kv-iots6-prod.*#14"):
-        env.operator_endpoint()
-    with pytest.raises(OperationFailed, match=r"migration Job in the cluster.*#14"):
+    # Credentials are read from the vault when needed (tests/aks/test_deploy_parts.py, against FakeKeyVault); only
+    # the public CA certificate is a file.
+    assert env.secret_file(environments.MQTT_OPERATOR) is None and env.keyvault_url.startswith("https://kv-iots6")
+    assert env.secret_file(environments.CA_CERT) == env.home / "tls-ca-crt"
+    with pytest.raises(OperationFailed, match=r"only from inside its cluster: `iotctl db migrate --env aks-prod` runs"):
         env.db_endpoint()
     assert env.public()["credentials"] == "keyvault:https://kv-iots6-prod.vault.azure.net/"
+    assert env.public()["secrets"]["mqtt-admin-password"] == {"file": None, "present": False}
 
 
 def test_builtin_local_is_todays_behaviour(state):
