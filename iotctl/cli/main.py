@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from iotctl import __version__
-from iotctl.cli import config, db, device, env, stack, tail
+from iotctl.cli import config, db, deploy, device, env, stack, tail
 from iotctl.cli.common import ENV_OPTION
 
 
@@ -67,6 +67,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(tail.app, name="tail")
 app.add_typer(config.app, name="config")
 app.add_typer(env.app, name="env")
+app.add_typer(deploy.app, name="deploy")
 
 
 def _version(value: bool) -> None:
