@@ -684,7 +684,9 @@ def status(deployment: Deployment, *, source: Path | None = None) -> DeployResul
     )
     result = DeployResult(environment=deployment.name, target=target.public())
     if (deployment.terraform_dir / "terraform.tfstate").exists():
-        result.outputs = terraform_root(deployment, source=source).outputs()
+        root = terraform_root(deployment, source=source)
+        root.init()
+        result.outputs = root.outputs()
     shell = "systemctl is-active " + " ".join(SERVICES) + " || true"
     out = run_on_host(target.inventory(deployment.known_hosts), ["sh", "-c", shell])
     result.services = dict(zip(SERVICES, out.split(), strict=False))
@@ -709,6 +711,8 @@ def destroy(
     variables_file = deployment.terraform_dir / "iotctl.tfvars.json"
     variables = json.loads(variables_file.read_text()) if variables_file.exists() else {}
     root = terraform_root(deployment, variables, source=source)
+    progress("terraform init")
+    root.init()  # stages the module again (this iotctl's copy) and selects this environment's state
     outputs = root.outputs()
     group = str(outputs.get("resource_group_name") or deployment.name)
     progress("terraform plan -destroy")
