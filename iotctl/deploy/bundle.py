@@ -150,7 +150,9 @@ def build_bundle(
             )
         except subprocess.CalledProcessError as exc:
             detail = " ".join((exc.stderr or exc.stdout or "").split())[-300:]
-            raise OperationFailed(f"Building wheels of {', '.join(sdists)} failed ({detail}); check pip's access.") from None
+            raise OperationFailed(
+                f"Building wheels of {', '.join(sdists)} failed ({detail}); check pip's access."
+            ) from None
         args = ["download", "--quiet", "--only-binary=:all:", "--dest", str(wheelhouse), "--find-links", str(local)]
         for tag in platform.pip_platforms():
             args += ["--platform", tag]
