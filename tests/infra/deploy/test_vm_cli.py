@@ -31,6 +31,9 @@ work = Path(os.environ.get("TF_DATA_DIR", ".")).parent
 if command == "version":
     print("Terraform v1.15.0 (FakeTerraform)")
 elif command == "plan":
+    for arg in args:
+        if arg.startswith("-out="):
+            Path(arg[5:]).write_text("FakeTerraform plan")
     sys.exit(2)
 elif command == "show":
     action = "delete" if "destroy" in args[-1] else "create"
