@@ -254,8 +254,7 @@ def vm(
     operator = ssh_from
     if host:
         target = deploy_vm.HostTarget.parse(host, key_file=ssh_key)
-        if operator is None:
-            operator = deploy_vm.detect_operator_cidr()
+        operator = deploy_vm.operator_cidr_for(target, ssh_from)
 
     with _Progress() as progress:
 

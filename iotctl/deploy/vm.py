@@ -244,6 +244,19 @@ def detect_operator_cidr(urls: Sequence[str] | None = None, timeout: float = 5.0
     )
 
 
+def operator_cidr_for(target: HostTarget, ssh_from: str | None) -> str:
+    """The SSH source for ``--host``: ``ssh_from``, else the detected public address, except for a host on a
+    private network, where the public address is not the one the host sees (its firewall would lock you out)."""
+    if ssh_from:
+        return check_cidr(ssh_from, "--ssh-from")
+    if target.is_ip and not ipaddress.ip_address(target.address).is_global:
+        raise InvalidInput(
+            f"`--host {target.address}` is a private address, so your public address is not the one it sees; pass "
+            "--ssh-from CIDR with the address (or network) you SSH from (the host firewall allows SSH only from it)."
+        )
+    return detect_operator_cidr()
+
+
 def check_cidr(value: str, what: str) -> str:
     try:
         network = ipaddress.ip_network(value, strict=False)

@@ -66,7 +66,7 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.delenv("IOTCTL_ENV", raising=False)
     key = tmp_path / "id_ed25519"
     key.write_text("private\n")
-    Path(f"{key}.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPx0cPbvd1gUy5Gz8GIC0d1hGg4FvhJ0BSNZk7cUmEw op\n")
+    Path(f"{key}.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPx0cPbvd1gUy5Gz8GIC0d1hGg4F op\n")
 
     def calls() -> list[list[str]]:
         return [json.loads(line)["args"] for line in log.read_text().splitlines()]
@@ -148,6 +148,7 @@ def test_undetectable_address_is_one_line_naming_the_flag(fake, monkeypatch):
         (["--plan", "--host", "root@203.0.113.7"], "error: `--plan` is about Azure resources"),
         (["--host", "203.0.113.7", "--ssh-from", "1.2.3.4/32"], "error: `--host 203.0.113.7` is not USER@ADDRESS"),
         (["--ssh-from", "everywhere"], "error: `everywhere` is not a CIDR for --ssh-from"),
+        (["--host", "pi@192.168.1.20"], "error: `--host 192.168.1.20` is a private address"),
     ],
 )
 def test_bad_input_is_one_sentence(fake, args, message):
