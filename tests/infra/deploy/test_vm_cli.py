@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from iotctl.cli.main import app
 
-FAKE = r'''
+FAKE = r"""
 import json, os, sys
 from pathlib import Path
 args = sys.argv[1:]
@@ -47,7 +47,7 @@ elif command == "output":
     outputs = {"resource_group_name": "rg-iots6-lab-weu", "fqdn": "iots6-lab-abc123.westeurope.cloudapp.azure.com",
                "admin_username": "iots6admin", "data_disk_lun": 0}
     print(json.dumps({k: {"value": v, "sensitive": False} for k, v in outputs.items()}))
-'''
+"""
 
 
 @pytest.fixture
