@@ -200,7 +200,7 @@ on the same shared machine (load average 2-4), so the ratios matter, not the abs
    committed batch's PUBACKs go out in one write. Same guarantees (acknowledge after commit, only on the current
    connection), proven by the same tests (`tests/integration/test_ingest.py`, `test_no_loss.py`: SIGKILL, broker
    and database restarts). Result in one run: c went from 6.3k to 15.5k msgs/s, c/a from 0.71 to 2.0, c/b from
-   5.8 to 16. The CLI, the config server and the simulator keep paho.
+   5.8 to 16. The CLI and the config server keep paho.
 2. **Acknowledgements in one write per batch.** Before the reader above, every `client.ack(mid, 1)` queued a
    4-byte PUBACK, woke paho's network thread and cost a `send` of its own: 2,000 wake-ups and syscalls per batch.
    Batching them took c/a from 0.735 to 0.878 in a development run; the new reader keeps the one-write batch.

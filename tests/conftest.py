@@ -19,14 +19,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from iotctl import pki
 from iotctl.broker import dynsec
 from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, service_username
 from iotctl.broker.identities import DynsecIdentities
 from iotctl.db import migrate
 from iotctl.endpoints import MqttEndpoint
-from iotctl.stack.mosquitto import MosquittoServer, find_mosquitto
+from iotctl.stack.mosquitto import MosquittoServer, TlsListener, find_mosquitto
 from iotctl.stack.postgres import PostgresServer, find_pg_bindir
-from iotctl.stack.procs import free_port
+from iotctl.stack.procs import free_port, wait_for_port
 
 DB_OWNER = "iots6"
 _db_counter = itertools.count()
@@ -90,6 +91,13 @@ class Broker:
         return password
 
 
+def _add_publisher(broker: Broker) -> None:
+    broker.publisher = (PUBLISHER, uuid.uuid4().hex)
+    with broker.admin_session() as session:
+        session.ensure_role(PUBLISHER, [{"acltype": "publishClientSend", "topic": "#", "allow": True}])
+        session.create_client(PUBLISHER, broker.publisher[1], [PUBLISHER])
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PgInfo]:
     if find_pg_bindir() is None:
@@ -140,10 +148,89 @@ def broker(tmp_path_factory) -> Iterator[Broker]:
             (dynsec.ADMIN_USERNAME, admin),
             *((service_username(r), passwords[r]) for r in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)),
         )
-        found.publisher = (PUBLISHER, uuid.uuid4().hex)
-        with found.admin_session() as session:
-            session.ensure_role(PUBLISHER, [{"acltype": "publishClientSend", "topic": "#", "allow": True}])
-            session.create_client(PUBLISHER, found.publisher[1], [PUBLISHER])
+        _add_publisher(found)
+        yield found
+    finally:
+        server.stop()
+
+
+@dataclass
+class TlsMosquitto(MosquittoServer):
+    """A broker whose ``tls`` listener authenticates the broker only (what the platform exposes on 8883), plus a
+    second TLS listener on ``mtls_port`` that also requires a client certificate signed by ``cafile``. Accounts and
+    ACLs are the same on every listener (``per_listener_settings false``)."""
+
+    mtls_port: int = 0
+    cafile: Path | None = None
+
+    def render_config(self) -> str:
+        mtls = [
+            f"listener {self.mtls_port} {self.tls.bind}",
+            "protocol mqtt",
+            f"cafile {self.cafile}",
+            f"certfile {self.tls.certfile}",
+            f"keyfile {self.tls.keyfile}",
+            "require_certificate true",
+        ]
+        return (
+            super().render_config()
+            + "\n# Client-certificate listener of the test fixture (tests/conftest.py: tls_broker)\n"
+            + "\n".join(mtls)
+            + "\n"
+        )
+
+
+@dataclass
+class TlsBroker(Broker):
+    """``broker``'s interface (plaintext ``port``, accounts, ``add_device``) plus TLS: ``tls_port`` (server
+    authentication), ``mtls_port`` (client certificate required), the ``ca`` that signed the broker's certificate
+    (for 127.0.0.1 and localhost) and :meth:`client_cert` to issue client certificates from it."""
+
+    tls_port: int = 0
+    mtls_port: int = 0
+    ca: pki.CertPair | None = None
+    server_cert: pki.CertPair | None = None
+    pki_dir: Path | None = None
+
+    def client_cert(self, name: str, common_name: str | None = None) -> pki.CertPair:
+        return pki.issue_client_cert(self.ca, self.pki_dir / "clients", name, common_name or name)
+
+
+@pytest.fixture(scope="session")
+def tls_broker(tmp_path_factory) -> Iterator[TlsBroker]:
+    """A Mosquitto of its own (dynamic security, like ``broker``) with TLS listeners, its CA from ``iotctl.pki``."""
+    if find_mosquitto() is None or dynsec.find_plugin() is None:
+        pytest.fail("`mosquitto` 2 with its dynamic security plugin not found; run `make install-system`.")
+    directory = tmp_path_factory.mktemp("mqtt-tls")
+    pki_dir = directory / "pki"
+    ca = pki.ensure_ca(pki_dir, common_name="iotctl test CA")
+    server_cert = pki.issue_server_cert(ca, pki_dir, "broker", dns_names=["localhost"], ip_addresses=["127.0.0.1"])
+    server = TlsMosquitto(
+        directory / "broker",
+        free_port(),
+        tls=TlsListener(free_port(), server_cert.cert, server_cert.key),
+        mtls_port=free_port(),
+        cafile=ca.cert,
+    )
+    passwords = {role: uuid.uuid4().hex for role in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)}
+    admin = uuid.uuid4().hex
+    server.prepare_state(admin, passwords)
+    pid = server.start()
+    try:
+        wait_for_port(server.bind, server.mtls_port, 10, "mosquitto (client-certificate TLS)", server.log_file, pid)
+        found = TlsBroker(
+            server,
+            "127.0.0.1",
+            server.port,
+            (dynsec.ADMIN_USERNAME, admin),
+            *((service_username(r), passwords[r]) for r in (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG)),
+            tls_port=server.tls.port,
+            mtls_port=server.mtls_port,
+            ca=ca,
+            server_cert=server_cert,
+            pki_dir=pki_dir,
+        )
+        _add_publisher(found)
         yield found
     finally:
         server.stop()

@@ -201,14 +201,20 @@ def _run(
         "runner_on_unreachable": "unreachable",
     }
 
+    changed_items: set[tuple[str, str]] = set()  # (host, task uuid) of loops with a changed item
+
     def handler(event: dict[str, Any]) -> bool:
         kind = event.get("event")
+        data = event.get("event_data", {})
+        if kind == "runner_item_on_ok" and _changed(event):
+            changed_items.add((data.get("host", ""), data.get("task_uuid", "")))
         if kind in statuses:
-            data = event.get("event_data", {})
             finished.append(event)
             if on_event is not None:
                 status = statuses[kind]
-                if status == "ok" and _changed(event):
+                if status == "ok" and (
+                    _changed(event) or (data.get("host", ""), data.get("task_uuid", "")) in changed_items
+                ):
                     status = "changed"
                 on_event(TaskEvent(str(data.get("host", "")), str(data.get("task", "")), status))
         return True  # keep the event: ansible-runner computes the recap (stats) from the stored events

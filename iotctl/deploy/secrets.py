@@ -1,8 +1,9 @@
 """An environment's secrets for a host deployment, as files the playbook reads (``iots6_secrets_dir``).
 
-File names are the Key Vault secret names of DECISIONS §6 (one secret per file, 0600, in a 0700 directory);
-the TLS files are those of :mod:`iotctl.pki` (``ca.crt``/``ca.key``, ``broker.crt``/``.key`` for the MQTT
-listener, ``config.crt``/``.key`` for the HTTPS proxy in front of the config server and Grafana).
+Every file is named as its Key Vault secret (DECISIONS §6; one secret per file, 0600, in a 0700 directory),
+TLS included: ``tls-ca-crt``, ``tls-broker-crt``/``tls-broker-key`` (the MQTT listener), ``tls-config-crt``/
+``tls-config-key`` (the HTTPS proxy in front of the config server and Grafana). :mod:`iotctl.pki` keeps its own
+files (the CA's key among them, which never leaves the controller) in ``pki/`` below.
 ``ensure_secrets`` creates what is missing and keeps what exists, so a re-deploy never rotates anything by
 accident; rotating is deleting (or overwriting) a file and re-running the deploy (docs/deploy-vm.md).
 """
@@ -40,9 +41,19 @@ def ensure_secrets(directory: Path, dns_names: Sequence[str] = (), ip_addresses:
         if not path.exists():
             write_secret(path, generate_password(32 if name == "config-admin-token" else 24) + "\n")
         paths[name] = path
-    ca = pki.ensure_ca(directory)
-    broker = pki.issue_server_cert(ca, directory, BROKER_CERT, dns_names=dns_names, ip_addresses=ip_addresses)
-    proxy = pki.issue_server_cert(ca, directory, PROXY_CERT, dns_names=dns_names, ip_addresses=ip_addresses)
-    paths.update({"ca.crt": ca.cert, "broker.crt": broker.cert, "broker.key": broker.key})
-    paths.update({"config.crt": proxy.cert, "config.key": proxy.key})
+    issued = directory / "pki"
+    ca = pki.ensure_ca(issued)
+    broker = pki.issue_server_cert(ca, issued, BROKER_CERT, dns_names=dns_names, ip_addresses=ip_addresses)
+    proxy = pki.issue_server_cert(ca, issued, PROXY_CERT, dns_names=dns_names, ip_addresses=ip_addresses)
+    for name, source in (
+        ("tls-ca-crt", ca.cert),
+        ("tls-broker-crt", broker.cert),
+        ("tls-broker-key", broker.key),
+        ("tls-config-crt", proxy.cert),
+        ("tls-config-key", proxy.key),
+    ):
+        target = directory / name
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            write_secret(target, source.read_text())
+        paths[name] = target
     return paths

@@ -20,8 +20,8 @@ The flow (:func:`deploy`), each step safe to repeat:
    server's HTTPS URL, the operator's credential files (0600) under ``<state_dir>/environments/<name>/``.
 
 Everything for one deployment lives in ``<state_dir>/deploy/vm/<name>/`` (0700): ``terraform/`` (state, plans,
-the 0600 var file), ``secrets/`` (every secret and certificate the playbook installs, 0600, including the CA key),
-``bundles/``, ``known_hosts`` and ``deployment.json`` (the target and ports, no secret).
+the 0600 var file), ``secrets/`` (every secret and certificate the playbook installs, 0600; the CA's key in
+``secrets/pki/``), ``bundles/``, ``known_hosts`` and ``deployment.json`` (the target and ports, no secret).
 
 No typer or rich here: progress goes to the ``progress`` callback, failures are iotctl's typed errors.
 """
@@ -123,8 +123,8 @@ class HostTarget:
             # Trust on first use, remembered per deployment (never the operator's own known_hosts).
             "ansible_ssh_common_args": f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={known_hosts}",
         }
-        if self.user != "root":
-            host["ansible_become"] = True
+        # The play becomes root (sudo over SSH); a root login needs no become.
+        host["ansible_become"] = self.user != "root"
         if self.key_file:
             host["ansible_ssh_private_key_file"] = str(self.key_file)
         return {"iots6": {"hosts": {HOST_ALIAS: host}}}
@@ -473,7 +473,7 @@ def check(
     tls_port, pg_port = p["iots6_mosquitto_tls_port"], p["iots6_postgresql_port"]
     base = str(variables.get("iots6_topic_base", "iots6"))
     secrets = deployment.secrets_dir
-    ca = secrets / "ca.crt"
+    ca = secrets / "tls-ca-crt"
     inventory = target.inventory(deployment.known_hosts)
     device_id = f"{CHECK_DEVICE_PREFIX}{uuid.uuid4().hex[:8]}"
     seq = int(uuid.uuid4().int % 1_000_000)
@@ -571,7 +571,7 @@ def register(deployment: Deployment, target: HostTarget, variables: Mapping[str,
             envs.MQTT_OPERATOR: s / "mqtt-operator-password",
             envs.CONFIG_ADMIN: s / "config-admin-token",
             envs.DB_PASSWORD: s / "postgres-app-password",
-            envs.CA_CERT: s / "ca.crt",
+            envs.CA_CERT: s / "tls-ca-crt",
         },
         topic_base=str(variables.get("iots6_topic_base", "iots6")),
         description=f"VM {target.user}@{target.address}" + (f":{target.port}" if target.port != 22 else ""),

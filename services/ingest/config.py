@@ -4,10 +4,14 @@
 variable                        meaning                                                     default
 ==============================  ==========================================================  ==================
 INGEST_MQTT_HOST                broker host                                                 127.0.0.1
-INGEST_MQTT_PORT                broker port                                                 1883
+INGEST_MQTT_PORT                broker port                                                 1883 (8883 with TLS)
 INGEST_MQTT_USERNAME            broker account (role ingest: read-only on <base>/#)         svc.ingest
 INGEST_MQTT_PASSWORD_FILE       file holding that account's password (required)             -
 INGEST_MQTT_PROTOCOL            5 (shared subscriptions) or 3.1.1 (e.g. an amqtt broker)    5
+INGEST_MQTT_TLS_CA_FILE         CA certificate (PEM) the broker's certificate must chain    (none: plain TCP)
+                                to; setting it turns TLS on (host name verified, TLS >= 1.2)
+INGEST_MQTT_TLS_CERT_FILE       client certificate (PEM), for a listener that requires one  (none)
+INGEST_MQTT_TLS_KEY_FILE        that certificate's private key (PEM, unencrypted, 0600)     (none)
 INGEST_CLIENT_ID                stable client id: the persistent session's name             iots6-ingest-1
 INGEST_SHARE_GROUP              MQTT v5 shared-subscription group: set it to run several     (none: one worker)
                                 workers that split the stream (see the note below)
@@ -48,6 +52,9 @@ class IngestConfig:
     mqtt_username: str = "svc.ingest"
     mqtt_password: str = ""
     mqtt_protocol: str = "5"
+    mqtt_tls_ca_file: str = ""
+    mqtt_tls_cert_file: str = ""
+    mqtt_tls_key_file: str = ""
     client_id: str = "iots6-ingest-1"
     share_group: str = ""
     topic_base: str = "iots6"
@@ -64,7 +71,8 @@ class IngestConfig:
 
     def __repr__(self) -> str:  # never print secrets
         return (
-            f"IngestConfig(mqtt={self.mqtt_username}@{self.mqtt_host}:{self.mqtt_port} v{self.mqtt_protocol}, "
+            f"IngestConfig(mqtt={self.mqtt_username}@{self.mqtt_host}:{self.mqtt_port} v{self.mqtt_protocol}"
+            f"{' TLS' if self.mqtt_tls_ca_file else ''}, "
             f"client_id={self.client_id}, db={self.database_url}, batch={self.batch_size}/{self.flush_ms}ms)"
         )
 
@@ -84,14 +92,18 @@ class IngestConfig:
             raise ConfigError("INGEST_MQTT_PASSWORD_FILE is not set; point it at the ingest account's password file.")
         database_url = envconfig.database_url("INGEST_DATABASE_URL", get("DATABASE_URL"))
         protocol = envconfig.choice("INGEST_MQTT_PROTOCOL", get("MQTT_PROTOCOL", "5"), envconfig.MQTT_PROTOCOLS)
+        tls_ca, tls_cert, tls_key = _tls_files(get)
         db_password_file = get("DATABASE_PASSWORD_FILE")
         level = envconfig.choice("INGEST_LOG_LEVEL", get("LOG_LEVEL", "INFO").upper(), envconfig.LOG_LEVELS)
         return cls(
             mqtt_host=get("MQTT_HOST", "127.0.0.1"),
-            mqtt_port=integer("MQTT_PORT", 1883, 1, 65535),
+            mqtt_port=integer("MQTT_PORT", 8883 if tls_ca else 1883, 1, 65535),
             mqtt_username=get("MQTT_USERNAME", "svc.ingest"),
             mqtt_password=envconfig.secret_file("INGEST_MQTT_PASSWORD_FILE", password_file),
             mqtt_protocol=protocol,
+            mqtt_tls_ca_file=tls_ca,
+            mqtt_tls_cert_file=tls_cert,
+            mqtt_tls_key_file=tls_key,
             client_id=get("CLIENT_ID", "iots6-ingest-1"),
             share_group=get("SHARE_GROUP", ""),
             topic_base=get("TOPIC_BASE", "iots6"),
@@ -108,3 +120,45 @@ class IngestConfig:
             maintenance_interval_s=float(integer("MAINTENANCE_INTERVAL_S", 600, 1, 86_400)),
             log_level=level,
         )
+
+
+def _tls_files(get) -> tuple[str, str, str]:
+    """INGEST_MQTT_TLS_* checked by loading them the way the reader will, so a bad file stops the start."""
+    from services.ingest.wire import tls_context
+
+    ca, cert, key = get("MQTT_TLS_CA_FILE", ""), get("MQTT_TLS_CERT_FILE", ""), get("MQTT_TLS_KEY_FILE", "")
+    if bool(cert) != bool(key):
+        raise ConfigError(
+            "INGEST_MQTT_TLS_CERT_FILE and INGEST_MQTT_TLS_KEY_FILE go together; set both (a client certificate "
+            "and its key) or neither."
+        )
+    if cert and not ca:
+        raise ConfigError(
+            "INGEST_MQTT_TLS_CERT_FILE is set without INGEST_MQTT_TLS_CA_FILE; set the CA file that signed the "
+            "broker's certificate."
+        )
+    if not ca:
+        return "", "", ""
+    try:
+        tls_context(ca)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"INGEST_MQTT_TLS_CA_FILE=`{ca}` cannot be loaded ({_why(exc)}); point it at the CA certificate (PEM)."
+        ) from None
+    if cert:
+        try:
+            tls_context(ca, cert, key)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"INGEST_MQTT_TLS_CERT_FILE=`{cert}` with INGEST_MQTT_TLS_KEY_FILE=`{key}` cannot be loaded "
+                f"({_why(exc)}); point them at a PEM certificate and its unencrypted private key."
+            ) from None
+    return ca, cert, key
+
+
+def _why(exc: Exception) -> str:
+    """OpenSSL's reason in words (``KEY_VALUES_MISMATCH`` -> key values mismatch), or the OS error's."""
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return reason.replace("_", " ").lower()
+    return getattr(exc, "strerror", None) or str(exc)

@@ -31,7 +31,7 @@ from iotctl import contract
 from services.ingest import metrics
 from services.ingest.config import IngestConfig
 from services.ingest.store import Batch, DeadLetter, Store
-from services.ingest.wire import Consumer, Refused
+from services.ingest.wire import Consumer, Refused, tls_context
 
 log = logging.getLogger("iots6.ingest")
 
@@ -87,6 +87,11 @@ class Ingestor:
         """Connect, subscribe, read; on any failure reconnect with backoff (0.2 s doubling to 10 s, jittered)."""
         cfg = self.config
         delay = 0.2
+        tls = (
+            tls_context(cfg.mqtt_tls_ca_file, cfg.mqtt_tls_cert_file, cfg.mqtt_tls_key_file)
+            if cfg.mqtt_tls_ca_file
+            else None
+        )
         while not self.network_stop.is_set():
             consumer = Consumer(
                 cfg.mqtt_host,
@@ -99,13 +104,20 @@ class Ingestor:
                 keepalive=30,
                 session_expiry=SESSION_EXPIRY_S,
                 receive_maximum=cfg.receive_maximum,
+                tls=tls,
             )
             try:
                 present = consumer.connect()
                 # Subscribing again is harmless when the session already has it, and needed when it does not.
                 consumer.subscribe(self.subscription())
                 self._set_connected(consumer)
-                log.info("connected to %s:%s (session present: %s)", cfg.mqtt_host, cfg.mqtt_port, present)
+                log.info(
+                    "connected to %s:%s%s (session present: %s)",
+                    cfg.mqtt_host,
+                    cfg.mqtt_port,
+                    " over TLS" if tls else "",
+                    present,
+                )
                 delay = 0.2
                 consumer.read(self.network_stop)
             except Refused as exc:

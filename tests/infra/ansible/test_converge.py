@@ -2,8 +2,9 @@
 
 One container per module (conftest.py): ``iotctl.deploy.ansible.converge`` probes it, builds the application
 bundle for its platform, runs site.yml; a second run must change nothing. Then, from this machine (the
-container shares its network): a device account made through the broker's dynamic security publishes over TLS
-and its reading lands in the container's database; anonymous and cross-device publishes land nothing; the config
+container shares its network): the VM is registered as an iotctl environment, `iotctl device provision --env`
+makes devices through the broker's dynamic security over TLS, a device publishes over TLS and its reading lands
+in the container's database; anonymous and cross-device publishes land nothing; the config
 server answers over HTTPS on the proxy with the device's token; services are active, hardened and own-user;
 secrets are 0600 root files and appear nowhere else; a backup runs and restores; the firewall ruleset loads and
 filters in a network namespace of its own (the container's would be this machine's: the role is told not to load
@@ -28,11 +29,11 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
-from iotctl import contract
+from iotctl import contract, environments
 from iotctl.deploy import ansible as deploy_ansible
 from iotctl.deploy.bundle import build_bundle
 from iotctl.deploy.secrets import PASSWORDS, ensure_secrets
-from iotctl.devconfig.tokens import issue_device_token
+from iotctl.environments import register_environment
 from iotctl.stack.procs import free_ports
 
 # The first test also pays for the module's fixture (boot, two converge runs: minutes, not seconds).
@@ -70,7 +71,7 @@ class Converged:
 
     @property
     def ca(self) -> str:
-        return str(self.secrets / "ca.crt")
+        return str(self.secrets / "tls-ca-crt")
 
     def db(self) -> psycopg.Connection:
         return psycopg.connect(
@@ -102,6 +103,8 @@ def converged(debian_vm, tmp_path_factory) -> Converged:
                 "vm": {
                     "ansible_connection": "community.docker.nsenter",
                     "ansible_nsenter_pid": debian_vm.pid,
+                    # nsenter is root already; `su` (root to root, no password) still runs the become path.
+                    "ansible_become_method": "su",
                     "ansible_python_interpreter": "/usr/bin/python3",
                 }
             }
@@ -194,56 +197,47 @@ def _close(client: mqtt.Client) -> None:
     client.loop_stop()
 
 
-def _dynsec(c: Converged, *commands: dict) -> list[dict]:
-    """Send commands to $CONTROL/dynamic-security/v1 over TLS as the admin client; return the responses."""
-    client, rc = _connect(c, "admin", c.secret("mqtt-admin-password"))
-    assert rc == 0, f"admin login refused ({rc})"
-    responses: list[dict] = []
-    got = threading.Event()
-
-    def on_message(_c, _u, msg):
-        responses.extend(json.loads(msg.payload)["responses"])
-        got.set()
-
-    client.on_message = on_message
-    subscribed = threading.Event()
-    client.on_subscribe = lambda *_a: subscribed.set()
-    client.subscribe("$CONTROL/dynamic-security/v1/response", qos=1)
-    assert subscribed.wait(10)
-    client.publish("$CONTROL/dynamic-security/v1", json.dumps({"commands": list(commands)}), qos=1)
-    assert got.wait(15), "no answer from the dynamic security plugin"
-    _close(client)
-    errors = [r for r in responses if r.get("error")]
-    assert not errors, errors
-    return responses
-
-
-def _provision(c: Converged, device_id: str) -> tuple[str, str]:
-    """What `iotctl device provision --env` does against this host: broker client + role, registry row, token."""
-    password = uuid.uuid4().hex
-    role = f"device-{device_id}"
-    acls = [
-        {"acltype": "publishClientSend", "topic": f"{BASE}/{device_id}/{ch}", "allow": True}
-        for ch in (contract.TELEMETRY, contract.EVENT, contract.STATUS)
-    ] + [
-        {"acltype": "subscribeLiteral", "topic": f"{BASE}/{device_id}/config", "allow": True},
-        {"acltype": "publishClientReceive", "topic": f"{BASE}/{device_id}/config", "allow": True},
-    ]
-    _dynsec(
-        c,
-        {"command": "createRole", "rolename": role, "acls": acls},
-        {
-            "command": "createClient",
-            "username": device_id,
-            "clientid": device_id,
-            "password": password,
-            "roles": [{"rolename": role}],
+def _register_environment(c: Converged, state_dir: Path) -> str:
+    """The test VM as an iotctl environment of kind `vm` (what `iotctl deploy vm` registers)."""
+    name = "test-vm"
+    register_environment(
+        state_dir,
+        name,
+        "vm",
+        broker_host="localhost",
+        broker_port=c.ports["tls"],
+        broker_tls=True,
+        config_url=f"https://localhost:{c.ports['https']}",
+        database_url=f"postgresql://iots6@127.0.0.1:{c.ports['pg']}/iots6",
+        secrets={
+            environments.MQTT_ADMIN: c.secrets / "mqtt-admin-password",
+            environments.MQTT_OPERATOR: c.secrets / "mqtt-operator-password",
+            environments.CONFIG_ADMIN: c.secrets / "config-admin-token",
+            # The environment's database secret is the password of database.url's user: here the app owner.
+            environments.DB_PASSWORD: c.secrets / "postgres-app-password",
+            environments.CA_CERT: c.secrets / "tls-ca-crt",
         },
     )
-    with c.db() as conn:
-        conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device_id,))
-        token = issue_device_token(conn, device_id)
-    return password, token
+    return name
+
+
+def _provision(c: Converged, state_dir: Path, env_name: str, device_id: str) -> tuple[str, str]:
+    """`iotctl device provision ID --env <the test VM>`: broker client and role over TLS through dynamic
+    security, registry row and config token in the VM's database; returns (MQTT password, config token)."""
+    from typer.testing import CliRunner
+
+    from iotctl.cli.main import app
+
+    environ = {"IOTCTL_STATE_DIR": str(state_dir), "IOTCTL_CONFIG": str(state_dir / "none.toml")}
+    result = CliRunner().invoke(
+        app, ["device", "provision", device_id, "--env", env_name, "--json"], env=environ, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    public = json.loads(result.stdout)
+    assert public["environment"] == env_name and public["mqtt_tls"] is True
+    creds = json.loads(Path(public["credentials_file"]).read_text())
+    assert creds["mqtt_port"] == c.ports["tls"]
+    return creds["mqtt_password"], creds["config_token"]
 
 
 def _reading(device_id: str, seq: int) -> str:
@@ -272,9 +266,12 @@ def _wait_rows(c: Converged, device_id: str, n: int, timeout: float = 30) -> int
 
 
 @pytest.fixture(scope="module")
-def devices(converged) -> dict[str, tuple[str, str]]:
+def devices(converged, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    state_dir = tmp_path_factory.mktemp("iotctl-state")
+    (state_dir / "none.toml").write_text("")
+    env_name = _register_environment(converged, state_dir)
     ids = [f"vm-{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    return {device_id: _provision(converged, device_id) for device_id in ids}
+    return {device_id: _provision(converged, state_dir, env_name, device_id) for device_id in ids}
 
 
 # -- tests ---------------------------------------------------------------------------------------------------------

@@ -43,11 +43,12 @@ def test_run_playbook_counts_changes_and_an_unchanged_rerun(tmp_path):
         dest: {target}
         content: hello
         mode: "0600"
-    - name: Write a secret
+    - name: Write secrets
       ansible.builtin.copy:
-        dest: {target}.secret
+        dest: {target}.{{{{ item }}}}
         content: s3cr3t
         mode: "0600"
+      loop: [one, two]
       no_log: true
 """,
     )
@@ -55,10 +56,10 @@ def test_run_playbook_counts_changes_and_an_unchanged_rerun(tmp_path):
     first = deploy_ansible.run_playbook(LOCAL, project=project, on_event=events.append)
     assert first.succeeded and first.changed == 2 and first.hosts["box"].ok == 2
     assert target.read_text() == "hello"
-    # A no_log task's result is censored, and its change is still reported.
+    # A no_log loop's results are censored, and its change is still reported.
     assert [(e.host, e.task, e.status) for e in events] == [
         ("box", "Write a file", "changed"),
-        ("box", "Write a secret", "changed"),
+        ("box", "Write secrets", "changed"),
     ]
     second = deploy_ansible.run_playbook(LOCAL, project=project)
     assert second.changed == 0 and second.as_dict()["hosts"]["box"]["changed"] == 0
@@ -158,12 +159,86 @@ def test_ensure_secrets_creates_private_files_once_and_certificates_for_the_host
     directory = tmp_path / "env"
     paths = ensure_secrets(directory, dns_names=["iot.example.org"], ip_addresses=["203.0.113.7"])
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    for name in (*PASSWORDS, "broker.key", "config.key", "ca.key"):
+    for name in (*PASSWORDS, "tls-ca-crt", "tls-broker-crt", "tls-broker-key", "tls-config-crt", "tls-config-key"):
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
+        assert paths[name] == directory / name
+    assert stat.S_IMODE((directory / "pki" / "ca.key").stat().st_mode) == 0o600
     before = {name: (directory / name).read_text() for name in PASSWORDS}
     assert len(set(before.values())) == len(PASSWORDS)
     again = ensure_secrets(directory, dns_names=["iot.example.org"], ip_addresses=["203.0.113.7"])
     assert again == paths
     assert {name: (directory / name).read_text() for name in PASSWORDS} == before
-    names = pki.describe(paths["broker.crt"])["names"]
+    names = pki.describe(paths["tls-broker-crt"])["names"]
     assert "iot.example.org" in names and "203.0.113.7" in names
+
+
+def test_grafana_datasource_is_the_repository_file_with_a_file_password(tmp_path):
+    """Grafana cannot be installed here (its apt repository is unreachable); its datasource template can be
+    rendered by Ansible for real: the repository's file, its password moved to the service's credential."""
+    import yaml
+
+    role = deploy_ansible.playbook_dir() / "roles" / "iots6_grafana"
+    grafana = deploy_ansible.playbook_dir().parent / "grafana"
+    out = tmp_path / "timescaledb.yaml"
+    project = _project(
+        tmp_path,
+        f"""    - name: Render the datasource
+      ansible.builtin.template:
+        src: {role}/templates/datasource.yaml.j2
+        dest: {out}
+        mode: "0600"
+      vars:
+        iots6_grafana_datasource_source: {grafana}/provisioning/datasources/timescaledb.yaml
+        iots6_grafana_datasource_override:
+          secureJsonData:
+            password: "$__file{{/run/credentials/grafana-server.service/db-password}}"
+""",
+    )
+    deploy_ansible.run_playbook(LOCAL, project=project)
+    rendered = yaml.safe_load(out.read_text())
+    original = yaml.safe_load((grafana / "provisioning/datasources/timescaledb.yaml").read_text())
+    (source,), (result,) = original["datasources"], rendered["datasources"]
+    assert result["secureJsonData"] == {"password": "$__file{/run/credentials/grafana-server.service/db-password}"}
+    assert {k: v for k, v in result.items() if k != "secureJsonData"} == {
+        k: v for k, v in source.items() if k != "secureJsonData"
+    }
+    assert result["uid"] == "iots6-timescaledb"
+
+
+def test_the_broker_role_grants_exactly_what_iotctl_grants():
+    """The Ansible defaults and the initial state file hold the same roles, ACLs and default access as
+    iotctl.broker.dynsec, which the local stacks, `device provision --env` and the Helm chart use."""
+    import importlib.util
+
+    import yaml
+
+    from iotctl.broker import dynsec
+
+    role = deploy_ansible.playbook_dir() / "roles" / "iots6_mosquitto"
+    defaults = yaml.safe_load(
+        (role / "defaults" / "main.yml").read_text().replace("{{ iots6_mosquitto_topic_base }}", "iots6")
+    )
+    ansible_roles = {
+        r["name"]: sorted((a["acltype"], a["topic"], a.get("allow", True)) for a in r["acls"])
+        for r in defaults["iots6_mosquitto_roles"]
+    }
+    expected = {
+        name: sorted((a["acltype"], a["topic"], a["allow"]) for a in acls)
+        for name, acls in dynsec.platform_roles("iots6").items()
+        if name != dynsec.ADMIN_ROLE
+    }
+    assert ansible_roles == expected
+    assert {c["username"]: c["roles"] for c in defaults["iots6_mosquitto_clients"]} == {
+        name: [name] for name in expected
+    }
+    spec = importlib.util.spec_from_file_location("iots6_dynsec", role / "module_utils" / "iots6_dynsec.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    state = module.initial_config("admin", "pw")
+    assert state["defaultACLAccess"] == dynsec.DEFAULT_ACL_ACCESS
+    (admin_role,) = state["roles"]
+    assert admin_role["rolename"] == dynsec.ADMIN_ROLE
+    assert sorted(map(str, admin_role["acls"])) == sorted(map(str, dynsec.admin_acls()))
+    (admin,) = state["clients"]
+    assert dynsec.password_matches(state, "admin", "pw") and not dynsec.password_matches(state, "admin", "no")
+    assert admin["roles"] == [{"rolename": dynsec.ADMIN_ROLE}]

@@ -14,7 +14,14 @@ import uuid
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
-ADMIN_TOPICS = "$CONTROL/dynamic-security/#"
+ADMIN_TOPICS = CONTROL_TOPIC + "/#"
+# Nothing may be published, subscribed or delivered unless a role allows it; unsubscribing always may.
+DEFAULT_ACL_ACCESS = {
+    "publishClientSend": False,
+    "publishClientReceive": False,
+    "subscribe": False,
+    "unsubscribe": True,
+}
 # Mosquitto 2.0's dynamic security plugin: PBKDF2-HMAC-SHA512 over a 12-byte salt, 101 iterations by default.
 PW_ITERATIONS = 101
 PW_SALT_BYTES = 12
@@ -36,32 +43,22 @@ def password_entry(password, iterations=PW_ITERATIONS, salt=None):
 
 
 def initial_config(admin_username, admin_password, admin_role="admin"):
-    """What `mosquitto_ctrl dynsec init` writes: one admin client whose role administers the plugin."""
-    acls = [
-        ("publishClientSend", ADMIN_TOPICS),
-        ("publishClientReceive", ADMIN_TOPICS),
-        ("subscribePattern", ADMIN_TOPICS),
-        ("publishClientReceive", "$SYS/#"),
-        ("subscribePattern", "$SYS/#"),
-        ("publishClientReceive", "#"),
-        ("subscribePattern", "#"),
-        ("unsubscribePattern", "#"),
-    ]
+    """The state file before the broker's first start: one admin client whose role may use the control API and
+    nothing else, and default access that denies everything a role does not allow (iotctl.broker.dynsec's rules;
+    a test keeps the two equal)."""
     client = {
         "username": admin_username,
         "textName": "iots6 dynamic security admin",
         "roles": [{"rolename": admin_role}],
     }
     client.update(password_entry(admin_password))
+    acltypes = ("publishClientSend", "publishClientReceive", "subscribePattern")
     return {
         "clients": [client],
-        "roles": [{"rolename": admin_role, "acls": [{"acltype": t, "topic": p, "allow": True} for t, p in acls]}],
-        "defaultACLAccess": {
-            "publishClientSend": False,
-            "publishClientReceive": True,
-            "subscribe": False,
-            "unsubscribe": True,
-        },
+        "roles": [
+            {"rolename": admin_role, "acls": [{"acltype": t, "topic": ADMIN_TOPICS, "allow": True} for t in acltypes]}
+        ],
+        "defaultACLAccess": dict(DEFAULT_ACL_ACCESS),
     }
 
 
