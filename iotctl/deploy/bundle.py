@@ -18,6 +18,7 @@ import importlib.util
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -82,6 +83,12 @@ def project_dir() -> Path:
     return root
 
 
+class _PipFailed(OperationFailed):
+    def __init__(self, message: str, stderr: str):
+        super().__init__(message)
+        self.stderr = stderr
+
+
 def _pip(args: list[str], what: str) -> None:
     try:
         subprocess.run([sys.executable, "-m", "pip", *args], check=True, capture_output=True, text=True)
@@ -93,7 +100,40 @@ def _pip(args: list[str], what: str) -> None:
         lines = [line for line in (exc.stderr or "").splitlines() if line.startswith("ERROR")] or (
             exc.stderr or exc.stdout or "no output"
         ).strip().splitlines()[-1:]
-        raise OperationFailed(f"{what} failed: {' '.join(lines)}; check the message and re-run.") from None
+        raise _PipFailed(f"{what} failed: {' '.join(lines)}; check the message and re-run.", exc.stderr or "") from None
+
+
+_NO_WHEEL = re.compile(r"No matching distribution found for (\S+)")
+
+
+def _download(args: list[str], own_wheel: Path, local: Path, platform: Platform) -> None:
+    """``pip download`` of the dependency closure. A dependency published only as a source distribution (e.g.
+    python-terraform) is built into a wheel here once; a pure-Python wheel fits every host, anything else stops
+    with an error naming it."""
+    for _ in range(10):
+        try:
+            _pip(
+                [*args, "--find-links", str(local), str(own_wheel)],
+                f"Downloading the dependencies' wheels for {platform.key}",
+            )
+            return
+        except _PipFailed as exc:
+            missing = _NO_WHEEL.search(exc.stderr)
+            if not missing:
+                raise
+            requirement = missing.group(1).rstrip(")")
+            before = set(local.glob("*.whl"))
+            _pip(
+                ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(local), requirement],
+                f"Building a wheel of `{requirement}`",
+            )
+            built = set(local.glob("*.whl")) - before
+            if not built or not all(w.name.endswith("-none-any.whl") for w in built):
+                raise OperationFailed(
+                    f"`{requirement}` has no wheel for {platform.key} and is not pure Python, so it cannot be built "
+                    "here for the host; pin a version that publishes one."
+                ) from None
+    raise OperationFailed(f"Too many dependencies without wheels for {platform.key}; check pip's output.")
 
 
 def controller_pins(exclude: tuple[str, ...] = (PROJECT_NAME,)) -> list[str]:
@@ -161,7 +201,13 @@ def build_bundle(
             constraints = Path(tmp) / "constraints.txt"
             constraints.write_text("\n".join(controller_pins()) + "\n")
             args += ["--constraint", str(constraints)]
-        _pip([*args, str(own[0])], f"Downloading the dependencies' wheels for {platform.key}")
+        # Wheels built here from source distributions, kept next to the bundles so the next build finds them.
+        local = dest_dir / "built-wheels"
+        local.mkdir(exist_ok=True)
+        _download(args, own[0], local, platform)
+        for built in local.glob("*.whl"):  # pip download copies found-links wheels only when they are needed
+            if not (wheelhouse / built.name).exists():
+                shutil.copy2(built, wheelhouse / built.name)
         wheels = sorted(wheelhouse.glob("*.whl"))
         lines = []
         for wheel in wheels:
