@@ -32,9 +32,6 @@ PROJECT_NAME = "iotctl"
 # Wheels built for glibc 2.28 or older run on every supported host (Debian 12: 2.36, Ubuntu 24.04: 2.39).
 GLIBC_FLOOR = (2, 28)
 MACHINES = ("x86_64", "aarch64")
-# Pure-Python dependencies published only as an sdist (pip download --only-binary cannot fetch them): built into a
-# py3-none-any wheel here, reproducibly (SOURCE_DATE_EPOCH), so an unchanged tree still makes a byte-identical tar.
-SDIST_ONLY = ("python-terraform",)
 _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
 
@@ -177,23 +174,7 @@ def build_bundle(
         own = sorted(wheelhouse.glob(f"{PROJECT_NAME}-*.whl"))
         if len(own) != 1:
             raise OperationFailed(f"Building iotctl's wheel left {len(own)} wheels in `{wheelhouse}`; expected one.")
-        pins = {p.split("==")[0].lower(): p for p in controller_pins()}
-        sdists = [pins.get(name, name) for name in SDIST_ONLY]
-        local = Path(tmp) / "sdist-wheels"
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(local), *sdists],
-                check=True,
-                capture_output=True,
-                text=True,
-                env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"},
-            )
-        except subprocess.CalledProcessError as exc:
-            detail = " ".join((exc.stderr or exc.stdout or "").split())[-300:]
-            raise OperationFailed(
-                f"Building wheels of {', '.join(sdists)} failed ({detail}); check pip's access."
-            ) from None
-        args = ["download", "--quiet", "--only-binary=:all:", "--dest", str(wheelhouse), "--find-links", str(local)]
+        args = ["download", "--quiet", "--only-binary=:all:", "--dest", str(wheelhouse)]
         for tag in platform.pip_platforms():
             args += ["--platform", tag]
         args += ["--python-version", platform.python, "--implementation", "cp", "--abi", platform.tag]
