@@ -32,6 +32,10 @@ PROJECT_NAME = "iotctl"
 # Wheels built for glibc 2.28 or older run on every supported host (Debian 12: 2.36, Ubuntu 24.04: 2.39).
 GLIBC_FLOOR = (2, 28)
 MACHINES = ("x86_64", "aarch64")
+# Dependencies known to publish only a source distribution: built into a wheel before resolving, because with the
+# controller's pins as constraints pip reports them as a conflict (ResolutionImpossible), not as "No matching
+# distribution found", so _download's fallback cannot name them.
+SDIST_ONLY = ("python-terraform",)
 _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
 
@@ -185,6 +189,15 @@ def build_bundle(
         # Wheels built here from source distributions, kept next to the bundles so the next build finds them.
         local = dest_dir / "built-wheels"
         local.mkdir(exist_ok=True)
+        pins = {p.split("==")[0].lower(): p for p in controller_pins()}
+        for name in SDIST_ONLY:
+            requirement = pins.get(name, name)
+            version = requirement.partition("==")[2] or "*"
+            if not any(local.glob(f"{name.replace('-', '_')}-{version}-*.whl")):
+                _pip(
+                    ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(local), requirement],
+                    f"Building a wheel of `{requirement}`",
+                )
         _download(args, own[0], local, platform)
         for built in local.glob("*.whl"):  # pip download copies found-links wheels only when they are needed
             if not (wheelhouse / built.name).exists():
