@@ -26,10 +26,13 @@ def run(namespace):
     names = [n for n in namespace if n.startswith("test_") and callable(namespace[n])]
     names.sort()
     failures = 0
+    import time
+
     for name in names:
+        started = time.ticks_ms()
         try:
             namespace[name]()
-            print("ok   " + name)
+            print("ok   %s (%d ms)" % (name, time.ticks_diff(time.ticks_ms(), started)))
         except Exception as exc:  # noqa: BLE001 - report every failure, then fail the script
             failures += 1
             print("FAIL " + name)
