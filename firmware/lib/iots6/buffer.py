@@ -72,8 +72,7 @@ class OfflineBuffer:
         except OSError:
             pass  # exists (or the flash is read-only: reading may still work)
         numbers = []
-        for entry in os.ilistdir(self.dir):
-            name = entry[0]
+        for name in os.listdir(self.dir):  # listdir, not ilistdir: the simulator runs this under CPython
             if name.endswith(SUFFIX) and name[: -len(SUFFIX)].isdigit():
                 numbers.append(int(name[: -len(SUFFIX)]))
         numbers.sort()

@@ -80,11 +80,14 @@ class FakeSSD1306Chip:
     """Keeps commands and the last GDDRAM frame (the bytes after a 0x40 control byte)."""
 
     def __init__(self):
-        self.commands = []
+        self.commands = []  # the first 2000 (bounded: the soak test measures the heap)
         self.frame = None
+        self.frames = 0
 
     def write(self, data):
         if data[0] == 0x80:
-            self.commands.append(data[1])
+            if len(self.commands) < 2000:
+                self.commands.append(data[1])
         elif data[0] == 0x40:
             self.frame = bytes(data[1:])
+            self.frames += 1

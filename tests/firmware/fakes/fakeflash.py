@@ -159,9 +159,11 @@ class FakeFlash:
             if "w" in mode:
                 try:
                     os.stat(self.store + path)
+                    exists = True
                 except OSError:
-                    if self.free_blocks() <= 0:
-                        raise OSError(ENOSPC)
+                    exists = False
+                if not exists and self.free_blocks() <= 0:
+                    raise OSError(ENOSPC)
             f = FlashFile(self, path, mode)
             if "w" in mode:
                 self._resize(path, 0)

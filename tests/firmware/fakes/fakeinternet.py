@@ -195,7 +195,6 @@ class FakeSocket:
             out += self._take(n - len(out) if n >= 0 else -1)
             if self.eof:
                 break
-        self.net.probe()
         return out
 
     def recv(self, n):
@@ -204,9 +203,7 @@ class FakeSocket:
             return self._recv_datagram()
         if not self._ready():
             raise OSError(EAGAIN)
-        data = self._take(n)
-        self.net.probe()
-        return data
+        return self._take(n)
 
     def readline(self, limit=-1):
         self._check_open()
@@ -230,7 +227,6 @@ class FakeSocket:
         conn = self.conn
         if conn.open and not conn.silent and conn.session is not None:
             conn.session.received(data)
-        self.net.probe()
         return len(data)
 
     send = write
@@ -305,9 +301,6 @@ class FakeInternet:
         self.connects = 0
         self.bytes_out = 0
         self.getaddrinfo_names = 0
-        self.heap_probe = None  # called on socket I/O (every ``probe_every`` calls): the soak's heap sampling
-        self.probe_every = 7
-        self._probes = 0
         # The true UTC time of this world (the device's RTC is the clock's epoch, wrong until it is set).
         self.true_epoch0 = time.mktime((2025, 6, 1, 12, 0, 0, 0, 0)) * 1000 - self.clock.ticks
         CURRENT[0] = self
@@ -333,13 +326,6 @@ class FakeInternet:
 
     def socket(self, af=AF_INET, kind=SOCK_STREAM, proto=0):
         return FakeSocket(self, af, kind, proto)
-
-    def probe(self):
-        if self.heap_probe is None:
-            return
-        self._probes += 1
-        if self._probes % self.probe_every == 0:
-            self.heap_probe()
 
     def getaddrinfo(self, host, port, af=0, kind=0, proto=0, flags=0):
         """lwIP's getaddrinfo: instant for an IP literal; a name is asked of the DNS servers with lwIP's own

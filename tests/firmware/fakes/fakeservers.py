@@ -118,8 +118,8 @@ class FakeMQTTBroker:
     """A broker on ``ip:port``. Faults: ``refuse_code`` (CONNACK return code), ``stall_connack`` (accepts TCP,
     never answers CONNECT), ``drop_pubacks`` (takes publishes, never acknowledges), ``half_open()`` (every
     connection goes silent, as when the broker's host loses power), ``kill()`` (every connection reset, wills
-    sent), ``garbage`` (answers PINGREQ with a malformed PINGRESP), ``latency_ms``.  ``keep`` False keeps only counts (the
-    soak test must not grow the heap with 24 h of messages)."""
+    sent), ``garbage`` (answers PINGREQ with a malformed PINGRESP), ``latency_ms``.  ``keep`` False keeps only
+    counts (the soak test must not grow the heap with 24 h of messages)."""
 
     def __init__(self, net, ip, port=1883, name=None, username=None, password=None, keep=True):
         self.net = net

@@ -7,6 +7,8 @@ so ``iots6.board.build_hardware()`` can run unchanged and the test can reach wha
 
 import fakeclock
 
+MAX_RECORDED = 2000
+
 
 class Bench:
     def __init__(self):
@@ -57,7 +59,8 @@ class FakePin:
         self._noise = 0x5A5A
         self.handler = None
         self.trigger = None
-        self.writes = []  # every value written as an output, in order
+        self.writes = []  # values written as an output, in order (the first MAX_RECORDED)
+        self.changes = 0  # every write, counted
         self.reads = 0
         BENCH.pins[id] = self
 
@@ -71,7 +74,9 @@ class FakePin:
                 return self._noise & 1
             return self._value
         self._value = 1 if v else 0
-        self.writes.append(self._value)
+        self.changes += 1
+        if len(self.writes) < MAX_RECORDED:  # bounded: the soak test measures the heap
+            self.writes.append(self._value)
 
     def set(self, level):
         """Drive the pin from outside (the PIR, a switch contact)."""

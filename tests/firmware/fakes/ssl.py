@@ -49,9 +49,9 @@ class SSLContext:
         cert = getattr(service, "cert", None)
         if cert is None:
             raise OSError(SSL_CONN_EOF)
-        if self.verify_mode == CERT_REQUIRED:
-            if cert.issuer not in self.cas or server_hostname not in cert.names:
-                raise OSError(X509_CERT_VERIFY_FAILED)
+        trusted = cert.issuer in self.cas and server_hostname in cert.names
+        if self.verify_mode == CERT_REQUIRED and not trusted:
+            raise OSError(X509_CERT_VERIFY_FAILED)
         service.tls_clients = getattr(service, "tls_clients", 0) + 1
         return FakeSSLSocket(sock, self.verify_mode == CERT_REQUIRED)
 

@@ -17,10 +17,10 @@ from fakeclock import FakeClock
 from fakeflash import FakeFlash
 from fakeinternet import FakeCert, FakeInternet, fake_ca_pem
 from fakeservers import FakeConfigServer, FakeDNSServer, FakeMQTTBroker, FakeNTPServer
-from iots6 import app as appmod
-from iots6 import board
-from iots6.app import App
-from iots6.config import Config
+
+# The firmware (iots6) is imported only when a device boots, so a test can measure the heap before it.
+LOOP_MS = 20  # iots6.app.LOOP_MS
+WDT_TIMEOUT_MS = 8300  # iots6.app.WDT_TIMEOUT_MS
 
 BROKER_IP = "192.168.1.10"
 CONFIG_IP = "192.168.1.11"
@@ -95,6 +95,10 @@ class World:
 
     def boot(self, watchdog=True):
         """Power on: build the hardware as main() does, check the config, arm the watchdog, make the app."""
+        from iots6 import board
+        from iots6.app import App
+        from iots6.config import Config
+
         self.hw = board.build_hardware(self.root, self.clock)
         wlan = self.wlan
         wlan.password = "wifi-pw"
@@ -105,7 +109,7 @@ class World:
         self.app = App(self.hw, cfg)
         return self.app
 
-    def run_for(self, ms, step_ms=appmod.LOOP_MS):
+    def run_for(self, ms, step_ms=LOOP_MS):
         """The main loop for ``ms`` of virtual time (``step_ms`` between steps, as App.run sleeps)."""
         end = self.clock.ticks + ms
         app = self.app
@@ -116,6 +120,9 @@ class World:
     def reset(self):
         """After a watchdog reset or a power cut: RAM and RTC gone, flash kept; boot again."""
         self.resets += 1
+        if self.app is not None:  # the old RAM is gone: nothing may keep the old App's objects alive
+            for name in list(self.app.__dict__):
+                setattr(self.app, name, None)
         self.clock.power_cycle()
         self.broker.half_open()  # the old connection is dead; the broker finds out and sends the will
         return self.boot()
@@ -133,7 +140,7 @@ def offset_s(ts):
     return int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + float(ts[17:23]) - 12 * 3600
 
 
-def feeds_ok(world, limit_ms=appmod.WDT_TIMEOUT_MS):
+def feeds_ok(world, limit_ms=WDT_TIMEOUT_MS):
     """The longest interval between two watchdog feeds stayed below ``limit_ms``."""
     return world.clock.max_unfed < limit_ms, world.clock.max_unfed
 

@@ -5,9 +5,9 @@ import json
 
 from fakechips import FakeBME280Chip
 from iots6 import app as appmod
-from rig import World, offset_s
 
 from mpytest import run
+from rig import World, offset_s
 
 S = 1000
 MIN = 60 * S

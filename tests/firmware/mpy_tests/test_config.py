@@ -137,7 +137,8 @@ def test_server_ranges_are_the_servers():
 
 def test_sensors_merge_entry_by_entry():
     root = device_root({"sensors": {"dht22": True}})
-    write(root + "/config_cache.json", {"etag": '"e"', "config": {"sensors": {"climate": "auto", "bme280_address": 119}}})
+    cached = {"sensors": {"climate": "auto", "bme280_address": 119}}
+    write(root + "/config_cache.json", {"etag": '"e"', "config": cached})
     cfg = Config(root)
     assert cfg["sensors"] == {"climate": "auto", "bme280_address": 119, "dht22": True}, cfg["sensors"]
 

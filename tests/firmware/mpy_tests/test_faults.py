@@ -2,13 +2,12 @@
 # mbedTLS, LittleFS and micropython-lib do (tests/firmware/fakes), against the firmware as the board runs it
 # (iots6.board.build_hardware + App, with the watchdog armed on the virtual clock).  A watchdog reset shows as a
 # WatchdogReset raised out of the loop.  Each of these failed on firmware 0.1 (docs/firmware.md says how).
-import json
 
 import dht
 from fakeinternet import FakeCert
-from rig import World, offset_s
 
 from mpytest import run
+from rig import World, offset_s
 
 S = 1000
 MIN = 60 * S

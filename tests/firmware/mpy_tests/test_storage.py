@@ -2,10 +2,10 @@
 import json
 import os
 
+from fakeflash import FakeFlash
 from iots6 import contract
 from iots6.buffer import OfflineBuffer
 from iots6.seq import SeqCounter
-from fakeflash import FakeFlash
 
 from mpytest import fresh_root, run
 
