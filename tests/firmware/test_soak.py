@@ -22,7 +22,7 @@ def test_a_day_of_outages_without_a_reset_a_lost_reading_or_a_heap_over_budget(n
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "soak.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert figures["virtual_hours"] >= 24 and figures["watchdog_resets"] == 0, figures
+    assert figures["virtual_hours"] >= 24 and figures["watchdog_resets"] == 0 and figures["crashes"] == 0, figures
     assert figures["published"] + figures["dropped_reported"] == figures["readings"], figures
     assert figures["still_buffered"] == 0 and figures["faults"] == {}, figures
     assert figures["heap_high_water"] <= figures["heap_budget"], figures

@@ -222,7 +222,7 @@ class FakeSocket:
         self._check_open()
         if self.reset_flag:
             raise OSError(ECONNRESET)
-        data = bytes(data)
+        data = data.encode() if isinstance(data, str) else bytes(data)  # MicroPython streams take str too
         self.net.bytes_out += len(data)
         conn = self.conn
         if conn.open and not conn.silent and conn.session is not None:

@@ -79,12 +79,15 @@ def wifi(up):
 
 
 def broker_host(s):
+    if s == "off":  # the broker's host loses power: its connections die without a FIN, SYNs go unanswered
+        w.broker.half_open()
     w.broker.host.state = s
 
 
-def broker_freeze():  # the broker process hangs: its connections go silent, new ones get no answer
-    w.broker.half_open()
-    w.broker.host.state = "off"
+def broker_freeze(frozen):  # the broker process hangs: connections go silent, a new one never gets its CONNACK
+    if frozen:
+        w.broker.half_open()
+    w.broker.stall_connack = frozen
 
 
 def dns(mode):
@@ -156,8 +159,8 @@ at(1, lambda: wifi(False))
 at(1.5, lambda: wifi(True))
 at(2, lambda: broker_host("off"))
 at(2.75, lambda: broker_host("up"))
-at(3.5, broker_freeze)
-at(3.67, lambda: broker_host("up"))
+at(3.5, lambda: broker_freeze(True))
+at(3.67, lambda: broker_freeze(False))
 at(5, lambda: dns("down"))
 at(5.5, w.broker.kill)
 at(6, lambda: dns("up"))
@@ -194,7 +197,7 @@ for k in range(10):
 
 CHUNK_MS = 5 * MIN
 END_MS = 24 * H
-counters = {"watchdog_resets": 0}
+counters = {"watchdog_resets": 0, "crashes": 0}
 faults = {}
 
 
@@ -222,8 +225,14 @@ def soak():
         try:
             app.step()
             app.wait(STEP_MS)
-        except fakeclock.WatchdogReset:
+        except fakeclock.WatchdogReset as exc:
             counters["watchdog_resets"] += 1
+            print("soak: %.2f h: %s" % (w.clock.ticks / H, exc))
+            app = state["app"] = w.reset()
+            continue
+        except Exception as exc:  # noqa: BLE001 - escaped the loop: main() would record it and reset the board
+            counters["crashes"] += 1
+            print("soak: %.2f h: crash, %s: %s" % (w.clock.ticks / H, exc.__class__.__name__, exc))
             app = state["app"] = w.reset()
             continue
         if first:
@@ -233,7 +242,7 @@ def soak():
                 state["step_alloc"] = used
         if state["power_cut"]:
             state["power_cut"] = False
-            for name in app.faults:
+            for name in getattr(app, "faults", {}):
                 faults[name] = faults.get(name, 0) + app.faults[name]
             app = state["app"] = w.reset()  # RAM lost (rig.World.reset), flash kept
             w.wlan.password = "wifi-pw"
@@ -245,7 +254,7 @@ def soak():
 
 
 def finish(app):
-    for name in app.faults:
+    for name in getattr(app, "faults", {}):
         faults[name] = faults.get(name, 0) + app.faults[name]
     readings = w.chip.measurements + taken["events"]
     live = state["live"] - state["base"]
@@ -253,7 +262,8 @@ def finish(app):
         "virtual_hours": w.clock.ticks / H,
         "real_seconds": time.ticks_diff(time.ticks_ms(), real_start) / 1000,
         "watchdog_resets": counters["watchdog_resets"],
-        "power_cuts": w.resets - counters["watchdog_resets"],
+        "crashes": counters["crashes"],
+        "power_cuts": w.resets - counters["watchdog_resets"] - counters["crashes"],
         "readings": readings,
         "telemetry": w.chip.measurements,
         "events_taken": taken["events"],
@@ -274,7 +284,7 @@ def finish(app):
         "flash_bytes_written": w.flash.bytes_written,
     }
     print("SOAK " + json.dumps(summary))
-    assert summary["watchdog_resets"] == 0, summary
+    assert summary["watchdog_resets"] == 0 and summary["crashes"] == 0, summary
     assert summary["still_buffered"] == 0 and summary["dropped_pending"] == 0, summary
     assert summary["published"] + summary["dropped_reported"] == readings, summary
     assert summary["events_published"] <= taken["events"], summary
