@@ -1,6 +1,6 @@
 """The device's MQTT 3.1.1 client: the calls of micropython-lib's ``umqtt.simple.MQTTClient``, every one bounded.
 
-Why our own instead of umqtt.simple (see firmware/README.md): on a Pico W, umqtt.simple
+Why our own instead of umqtt.simple (docs/firmware.md has the whole argument): on a Pico W, umqtt.simple
 
 * resolves the broker with ``getaddrinfo`` (lwIP, no timeout: ~7 s per DNS server),
 * clears the socket timeout in ``wait_msg`` (``setblocking(True)``), so a QoS 1 publish on a half-open
