@@ -8,6 +8,7 @@ calls.  What each fake does and how it fails is documented in tests/firmware/fak
 """
 
 import json
+import random
 
 import fakeclock
 import machine
@@ -32,6 +33,7 @@ _worlds = [0]
 class World:
     def __init__(self, device_id="pico-app", tls=False, keep=True, flash=None, **device):
         _worlds[0] += 1
+        random.seed(_worlds[0])  # the firmware's backoff jitter and ids: the same run every time
         self.clock = FakeClock()
         self.bench = machine.new_bench()
         network.reset()

@@ -115,7 +115,7 @@ def test_f1_one_step_of_ntp_connect_ten_publishes_and_a_fetch_feeds_the_watchdog
     w.config.set_config({"motion_cooldown_s": 9}, '"c1"')
     w.broker.publish("iots6/pico-app/config", '{"version": 1, "etag": "c1"}')  # retained: fetched on reconnect
     w.wlan.ap_up = True
-    w.run_for(3 * MIN, step_ms=FAST)
+    w.run_for(6 * MIN, step_ms=FAST)  # Wi-Fi backoff (up to 2.5 min) + ~100 publishes at 0.7 s each
     assert len(app.buffer) == 0 and app.cfg["motion_cooldown_s"] == 9
     assert_complete(w)
     assert_feeds(w)
