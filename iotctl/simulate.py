@@ -479,8 +479,8 @@ class _Stream:
         self.sock.sendall(data)
         return len(data)
 
-    def readline(self):
-        return self.reader.readline()
+    def readline(self, limit=-1):
+        return self.reader.readline(limit)
 
     def read(self, n=-1):
         return self.reader.read(n)

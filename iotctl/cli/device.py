@@ -194,7 +194,7 @@ def flash(
     ),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Put the firmware and the device's identity (/device.json) on a Pico W running MicroPython >= 1.22.
+    """Put the firmware and the device's identity (/device.json) on a Pico W running MicroPython >= 1.23.
 
     Copies only files whose SHA-256 differs from the board's, soft-resets it and waits for the firmware's online
     line. Secrets go over the serial link only; nothing secret is printed.

@@ -1,6 +1,8 @@
 """The device configuration keys, written once as data: defaults, validation, merge, diff and JSON Schema.
 
-What the firmware applies live.  A stored document (fleet defaults or a device's overrides) is *sparse*:
+What the firmware applies live.  This table is the source of truth for the keys the server may send; the firmware
+mirrors it in ``firmware/lib/iots6/configkeys.py`` and ``tests/firmware/test_config_mirror.py`` proves the two
+accept exactly the same values.  A stored document (fleet defaults or a device's overrides) is *sparse*:
 it holds only keys an operator set.  The effective configuration is ``DEFAULTS < fleet < device``, merged by
 key, nested objects (``sensors``, ``labels``) entry by entry.  :func:`json_schema` turns :data:`KEYS` into the
 JSON Schema used by the config server's OpenAPI document.
@@ -47,6 +49,13 @@ CLIMATE_SENSORS = ("auto", "bme280", "sht31", "dht22", "internal", "none")
 #: Every key the firmware understands. Defaults here are the built-in layer under the fleet defaults.
 KEYS: dict[str, Key] = {
     "telemetry_interval_s": Key("integer", "seconds between telemetry readings", 60, 5, 3600),
+    "config_poll_s": Key(
+        "integer",
+        "seconds between config fetches when no change notice arrives (a notice is fetched at once)",
+        3600,
+        60,
+        86400,
+    ),
     "motion_cooldown_s": Key("integer", "seconds after a motion event before the next is reported", 30, 0, 3600),
     "switch_debounce_ms": Key("integer", "switch/reed debounce time in milliseconds", 50, 5, 2000),
     "sensors": Key(
@@ -54,7 +63,13 @@ KEYS: dict[str, Key] = {
         "which sensors to use",
         fields={
             "climate": Key("string", "climate sensor; `auto` probes the I2C bus", "auto", enum=CLIMATE_SENSORS),
-            "bme280_address": Key("integer", "BME280 I2C address: 118 (0x76) or 119 (0x77)", 118, enum=(118, 119)),
+            "bme280_address": Key(
+                "integer",
+                "preferred BME280 I2C address, 118 (0x76) or 119 (0x77); the other one is probed too, so this only "
+                "chooses when both answer",
+                118,
+                enum=(118, 119),
+            ),
         },
     ),
     "temperature_unit": Key("string", "unit shown on the OLED (storage is always °C)", "C", enum=("C", "F")),

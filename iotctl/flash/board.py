@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from iotctl.flash.errors import MicroPythonTooOld, NoBoard, NotMicroPython, PortBusy
 
-MIN_VERSION = (1, 22, 0)
+MIN_VERSION = (1, 23, 0)  # ssl.SSLContext with PEM CAs: the firmware verifies TLS servers (iots6/net.py)
 BAUDRATE = 115200
 #: Seconds to wait for the raw-REPL banner before deciding the port is not a MicroPython board.
 REPL_TIMEOUT = 5.0

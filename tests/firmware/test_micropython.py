@@ -5,36 +5,19 @@ tests/firmware/mpy/package-lock.json) run by Node through tests/firmware/mpy/run
 first when node_modules is absent, so a clean clone works.  The OLED frame becomes test-artifacts/oled.png.
 """
 
-import shutil
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
 
+from .conftest import run_micropython
+
 HERE = Path(__file__).resolve().parent
 MPY = HERE / "mpy"
 REPO = HERE.parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-SCRIPTS = sorted(p.name for p in (HERE / "mpy_tests").glob("test_*.py"))
-
-
-@pytest.fixture(scope="module")
-def node():
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.skip(
-            "`node` not found on PATH; install Node.js 20 (apt-get install nodejs npm) to run firmware tests"
-        )
-    if not (MPY / "node_modules" / "@micropython" / "micropython-webassembly-pyscript").is_dir():
-        npm = shutil.which("npm")
-        assert npm, (
-            "`npm` not found on PATH; install it (apt-get install npm) to fetch the MicroPython interpreter"
-        )
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=MPY, capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
-    return exe
+SCRIPTS = sorted(p.name for p in (HERE / "mpy_tests").glob("test_*.py") if p.name != "test_soak.py")
 
 
 def png_from_vlsb(frame: bytes, width: int = 128, height: int = 64, scale: int = 4) -> bytes:
@@ -66,13 +49,7 @@ def png_from_vlsb(frame: bytes, width: int = 128, height: int = 64, scale: int =
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_micropython_script(node, script, tmp_path):
-    done = subprocess.run(
-        [node, str(MPY / "run.mjs"), str(HERE / "mpy_tests" / script), "--artifacts", str(tmp_path)],
-        cwd=MPY,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = run_micropython(node, HERE / "mpy_tests" / script, "--artifacts", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASSED " + script in done.stdout, done.stdout
     if script == "test_app.py":  # the console line `iotctl device flash` waits for after connecting

@@ -74,7 +74,7 @@ def test_flash_writes_firmware_identity_and_packages_then_reflash_copies_nothing
     summary = flash_json(site["env"], board.port)
     files = board_files(board.port)
 
-    expected = {"/main.py", "/device.json", "/lib/umqtt/simple.py", *LOCAL_LIB}
+    expected = {"/main.py", "/device.json", *LOCAL_LIB}  # the firmware needs no micropython-lib package
     assert set(files) == expected
     assert files["/main.py"] == (FIRMWARE / "main.py").read_bytes()
     for path in LOCAL_LIB:
@@ -145,7 +145,7 @@ def test_dry_run_changes_nothing_and_provisions_nobody(fakeboard, site):
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert plan["dry_run"] is True and plan["provisioned"] is False
-    assert "/lib/iots6/app.py" in plan["copy"] and "/lib/umqtt/simple.py" in plan["packages_from_cache"]
+    assert "/lib/iots6/app.py" in plan["copy"] and plan["packages_from_cache"] == []
     assert board_files(board.port) == before
     assert not (site["state"] / "devices" / "new-2.json").exists()
 

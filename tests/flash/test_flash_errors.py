@@ -88,7 +88,7 @@ def test_micropython_too_old(fakeboard, site):
     board = fakeboard("--version", "1.19.1")
     result = flash(site["env"], board.port)
     assert result.exit_code == 3
-    assert "runs MicroPython `1.19.1`, older than `1.22.0`" in one_error_line(result)
+    assert "runs MicroPython `1.19.1`, older than `1.23.0`" in one_error_line(result)
 
 
 def test_out_of_flash(fakeboard, site):

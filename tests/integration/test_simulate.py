@@ -15,7 +15,7 @@ from iotctl.broker.accounts import ROLE_INGEST, service_username
 from iotctl.cli.main import app
 from iotctl.secretfiles import write_secret
 from iotctl.settings import load_settings
-from iotctl.simulate import Fleet
+from iotctl.simulate import Fleet, firmware_path
 from iotctl.stack.procs import free_port
 
 from .conftest import start_stack_broker, wait_until
@@ -47,6 +47,14 @@ def site(tmp_path, database, ingest_factory):
         yield broker, env, ingest
     finally:
         broker.stop()
+
+
+def firmware_version() -> str:
+    """The firmware's own version string (``iots6.FW_VERSION``), which the nodes report as ``fw``."""
+    firmware_path()
+    from iots6 import FW_VERSION
+
+    return FW_VERSION
 
 
 def db_seqs(database, prefix: str) -> dict[str, list[int]]:
@@ -95,7 +103,7 @@ def test_fleet_of_50_every_published_reading_stored_once(site, database):
             "AND kind = 'telemetry'"
         ).fetchone()
         statuses = conn.execute(
-            "SELECT count(*) FROM devices WHERE device_id LIKE 'fifty-%' AND fw = 'iots6-fw/0.1.0'"
+            "SELECT count(*) FROM devices WHERE device_id LIKE 'fifty-%%' AND fw = %s", (firmware_version(),)
         ).fetchone()[0]
     t_lo, t_hi, p_lo, p_hi, h_lo, h_hi, distinct = values
     assert 10 < t_lo <= t_hi < 35 and 950 < p_lo <= p_hi < 1050 and 5 < h_lo <= h_hi < 95

@@ -1,3 +1,3 @@
 """iots6 Pico W firmware: the application package (MicroPython; also importable under CPython)."""
 
-FW_VERSION = "iots6-fw/0.1.0"
+FW_VERSION = "iots6-fw/0.2.0"

@@ -1,17 +1,27 @@
-"""The main loop: a cooperative scheduler of time-based tasks that must never crash the device.
+"""The main loop: a cooperative scheduler of time-based tasks that never crashes the device.
 
-Each ``step()`` feeds the watchdog, polls the inputs, advances Wi-Fi / NTP / MQTT by one non-blocking move,
-replays the offline buffer oldest-first, takes a reading when the telemetry interval is due, fetches config on a
-notice or a slow timer, and refreshes the LED and OLED.  Every I/O step catches OSError, backs off, and reports
-through the LED pattern and the OLED's last-error line.
+Each ``step()`` feeds the watchdog, then runs the tasks in turn - inputs, network (Wi-Fi, NTP, MQTT), telemetry,
+flush, config, display - each inside a guard: an exception of any kind (OSError from the bus or the network,
+``Exception("checksum error")`` from ``dht``, a ``ValueError`` from a bad reply, a ``MemoryError``) is logged to
+the console, counted in ``faults``, shown on the OLED, and pauses that task with a growing backoff; the other
+tasks go on.  Only a loop that is truly wedged stops feeding the watchdog.  The watchdog is also fed between
+the tasks and between the bounded steps inside them (DNS, connect, TLS, each publish), none of which can wait
+longer than a few seconds (``iots6.net``), so no single feed interval comes near the 8.3 s limit.
 
-Hardware is reached only through the ``Hardware`` object: ``build_hardware()`` makes the real one from
-``machine``/``network``; tests and the simulator pass their own.
+Every reading is appended to the flash buffer (``iots6.buffer``) before it is sent; ``flush`` sends the oldest
+first and removes each one after its PUBACK.  A reading taken before the clock is set is stored with its
+monotonic time (``_t`` = [boot id, uptime ms]) and dated when the clock is set in the same boot; one left
+from an earlier boot cannot be dated and is counted in ``dropped`` (docs/contract.md, "Clock and timestamps").
+
+Hardware is reached only through the ``Hardware`` object: ``iots6.board.build_hardware()`` makes the real one
+from ``machine``/``network``/``socket``; tests and the simulator pass their own.
 """
+
+import gc
 
 from iots6 import FW_VERSION, contract
 from iots6.buffer import OfflineBuffer
-from iots6.compat import Clock, join, read_json, write_json
+from iots6.compat import Clock, describe, join, read_json, write_json
 from iots6.config import Config
 from iots6.configclient import ConfigClient
 from iots6.inputs import Pir, Switch
@@ -25,17 +35,26 @@ from iots6.wifi import Wifi
 LOOP_MS = 20  # switch sampling period; also bounds the latency of a motion event
 WDT_TIMEOUT_MS = 8300  # the RP2040 watchdog's maximum is ~8.3 s (24-bit counter at 2 ticks/us, erratum RP2040-E1)
 WDT_FEED_MS = 1000  # long waits are cut into slices this long, feeding the watchdog between them
-FLUSH_PER_STEP = 10  # buffered messages replayed per step, so inputs and the watchdog stay serviced
+FLUSH_PER_STEP = 10  # buffered messages sent per step (the watchdog is fed after each)
 DISPLAY_MS = 1000
-CLOCK_WAIT_MS = 5000  # reading period while the clock is not yet valid
 BOOTS_FILE = "boots.json"
+CRASH_FILE = "crash.txt"
 CRASH_FREE_BOOTS = 3  # boots that did not reach a stable connection, tolerated before backing off
 STABLE_MS = 120000  # connected and publishing this long = not a crash loop
-I2C_OLED = 0x3C
+CONFIG_RETRY_MS = 30000  # first retry after a failed config fetch (then doubling, up to config_poll_s)
+FAULT_BACKOFF_MS = 1000  # a task that raised is paused this long, doubling per repeat, up to FAULT_BACKOFF_MAX_MS
+FAULT_BACKOFF_MAX_MS = 60000
+TASKS = ("inputs", "network", "telemetry", "flush", "config", "show")
+ERROR_ORDER = ("fault", "flash", "sensors", "inputs", "oled", "config")  # the OLED's error line: first one wins
 
 
 class Hardware:
-    """Everything the app touches outside the CPU. Unset parts are simply absent features."""
+    """Everything the app touches outside the CPU. Unset parts are simply absent features.
+
+    The network is ``net`` (an :class:`iots6.net.Net`: bounded DNS, TCP, TLS, UDP); the MQTT client, the HTTP
+    connection and the NTP query are built over it unless ``mqtt_factory``, ``connect`` or ``settime`` are given
+    (the simulator gives its own, over CPython sockets).
+    """
 
     def __init__(self, clock=None, **parts):
         self.clock = clock or Clock()
@@ -50,9 +69,11 @@ class Hardware:
         self.adc = None  # machine.ADC(4), the die temperature sensor
         self.wlan = None
         self.wdt = None
-        self.mqtt_factory = None  # (config, client_id) -> umqtt.simple.MQTTClient
+        self.net = None  # iots6.net.Net
+        self.mqtt_factory = None  # (config, client_id) -> a client with umqtt.simple's calls
         self.connect = None  # (host, port, tls) -> connected stream, for HTTP
         self.settime = None  # (ntp host) -> sets the RTC
+        self.set_rtc = None  # (ms since the port's epoch) -> sets the RTC
         self.display = None  # an SSD1306 driver, or None
         self.console = print  # (*args) -> the serial console; the simulator sends it to its log instead
         for key in parts:
@@ -69,17 +90,26 @@ class App:
             raise ValueError("device.json has no valid device_id")
         self.base = cfg["topic_base"]
         self.errors = {}
-        self.state = {"device_id": self.device_id, "booting": True, "wifi": False, "mqtt": False,
-                      "readings": {}, "queued": 0, "error": None}
+        self.faults = {}  # task -> unexpected exceptions so far
+        self._streak = {}  # task -> consecutive exceptions
+        self._hold = {}  # task -> ticks before which it is skipped (backoff after an exception)
+        self.state = {"device_id": self.device_id, "booting": True, "wifi": False, "mqtt": False, "clock": None,
+                      "readings": {}, "queued": 0, "dropped": 0, "error": None}
+        import random
+
+        self.boot_id = random.getrandbits(24)  # tells this boot's undated readings from an earlier boot's
         self.uptime_ms = 0
         self.last_tick = clock.ticks_ms()
         self.crash_delay_ms = self._count_boot()
         self.boot_reset_done = False
         self.connected_since = None
-        self.no_clock_dropped = 0
+        self.undatable = 0  # readings from an earlier boot that never got a clock: counted in dropped
+        self.clock_source = None
+        self.anchor = None  # wall-clock ms at uptime 0, once the clock is known (dates the undated readings)
+        self.rssi = None
 
         self.seq = SeqCounter(hw.root, cfg["seq_persist_every"])
-        self.buffer = OfflineBuffer(hw.root, cfg["buffer_capacity"])
+        self.buffer = OfflineBuffer(hw.root, cfg["buffer_capacity"], cfg["buffer_max_bytes"])
         self.pir = Pir(cfg["motion_cooldown_s"] * 1000, clock.ticks_ms)
         if hw.pir_pin is not None and hw.pir_trigger is not None:
             hw.pir_pin.irq(handler=self.pir.irq, trigger=hw.pir_trigger)
@@ -90,20 +120,28 @@ class App:
             from iots6.display import StatusScreen
 
             self.screen = StatusScreen(hw.display)
-        self._detect_sensors()
+        self.sensors = Sensors()
+        self._guard("sensors", self._detect_sensors)
         self.wifi = Wifi(hw.wlan, cfg["wifi_ssid"], cfg["wifi_password"], clock) if hw.wlan is not None else None
+        self.net = hw.net
+        if self.net is not None:
+            self.net.feed = self.feed
+            self.net.resolver.feed = self.feed
         self.ntp = Ntp(self._settime, clock, cfg["ntp_resync_s"])
         self.mqtt = None
-        if hw.mqtt_factory is not None:
+        if hw.mqtt_factory is not None or self.net is not None:
             self.mqtt = Mqtt(self._new_client, self.device_id, self.base, clock, cfg["mqtt_keepalive_s"],
-                             on_config=self._on_config_notice)
-        self.config_client = ConfigClient(cfg, self.device_id, hw.connect) if hw.connect is not None else None
+                             on_config=self._on_config_notice, feed=self.feed)
+        self.config_client = None
+        if hw.connect is not None or self.net is not None:
+            self.config_client = ConfigClient(cfg, self.device_id, self._http_connect, clock, self.feed)
         self.config_wanted = True  # fetch once as soon as the network is up
+        self.config_retry_ms = CONFIG_RETRY_MS
         now = clock.ticks_ms()
         self.next_telemetry = now
         self.next_config = now
         self.next_display = now
-        self._apply_config()
+        self._guard("config", self._apply_config)
 
     # ------------------------------------------------------------------ setup helpers
 
@@ -131,13 +169,36 @@ class App:
 
     def _detect_sensors(self):
         hw = self.hw
-        self.sensors = Sensors(hw.i2c, self.cfg["sensors"], hw.dht_pin, hw.adc, hw.dht_module)
+        self.sensors = Sensors(hw.i2c, self.cfg["sensors"], hw.dht_pin, hw.adc, hw.dht_module, self.clock.ticks_ms)
 
     def _settime(self):
-        self.hw.settime(self.cfg["ntp_server"])
+        hw = self.hw
+        if hw.settime is not None:
+            hw.settime(self.cfg["ntp_server"])
+            self.clock_source = "ntp"
+            return
+        if self.net is None or hw.set_rtc is None:
+            raise OSError(-1, "no network clock")
+        from iots6 import ntp
+
+        hw.set_rtc(ntp.query(self.net, self.cfg["ntp_server"]))
+        self.clock_source = "ntp"
 
     def _new_client(self):
-        return self.hw.mqtt_factory(self.cfg, self.device_id)
+        hw = self.hw
+        cfg = self.cfg
+        if hw.mqtt_factory is not None:
+            return hw.mqtt_factory(cfg, self.device_id)
+        from iots6.mqttclient import MQTTClient
+
+        return MQTTClient(self.device_id, cfg["broker_host"], port=cfg["broker_port"], user=cfg["mqtt_username"],
+                          password=cfg["mqtt_password"], keepalive=cfg["mqtt_keepalive_s"], tls=cfg["broker_tls"],
+                          net=self.net, clock=self.clock)
+
+    def _http_connect(self, host, port, tls):
+        if self.hw.connect is not None:
+            return self.hw.connect(host, port, tls)
+        return self.net.open(host, port, tls)
 
     def _on_config_notice(self, msg):
         self.config_wanted = True
@@ -155,15 +216,68 @@ class App:
             except OSError as exc:
                 self._error("oled", exc)
 
-    # ------------------------------------------------------------------ errors and waiting
+    # ------------------------------------------------------------------ errors, faults and waiting
 
     def _error(self, source, exc):
-        message = "%s: %s" % (source, exc) if not isinstance(exc, str) else exc
+        message = "%s: %s" % (source, describe(exc)) if not isinstance(exc, str) else exc
         self.errors[source] = message
         self.state["last_error"] = message
 
     def _ok(self, source):
         self.errors.pop(source, None)
+
+    def _guard(self, name, fn):
+        """Run one task; any exception is logged, counted and backs the task off - it never leaves the loop."""
+        if self._hold:
+            hold = self._hold.get(name)
+            if hold is not None:
+                clock = self.clock
+                if clock.ticks_diff(hold, clock.ticks_ms()) > 0:
+                    return
+                del self._hold[name]
+        try:
+            fn()
+            if self._streak and self._streak.get(name):
+                del self._streak[name]
+                if not self._streak:
+                    self._ok("fault")
+        except MemoryError as exc:  # before Exception, which it is too: free what can be freed first
+            gc.collect()
+            self._fault(name, exc)
+        except Exception as exc:  # noqa: BLE001 - the never-crash loop: every task failure is contained here
+            self._fault(name, exc)
+
+    def _fault(self, name, exc):
+        count = self.faults.get(name, 0) + 1
+        self.faults[name] = count
+        streak = self._streak.get(name, 0) + 1
+        self._streak[name] = streak
+        delay = min(FAULT_BACKOFF_MS << min(streak - 1, 6), FAULT_BACKOFF_MAX_MS)
+        self._hold[name] = self.clock.ticks_add(self.clock.ticks_ms(), delay)
+        self._error("fault", "%s: %s" % (name, describe(exc)))
+        if count & (count - 1) == 0:  # the 1st, 2nd, 4th, 8th ... of each task: the console is not flooded
+            self.hw.console("iots6: fault in %s (#%d): %s: %s" % (name, count, exc.__class__.__name__, exc))
+        if count == 1:
+            self._record_crash(name, exc)
+
+    def _record_crash(self, name, exc):
+        """The traceback of a task's first fault this boot, on flash for ``mpremote cat :crash.txt``."""
+        import sys
+
+        try:
+            text = "task %s, uptime %d s\n" % (name, self.uptime_ms // 1000)
+            if hasattr(sys, "print_exception"):
+                import io
+
+                buf = io.StringIO()
+                sys.print_exception(exc, buf)
+                text += buf.getvalue()
+            else:  # CPython (the simulator)
+                text += "%s: %s\n" % (exc.__class__.__name__, exc)
+            with open(join(self.hw.root, CRASH_FILE), "w") as f:
+                f.write(text)
+        except Exception:  # noqa: BLE001 - a full or read-only flash must not turn a fault into a crash
+            pass
 
     def feed(self):
         if self.hw.wdt is not None:
@@ -178,6 +292,21 @@ class App:
             ms -= chunk
         self.feed()
 
+    # ------------------------------------------------------------------ time
+
+    def clock_valid(self):
+        return self.ntp.clock_valid()
+
+    def _uptime_now(self):
+        return self.uptime_ms + self.clock.ticks_diff(self.clock.ticks_ms(), self.last_tick)
+
+    def _set_clock(self, epoch_ms, source):
+        if self.hw.set_rtc is None:
+            return
+        self.hw.set_rtc(epoch_ms)
+        self.clock_source = source
+        self.hw.console("iots6: clock set from", source)
+
     # ------------------------------------------------------------------ messages
 
     def _readings(self):
@@ -186,75 +315,93 @@ class App:
         r["switch"] = self.switch.closed
         return r
 
+    def _drop(self, source, exc):
+        self._error(source, exc)
+        self.buffer.count_drop(1)
+
     def emit(self, channel, readings, event=None):
-        """Stamp, number and send (or buffer) one message. Returns True when it went out or was buffered."""
-        if not self.ntp.clock_valid():
-            self.no_clock_dropped += 1  # never publish a reading stamped 2021 by an unset RTC
-            return False
+        """Number, stamp and store one message on flash; ``flush`` sends it. True when it was stored."""
         try:
             seq = self.seq.next()
-        except OSError as exc:
-            self._error("flash", exc)
+        except OSError as exc:  # no seq lease can be written: a number could repeat after a reboot
+            self._drop("flash", exc)
             return False
-        rssi = self.wifi.rssi() if self.wifi is not None and self.state["wifi"] else None
+        dated = self.clock_valid()
+        ts = contract.format_ts(self.clock.epoch_ms()) if dated else None
         payload = contract.build_payload(
-            self.device_id, seq, contract.format_ts(self.clock.epoch_ms()), readings, event=event,
-            rssi=rssi, uptime_s=self.uptime_ms // 1000, fw=FW_VERSION,
+            self.device_id, seq, ts, readings, event=event, rssi=self.rssi, uptime_s=self.uptime_ms // 1000,
+            fw=FW_VERSION,
         )
-        if self.mqtt is not None and self.mqtt.connected and len(self.buffer) == 0:
-            if self._send(channel, payload):
-                return True
+        if not dated:
+            payload["_t"] = [self.boot_id, self._uptime_now()]  # dated by flush() once the clock is set
         try:
             self.buffer.append(channel, payload)
-            self._ok("flash")
         except OSError as exc:
-            self._error("flash", exc)
+            self._drop("flash", exc)
             return False
-        return True
-
-    def _send(self, channel, payload):
-        if self.buffer.dropped:
-            payload["dropped"] = self.buffer.dropped
-        if not self.mqtt.publish(channel, contract.encode(payload)):
-            payload.pop("dropped", None)
-            return False
-        try:
-            self.buffer.sent()
-        except OSError as exc:
-            self._error("flash", exc)
+        self._ok("flash")
         return True
 
     def flush(self):
-        """Replay buffered messages oldest-first while the broker acknowledges them."""
+        """Send buffered messages oldest-first while the broker acknowledges them."""
+        mqtt = self.mqtt
+        buffer = self.buffer
         for _ in range(FLUSH_PER_STEP):
-            if self.mqtt is None or not self.mqtt.connected:
+            if mqtt is None or not mqtt.connected:
                 return
-            try:
-                item = self.buffer.peek()
-                if item is None:
-                    return
-                if not self._send(item[0], item[1]):
-                    return
-                self.buffer.pop()
-            except OSError as exc:
-                self._error("flash", exc)
+            item = buffer.peek()
+            if item is None:
                 return
+            channel, payload = item
+            stamp = payload.pop("_t", None)
+            if payload.get("ts") is None:
+                if not isinstance(stamp, list) or len(stamp) != 2 or stamp[0] != self.boot_id:
+                    buffer.pop()  # taken in an earlier boot before any clock: it cannot be placed in time
+                    buffer.count_drop(1)
+                    self.undatable += 1
+                    continue
+                if not self.clock_valid():
+                    return  # wait for the clock; order is kept
+                if self.anchor is None:  # the wall time of uptime 0, fixed once: a resend gets the same ts
+                    self.anchor = self.clock.epoch_ms() - self._uptime_now()
+                payload["ts"] = contract.format_ts(self.anchor + stamp[1])
+            dropped = buffer.dropped
+            if dropped:
+                payload["dropped"] = dropped
+            ok = mqtt.publish(channel, contract.encode(payload))
+            self.feed()
+            if not ok:
+                return
+            buffer.pop()
+            if dropped:
+                buffer.sent()
 
     # ------------------------------------------------------------------ the tasks
 
     def poll_inputs(self):
         hw = self.hw
-        try:
-            if hw.pir_pin is not None:
-                self.pir.update(hw.pir_pin.value())
-                if self.pir.poll():
-                    self.emit(contract.EVENT, self._readings(), contract.KIND_MOTION)
-            if hw.switch_pin is not None:
-                changed = self.switch.update(hw.switch_pin.value())
-                if changed is not None:
-                    self.emit(contract.EVENT, self._readings(), contract.KIND_SWITCH)
-        except OSError as exc:
-            self._error("inputs", exc)
+        if hw.pir_pin is not None:
+            self.pir.update(hw.pir_pin.value())
+            if self.pir.poll():
+                self.emit(contract.EVENT, self._readings(), contract.KIND_MOTION)
+        if hw.switch_pin is not None:
+            changed = self.switch.update(hw.switch_pin.value())
+            if changed is not None:
+                self.emit(contract.EVENT, self._readings(), contract.KIND_SWITCH)
+
+    def telemetry(self):
+        clock = self.clock
+        now = clock.ticks_ms()
+        if clock.ticks_diff(now, self.next_telemetry) < 0:
+            return
+        # On a fixed grid (due + interval), so readings do not drift by a step each; after a long pause the grid
+        # restarts from now rather than bursting.  int(): the simulator's intervals may be fractional.
+        interval = int(self.cfg["telemetry_interval_s"] * 1000)
+        nxt = clock.ticks_add(self.next_telemetry, interval)
+        if clock.ticks_diff(nxt, now) <= 0:
+            nxt = clock.ticks_add(now, interval)
+        self.next_telemetry = nxt
+        self.take_reading()
 
     def take_reading(self):
         readings = self.sensors.read()
@@ -269,22 +416,23 @@ class App:
     def network(self):
         if self.wifi is None:
             return
-        try:
-            up = self.wifi.step()
-        except OSError as exc:
-            up = False
-            self._error("wifi", exc)
+        up = self.wifi.step()
         self.state["wifi"] = up
+        self.state["wifi_problem"] = self.wifi.problem
         if not up:
+            self.rssi = None
             if self.wifi.last_error:
                 self.state["last_error"] = self.wifi.last_error
             if self.mqtt is not None and self.mqtt.connected:
                 self.mqtt.close()
+            self.state["mqtt"] = False
             return
         self.state["booting"] = False
-        if self.hw.settime is not None and self.ntp.due():
+        self.rssi = self.wifi.rssi()
+        if self.ntp.due() and (self.hw.settime is not None or self.net is not None):
             if not self.ntp.step():
                 self.state["last_error"] = self.ntp.last_error
+            self.feed()
         if self.mqtt is None:
             return
         if not self.mqtt.connected and self.mqtt.due():
@@ -293,6 +441,7 @@ class App:
                 self.hw.console("iots6: online", self.device_id)
             else:
                 self.state["last_error"] = self.mqtt.last_error
+            self.feed()
         if self.mqtt.connected:
             self.mqtt.poll()
             if self.connected_since is None:
@@ -301,188 +450,107 @@ class App:
                 self._stable()
         else:
             self.connected_since = None
+            if self.mqtt.last_error:
+                self.state["last_error"] = self.mqtt.last_error
         self.state["mqtt"] = self.mqtt.connected
 
     def refresh_config(self):
         if self.config_client is None or not self.state["wifi"]:
             return
+        clock = self.clock
+        if not self.config_wanted and clock.ticks_diff(clock.ticks_ms(), self.next_config) < 0:
+            return
         result = self.config_client.fetch()
         self.config_wanted = False
-        self.next_config = self.clock.ticks_add(self.clock.ticks_ms(), self.cfg["config_poll_s"] * 1000)
+        poll_ms = self.cfg["config_poll_s"] * 1000
+        server_time = self.config_client.server_time_ms
+        if server_time is not None and not self.clock_valid():
+            # NTP unreachable: the config server's Date, whole seconds, so +0.5 s is the best estimate
+            self._set_clock(server_time + 500, "http")
         if result == "error":
             self._error("config", self.config_client.last_error)
+            delay = self.config_retry_ms if self.config_retry_ms < poll_ms else poll_ms
+            self.config_retry_ms = delay * 2
+            self.next_config = clock.ticks_add(clock.ticks_ms(), delay)
             return
+        self.config_retry_ms = CONFIG_RETRY_MS
+        self.next_config = clock.ticks_add(clock.ticks_ms(), poll_ms)
         self._ok("config")
         if result == "updated":
             if "sensors" in self.config_client.changed:
                 self._detect_sensors()
             self._apply_config()
 
+    def _clock_text(self):
+        import time
+
+        t = time.gmtime(self.clock.epoch_ms() // 1000)
+        return "%02d:%02dZ" % (t[3], t[4])
+
     def show(self):
+        """The LED every step (its pattern needs ms timing); the state and the OLED once per DISPLAY_MS."""
         state = self.state
-        state["queued"] = len(self.buffer)
-        state["rssi"] = self.wifi.rssi() if self.wifi is not None and state["wifi"] else None
-        state["error"] = None
-        for source in ("flash", "sensors", "inputs", "oled", "config"):
-            if source in self.errors:
-                state["error"] = self.errors[source]
-                break
+        now = self.clock.ticks_ms()
+        if self.clock.ticks_diff(now, self.next_display) >= 0:
+            self.next_display = self.clock.ticks_add(now, DISPLAY_MS)
+            self._refresh_state()
+            if self.screen is not None and self.cfg["oled_enabled"]:
+                shown = dict(state)
+                if not shown["error"]:
+                    if state["clock"] is False:
+                        why = self.ntp.last_error or "ntp: waiting"
+                        shown["error"] = "NTP: " + why[5:] if why.startswith("ntp: ") else why
+                    else:
+                        shown["error"] = state.get("last_error")
+                try:
+                    self.screen.render(shown, self.cfg["temperature_unit"])
+                    self._ok("oled")
+                except OSError as exc:
+                    self._error("oled", exc)
         if self.led is not None:
             self.led.set_pattern(select(state))
             try:
                 self.led.tick()
             except OSError:
                 pass  # the LED is on the CYW43 bus; nothing useful to do if it fails
-        now = self.clock.ticks_ms()
-        if self.screen is not None and self.cfg["oled_enabled"] and self.clock.ticks_diff(now, self.next_display) >= 0:
-            self.next_display = self.clock.ticks_add(now, DISPLAY_MS)
-            shown = dict(state)
-            if not shown["error"]:
-                shown["error"] = state.get("last_error")
-            try:
-                self.screen.render(shown, self.cfg["temperature_unit"])
-                self._ok("oled")
-            except OSError as exc:
-                self._error("oled", exc)
+
+    def _refresh_state(self):
+        state = self.state
+        state["queued"] = len(self.buffer)
+        state["dropped"] = self.buffer.dropped
+        state["rssi"] = self.rssi
+        dated = self.clock_valid()
+        state["clock"] = dated if state["wifi"] else None  # no clock without a network is not news
+        state["clock_text"] = self._clock_text() if dated else None
+        state["error"] = None
+        for source in ERROR_ORDER:
+            if source in self.errors:
+                state["error"] = self.errors[source]
+                break
 
     def step(self):
-        """One pass of the scheduler; never raises OSError."""
+        """One pass of the scheduler; never raises (see the module docstring)."""
         clock = self.clock
         now = clock.ticks_ms()
         self.uptime_ms += clock.ticks_diff(now, self.last_tick)  # accumulated: ticks_ms wraps after ~12 days
         self.last_tick = now
         self.feed()
-        self.poll_inputs()
-        self.network()
-        self.flush()
-        if clock.ticks_diff(now, self.next_telemetry) >= 0:
-            # Until NTP has set the clock a reading cannot be published; look again soon rather than after a
-            # whole interval, so the first reading goes out right after the first sync.
-            # int(): the interval may be fractional (the simulator runs nodes at several Hz); ticks are ints.
-            interval = int(self.cfg["telemetry_interval_s"] * 1000) if self.ntp.clock_valid() else CLOCK_WAIT_MS
-            self.next_telemetry = clock.ticks_add(now, interval)
-            self.take_reading()
-        if self.config_wanted or clock.ticks_diff(now, self.next_config) >= 0:
-            self.refresh_config()
-        self.show()
+        self._guard("inputs", self.poll_inputs)
+        self._guard("network", self.network)
+        self.feed()
+        self._guard("telemetry", self.telemetry)
+        self._guard("flush", self.flush)
+        self.feed()
+        self._guard("config", self.refresh_config)
+        self.feed()
+        self._guard("show", self.show)
 
     def run(self):
         """Forever: the crash-loop pause, then step every LOOP_MS."""
         if self.crash_delay_ms:
             self.state["last_error"] = "crash loop: waiting %d s" % (self.crash_delay_ms // 1000)
-            self.show()
+            self._guard("show", self.show)
             self.wait(self.crash_delay_ms)
         while True:
             self.step()
             self.wait(LOOP_MS)
-
-
-# ---------------------------------------------------------------------- the real hardware
-
-
-def build_hardware(root="/"):
-    """The Pico W's hardware (pins per firmware/README.md). Imports ``machine``/``network`` only here."""
-    import machine
-    import network
-
-    # The watchdog first, so a hang anywhere after this resets the board. It cannot be stopped once started.
-    # A file /nowdt (created by hand on a bench board) leaves it off, for long REPL sessions while developing.
-    try:
-        open(join(root, "nowdt")).close()
-        wdt = None
-    except OSError:
-        wdt = machine.WDT(timeout=WDT_TIMEOUT_MS)
-    # I2C0 on GP4 (SDA) / GP5 (SCL), 400 kHz fast mode: BME280/SHT31 and the SSD1306 all support it.
-    i2c = machine.I2C(0, sda=machine.Pin(4), scl=machine.Pin(5), freq=400000)
-    display = None
-    try:
-        if I2C_OLED in i2c.scan():
-            from iots6.display import SSD1306
-
-            display = SSD1306(i2c)
-    except OSError:
-        display = None
-    wlan = network.WLAN(network.STA_IF)
-    wlan.active(True)
-    try:
-        wlan.config(pm=0xA11140)  # CYW43 power management off: keeps MQTT latency low (PM_NONE)
-    except (OSError, ValueError, TypeError):
-        pass
-
-    def settime(host):
-        import ntptime
-
-        ntptime.host = host
-        ntptime.timeout = 2  # seconds; well inside the watchdog period
-        ntptime.settime()
-
-    def connect(host, port, tls):
-        import socket
-
-        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-        s = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
-        s.settimeout(5)  # below the 8.3 s watchdog
-        s.connect(ai[-1])
-        if tls:
-            import ssl
-
-            s = ssl.wrap_socket(s, server_hostname=host)
-        return s
-
-    def mqtt_factory(cfg, client_id):
-        from umqtt.simple import MQTTClient  # micropython-lib, installed with mip (firmware/manifest.json)
-
-        ssl = None
-        if cfg["broker_tls"]:
-            import ssl as _ssl
-
-            ssl = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
-            ca = read_json(join(root, "ca.json"), None)  # {"cadata_hex": "..."} written at flash time
-            if ca:
-                import binascii
-
-                ssl.load_verify_locations(cadata=binascii.unhexlify(ca["cadata_hex"]))
-                ssl.verify_mode = _ssl.CERT_REQUIRED
-            else:
-                ssl.verify_mode = _ssl.CERT_NONE  # encrypted but unauthenticated: flash a CA to verify
-        port = cfg["broker_port"] or (8883 if ssl else 1883)
-        return MQTTClient(client_id, cfg["broker_host"], port=port, user=cfg["mqtt_username"],
-                          password=cfg["mqtt_password"], keepalive=cfg["mqtt_keepalive_s"], ssl=ssl)
-
-    return Hardware(
-        Clock(),
-        root=root,
-        i2c=i2c,
-        display=display,
-        led_pin=machine.Pin("LED", machine.Pin.OUT),  # on the CYW43, not an RP2040 GPIO
-        pir_pin=machine.Pin(16, machine.Pin.IN),  # PIR output is push-pull, no pull needed
-        pir_trigger=machine.Pin.IRQ_RISING,
-        switch_pin=machine.Pin(17, machine.Pin.IN, machine.Pin.PULL_UP),  # closed contact pulls it low
-        dht_pin=machine.Pin(15),
-        adc=machine.ADC(4),
-        wlan=wlan,
-        wdt=wdt,
-        mqtt_factory=mqtt_factory,
-        connect=connect,
-        settime=settime,
-    )
-
-
-def main():
-    """Entry point from main.py: run forever; on an unexpected error, log it and reset the board."""
-    import sys
-
-    try:
-        app = App(build_hardware())
-        app.run()
-    except KeyboardInterrupt:  # Ctrl-C at the REPL during development
-        raise
-    except Exception as exc:  # noqa: BLE001 - anything left is a bug: record it, then reboot
-        try:
-            with open("/crash.txt", "w") as f:
-                sys.print_exception(exc, f)
-        except Exception:  # noqa: BLE001
-            pass
-        import machine
-
-        machine.reset()

@@ -100,18 +100,55 @@ def status_lines(state, temperature_unit="C"):
     if t is not None and temperature_unit == "F":
         t = t * 9 / 5 + 32
         unit = "F"
+    clock = state.get("clock_text") or ""
+    if state.get("clock") is False:
+        clock = "no clock"
+    lost = state.get("dropped") or 0
     lines = [
         str(state.get("device_id") or "?")[:16],
-        "WiFi " + ("ok" if state.get("wifi") else "--") + (" %ddBm" % state["rssi"] if state.get("rssi") else ""),
-        "MQTT " + ("ok" if state.get("mqtt") else "--"),
+        "WiFi " + ("ok" if state.get("wifi") else (state.get("wifi_problem") or "--"))
+        + (" %ddBm" % state["rssi"] if state.get("rssi") else ""),
+        "MQTT " + ("ok" if state.get("mqtt") else "--") + (" " + clock if clock else ""),
         "T " + _fmt(t, unit) + " H " + _fmt(r.get("humidity"), "%", 0),
         "P " + _fmt(r.get("pressure"), "hPa"),
         "M " + {True: "yes", False: "no"}.get(r.get("motion"), "-") + " S "
         + {True: "closed", False: "open"}.get(r.get("switch"), "-"),
-        "queued %d" % (state.get("queued") or 0),
+        "queued %d" % (state.get("queued") or 0) + (" lost %d" % lost if lost else ""),
         str(state.get("error") or "")[:16],
     ]
     return [line[:16] for line in lines]
+
+
+def wrap(text, width=16, rows=4):
+    """``text`` broken at spaces into at most ``rows`` lines of ``width`` characters."""
+    out = []
+    line = ""
+    for word in text.split():
+        while len(word) > width:
+            if line:
+                out.append(line)
+                line = ""
+            out.append(word[:width])
+            word = word[width:]
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            out.append(line)
+            line = word
+    if line:
+        out.append(line)
+    return out[:rows]
+
+
+def config_error_lines(problem):
+    """The screen shown while device.json is missing or invalid: what is wrong, and how to fix it."""
+    lines = ["CONFIG ERROR"] + wrap(problem or "device.json", 16, 4)
+    while len(lines) < 5:
+        lines.append("")
+    lines += ["fix: mpremote cp", "device.json :", "(board waits)"]
+    return [line[:16] for line in lines[:8]]
 
 
 class StatusScreen:
@@ -122,7 +159,10 @@ class StatusScreen:
         self.last = None
 
     def render(self, state, temperature_unit="C", force=False):
-        lines = status_lines(state, temperature_unit)
+        return self.draw(status_lines(state, temperature_unit), force)
+
+    def draw(self, lines, force=False):
+        """Put eight lines on the screen (skipped when they are what is already shown)."""
         if lines == self.last and not force:
             return False  # the I2C write of a full frame takes ~25 ms at 400 kHz; skip it when nothing changed
         fb = self.driver.fb

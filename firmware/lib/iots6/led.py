@@ -5,18 +5,28 @@ On the Pico W the onboard LED hangs off the CYW43 Wi-Fi chip (``Pin("LED")``), s
 transaction: ``Led.tick`` writes only when the level changes.
 """
 
+# The legend for a person holding the board is in firmware/README.md ("LED and OLED").
+_DOT, _DASH, _GAP = 150, 450, 150
 PATTERNS = {
     "boot": (1000, 0),  # steady on while starting
     "wifi_connecting": (100, 100),  # fast blink
     "online": (60, 140, 60, 1740),  # heartbeat: a double blip every 2 s, MQTT connected
-    "offline": (1000, 1000),  # slow blink: readings are going to the flash buffer
-    "error": (100, 100, 100, 100, 100, 1500),  # triple flash: a sensor or I/O step keeps failing
+    "offline": (1000, 1000),  # slow blink: Wi-Fi up, no broker; readings wait in the flash buffer
+    "no_clock": (600, 300, 600, 1500),  # two long flashes: Wi-Fi up but no time yet; readings wait to be dated
+    "error": (100, 100, 100, 100, 100, 1500),  # triple flash: a sensor, the flash or the config fetch keeps failing
+    # SOS (... --- ...): device.json is missing or invalid; the board waits (no watchdog), the REPL is reachable.
+    "config_error": (_DOT, _GAP, _DOT, _GAP, _DOT, 450, _DASH, _GAP, _DASH, _GAP, _DASH, 450, _DOT, _GAP, _DOT, _GAP,
+                     _DOT, 1500),
     "off": (0, 1000),
 }
 
 
 def select(state):
-    """The pattern name for the app's state dict: error > boot > wifi_connecting > offline > online."""
+    """The pattern name for the app's state dict:
+    no_clock > error > boot > wifi_connecting > offline > online.  No clock comes first: nothing can be published
+    until it is set, whatever else is wrong."""
+    if state.get("clock") is False:
+        return "no_clock"
     if state.get("error"):
         return "error"
     if state.get("booting"):

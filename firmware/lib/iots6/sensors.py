@@ -6,7 +6,13 @@ overrides detection: ``{"bme280": false}`` ignores a chip that is present, ``{"d
 ``{"internal_temp": true}`` uses the die temperature when nothing better measures the air.
 
 The config server's form is also understood: ``{"climate": "auto"|"bme280"|"sht31"|"dht22"|"internal"|"none",
-"bme280_address": 118|119}`` - a named climate sensor is the only one used.
+"bme280_address": 118|119}`` - a named climate sensor is the only one used.  ``bme280_address`` is the address
+probed first; the other one is probed too (a breakout's default is 0x77, the server's default 0x76), so it only
+decides which chip is used when both answer.
+
+A sensor that fails costs its reading, never the loop: micropython-lib's ``dht`` raises a plain
+``Exception("checksum error")`` on one bad frame, drivers raise OSError on a bus error; both are caught and kept
+in ``errors``.
 """
 
 from iots6.drivers import bme280, sht31
@@ -35,8 +41,12 @@ def _normalise(overrides):
     return out
 
 
+def _why(exc):
+    return str(exc) or exc.__class__.__name__
+
+
 class Sensors:
-    def __init__(self, i2c=None, overrides=None, dht_pin=None, adc=None, dht_module=None):
+    def __init__(self, i2c=None, overrides=None, dht_pin=None, adc=None, dht_module=None, clock_ms=None):
         self.drivers = {}
         self.errors = {}
         overrides = _normalise(overrides or {})
@@ -44,19 +54,21 @@ class Sensors:
         if i2c is not None:
             try:
                 found = i2c.scan()
-            except OSError as exc:  # no pull-ups or a shorted bus: run without I2C sensors
-                self.errors["i2c"] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - no pull-ups or a shorted bus: run without I2C sensors
+                self.errors["i2c"] = _why(exc)
         if overrides.get("bme280", True):
             addresses = bme280.ADDRESSES
-            if overrides.get("bme280_address") in addresses:
-                addresses = (overrides["bme280_address"],)
+            preferred = overrides.get("bme280_address")
+            if preferred in addresses:
+                addresses = (preferred,) + tuple(a for a in addresses if a != preferred)
             for addr in addresses:
                 if addr in found:
                     try:
                         self.drivers["bme280"] = bme280.BME280(i2c, addr)
+                        self.errors.pop("bme280", None)
                         break
-                    except OSError as exc:
-                        self.errors["bme280"] = str(exc)
+                    except Exception as exc:  # noqa: BLE001 - another chip at that address, or a bus error
+                        self.errors["bme280"] = _why(exc)
         if overrides.get("sht31", True):
             for addr in sht31.ADDRESSES:
                 if addr in found:
@@ -65,7 +77,10 @@ class Sensors:
         if overrides.get("dht22", False) and dht_pin is not None:
             from iots6.drivers.dht22 import DHT22
 
-            self.drivers["dht22"] = DHT22(dht_pin, dht_module)
+            try:
+                self.drivers["dht22"] = DHT22(dht_pin, dht_module, clock_ms)
+            except Exception as exc:  # noqa: BLE001 - no ``dht`` module on this build
+                self.errors["dht22"] = _why(exc)
         if overrides.get("internal_temp", False) and adc is not None:
             from iots6.drivers.internal_temp import InternalTemp
 
@@ -82,8 +97,8 @@ class Sensors:
             try:
                 got[name] = driver.read()
                 self.errors.pop(name, None)
-            except OSError as exc:
-                self.errors[name] = str(exc) or exc.__class__.__name__
+            except Exception as exc:  # noqa: BLE001 - OSError from the bus, Exception("checksum error") from dht
+                self.errors[name] = _why(exc)
         out = {}
         for field in FIELDS:
             out[field] = None

@@ -2,8 +2,12 @@
 
 A lease scheme: ``seq.json`` holds ``limit``; numbers below it may be used.  When the counter reaches the limit,
 a new limit ``+every`` is written *before* the number is used.  At boot the counter starts at the stored limit
-(the safe jump past anything the last run could have used) and a new lease is written, so a value never repeats
-even after a crash, at the cost of skipping at most ``every`` numbers per reboot.
+(the safe jump past anything the last run could have used), so a value never repeats even after a crash, at the
+cost of skipping at most ``every`` numbers per reboot.
+
+A full or read-only flash never stops the boot: the counter then has no lease and ``next()`` raises OSError
+until one can be written (the caller drops the reading and counts it).  Numbering without a lease would risk
+repeating a seq after the next reboot, and the ingest drops a repeated seq as a duplicate.
 """
 
 from iots6.compat import join, read_json, write_json
@@ -20,12 +24,16 @@ class SeqCounter:
         if not isinstance(start, int) or start < 0:
             start = 0
         self.value = start
-        self.limit = start
-        self._extend()
+        self.limit = start  # nothing leased yet: the first next() writes a lease
+        try:
+            self._extend()
+        except OSError:
+            pass  # flash full or read-only: the boot goes on, next() retries the lease
 
     def _extend(self):
-        self.limit = self.value + self.every
-        write_json(self.path, {"limit": self.limit})
+        limit = self.value + self.every
+        write_json(self.path, {"limit": limit})
+        self.limit = limit
 
     def next(self):
         """The next sequence number. Raises OSError if the lease cannot be written (the number is not used)."""

@@ -29,7 +29,8 @@ class FakeBME280Chip:
         self.regs[0xE6] = (h5 >> 4) & 0xFF
         self.regs[0xE7] = h6 & 0xFF
         self.set_adc(adc_t, adc_p, adc_h)
-        self.writes = []
+        self.writes = []  # the first 64 register writes
+        self.measurements = 0
 
     def set_adc(self, adc_t, adc_p, adc_h):
         r = self.regs
@@ -41,7 +42,10 @@ class FakeBME280Chip:
         return self.regs[reg : reg + n]
 
     def write_mem(self, reg, data):
-        self.writes.append((reg, data))
+        if reg == 0xF4 and data[0] & 0x03 == 0x01:
+            self.measurements += 1  # CTRL_MEAS, forced mode: one conversion = one reading taken
+        if len(self.writes) < 64:
+            self.writes.append((reg, data))
         self.regs[reg] = data[0]
 
 
@@ -76,11 +80,14 @@ class FakeSSD1306Chip:
     """Keeps commands and the last GDDRAM frame (the bytes after a 0x40 control byte)."""
 
     def __init__(self):
-        self.commands = []
+        self.commands = []  # the first 2000 (bounded: the soak test measures the heap)
         self.frame = None
+        self.frames = 0
 
     def write(self, data):
         if data[0] == 0x80:
-            self.commands.append(data[1])
+            if len(self.commands) < 2000:
+                self.commands.append(data[1])
         elif data[0] == 0x40:
             self.frame = bytes(data[1:])
+            self.frames += 1

@@ -1,11 +1,17 @@
 // Run one MicroPython test script in the real MicroPython interpreter (the WebAssembly port, pinned in
 // package-lock.json), with the firmware and the hardware fakes copied into its in-memory filesystem.
 //
-//   node run.mjs <script.py> [--artifacts <host dir>]
+//   node run.mjs <script.py> [--artifacts <host dir>] [--data <host file>] [--loop <name>]
 //
 // Layout inside the interpreter:  /lib (firmware/lib, on sys.path as on the Pico), /main.py, /fakes (fakes of
 // the hardware, first on sys.path so `import machine` finds them), /tests (the test scripts and their helper),
-// /flash (an empty scratch root for the device's files), /artifacts (copied back to the host dir afterwards).
+// /flash (an empty scratch root for the device's files), /artifacts (copied back to the host dir afterwards),
+// /data/<name> (a copy of the --data file: test input prepared on the host).
+// --loop NAME: after the script, call NAME() again and again, each call a separate runPython, until it returns
+// a false value; after each call, `NAME_sample(gc.mem_alloc())` runs after gc.collect() in a runPython of its own.
+// Why: this port's gc.collect() frees nothing while Python code is running (it cannot scan the WebAssembly
+// stack); only between two runPython calls does it reclaim garbage. A long script that returns here now and
+// then keeps its heap small (and fast), and its samples are the true live heap.
 // Exit status: 0 when the script ran without an exception, 1 otherwise; the interpreter's output is printed.
 
 import fs from "node:fs";
@@ -23,8 +29,20 @@ if (ai >= 0) {
   artifacts = args[ai + 1];
   args.splice(ai, 2);
 }
+let loop = null;
+const li = args.indexOf("--loop");
+if (li >= 0) {
+  loop = args[li + 1];
+  args.splice(li, 2);
+}
+let data = null;
+const di = args.indexOf("--data");
+if (di >= 0) {
+  data = args[di + 1];
+  args.splice(di, 2);
+}
 if (args.length !== 1) {
-  console.error("usage: node run.mjs <script.py> [--artifacts <dir>]");
+  console.error("usage: node run.mjs <script.py> [--artifacts <dir>] [--data <file>]");
   process.exit(2);
 }
 const script = path.resolve(args[0]);
@@ -62,11 +80,20 @@ copyTree(mp, path.join(repo, "tests", "firmware", "fakes"), "/fakes");
 copyTree(mp, path.join(repo, "tests", "firmware", "mpy_tests"), "/tests");
 mp.FS.mkdirTree("/flash");
 mp.FS.mkdirTree("/artifacts");
+if (data) {
+  mp.FS.mkdirTree("/data");
+  mp.FS.writeFile("/data/" + path.basename(data), fs.readFileSync(data));
+}
 
 let failed = false;
 try {
   mp.runPython("import sys\nsys.path.insert(0, '/tests')\nsys.path.insert(0, '/fakes')\n");
   mp.runPython(fs.readFileSync(script, "utf8"));
+  while (loop) {
+    mp.runPython(`__more__ = ${loop}()`);
+    mp.runPython(`import gc\ngc.collect()\n${loop}_sample(gc.mem_alloc())`);
+    if (!mp.globals.get("__more__")) break;
+  }
 } catch (err) {
   failed = true;
   // PythonError carries the MicroPython traceback in its message.

@@ -121,4 +121,51 @@ def test_fetch_errors_never_raise():
     assert all(s.closed for s in server.streams)
 
 
+def test_server_ranges_are_the_servers():
+    root = device_root()
+    cfg = Config(root)
+    kept = cfg.apply_server(
+        {"telemetry_interval_s": 4, "config_poll_s": 600, "switch_debounce_ms": 0, "motion_cooldown_s": 3600,
+         "sensors": {"climate": "sht31", "bme280_address": 119}, "device_id": "pico-07", "version": 3},
+        '"x"',
+    )
+    assert cfg.server == {"config_poll_s": 600, "motion_cooldown_s": 3600,
+                          "sensors": {"climate": "sht31", "bme280_address": 119}}, cfg.server
+    assert "config_poll_s" in kept and cfg["config_poll_s"] == 600
+    assert cfg["switch_debounce_ms"] == DEFAULTS["switch_debounce_ms"]  # 0 is below the server's 5
+
+
+def test_sensors_merge_entry_by_entry():
+    root = device_root({"sensors": {"dht22": True}})
+    cached = {"sensors": {"climate": "auto", "bme280_address": 119}}
+    write(root + "/config_cache.json", {"etag": '"e"', "config": cached})
+    cfg = Config(root)
+    assert cfg["sensors"] == {"climate": "auto", "bme280_address": 119, "dht22": True}, cfg["sensors"]
+
+
+def test_device_file_problems_are_one_sentence_each():
+    root = fresh_root("cfg")
+    assert Config(root).problem() == "device.json is missing"
+    with open(root + "/device.json", "w") as f:
+        f.write("{not json")
+    assert Config(root).problem() == "device.json is not valid JSON"
+    write(root + "/device.json", [1, 2])
+    assert Config(root).problem() == "device.json is not a JSON object"
+    good = {"device_id": "pico-07", "wifi_ssid": "lab", "wifi_password": "pw", "broker_host": "mq.lan"}
+    write(root + "/device.json", good)
+    assert Config(root).problem() is None
+    for key, value, expected in (
+        ("wifi_ssid", None, "device.json has no wifi_ssid"),
+        ("broker_port", "1883", "device.json: broker_port has the wrong type"),
+        ("broker_tls", 1, "device.json: broker_tls has the wrong type"),
+        ("device_id", "a/b", "device.json: device_id must be 1-64 of A-Z a-z 0-9 _ -"),
+        ("config_url", "ftp://x", "device.json: config_url must start with http:// or https://"),
+        ("telemetry_interval_s", 0, "device.json: telemetry_interval_s must be above 0"),
+    ):
+        bad = dict(good)
+        bad[key] = value
+        write(root + "/device.json", bad)
+        assert Config(root).problem() == expected, (key, Config(root).problem())
+
+
 run(globals())

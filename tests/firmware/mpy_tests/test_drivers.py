@@ -90,6 +90,20 @@ def test_internal_temperature_formula():
     assert close(InternalTemp(FakeADC(4, raw)).read()["temperature"], 36.99, 0.05)
 
 
+def test_sensor_failures_of_any_kind_cost_one_reading():
+    import dht
+    from iots6.sensors import Sensors
+    from machine import FakePin
+
+    sensors = Sensors(None, {"dht22": True}, dht_pin=FakePin(15), dht_module=dht, clock_ms=lambda: 0)
+    dht.FakeDHT22.fail = "checksum"  # micropython-lib's dht raises a plain Exception on a bad frame
+    try:
+        assert sensors.read()["temperature"] is None
+        assert sensors.errors["dht22"] == "checksum error"
+    finally:
+        dht.FakeDHT22.fail = None
+
+
 def test_dht22_wrapper_rate_limits():
     import dht
     from iots6.drivers.dht22 import DHT22
@@ -122,7 +136,13 @@ def test_sensors_detect_and_overrides():
     assert only.names() == ["dht22"] and only.read()["temperature"] == 21.5
     nothing = {"temperature": None, "humidity": None, "pressure": None}
     assert Sensors(i2c, {"climate": "none"}).read() == nothing
-    assert Sensors(i2c, {"bme280_address": 0x76}).names() == ["sht31"]  # no chip at 0x76
+    # the server's default address is 0x76; a chip at 0x77 is probed too (climate auto)
+    found = Sensors(i2c, {"climate": "auto", "bme280_address": 0x76})
+    assert found.names() == ["bme280", "sht31"] and found.drivers["bme280"].address == 0x77
+    assert Sensors(i2c, {"climate": "bme280", "bme280_address": 0x76}).names() == ["bme280"]
+    both = FakeI2C(devices={0x76: FakeBME280Chip(), 0x77: FakeBME280Chip()})
+    assert Sensors(both, {"bme280_address": 0x77}).drivers["bme280"].address == 0x77
+    assert Sensors(both, {"bme280_address": 0x76}).drivers["bme280"].address == 0x76
     i2c.fail = True
     broken = Sensors(i2c)
     assert broken.names() == [] and "i2c" in broken.errors

@@ -74,7 +74,10 @@ def test_led_selection():
     assert led.select({"wifi": True, "mqtt": False}) == "offline"
     assert led.select({"wifi": True, "mqtt": True}) == "online"
     assert led.select({"wifi": True, "mqtt": True, "error": "sensors: EIO"}) == "error"
-    names = ("boot", "wifi_connecting", "online", "offline", "error")
+    # no clock beats everything: nothing can be published until it is set
+    assert led.select({"wifi": True, "mqtt": True, "clock": False, "error": "config: timeout"}) == "no_clock"
+    assert led.select({"wifi": False, "clock": None}) == "wifi_connecting"  # None: no network, no question yet
+    names = ("boot", "wifi_connecting", "online", "offline", "error", "no_clock", "config_error")
     shapes = set(led.PATTERNS[n] for n in names)
     assert len(shapes) == len(names)  # every state looks different
 

@@ -1,7 +1,7 @@
 # The status screen drawn into the SSD1306 frame, sent over a fake I2C bus; the frame is written to
 # /artifacts/oled.raw (MONO_VLSB, 1024 bytes) for the pytest side to turn into test-artifacts/oled.png.
 from fakechips import FakeSSD1306Chip
-from iots6.display import SSD1306, StatusScreen, status_lines
+from iots6.display import SSD1306, StatusScreen, config_error_lines, status_lines
 from machine import FakeI2C
 
 from mpytest import run
@@ -36,6 +36,17 @@ def test_lines():
     assert lines[3] == "T 21.5C H 40%", lines[3]
     assert lines[6] == "queued 12" and lines[7] == "mqtt: ECONNRESET"
     assert status_lines(STATE, "F")[3].startswith("T 70.7F")
+    assert all(len(line) <= 16 for line in lines)
+    other = dict(STATE, wifi=False, wifi_problem="bad passwd", rssi=None, mqtt=True, clock=False, dropped=3)
+    lines = status_lines(other)
+    assert lines[1] == "WiFi bad passwd" and lines[2] == "MQTT ok no clock" and lines[6] == "queued 12 lost 3"
+    assert status_lines(dict(STATE, clock=True, clock_text="12:34Z"))[2] == "MQTT -- 12:34Z"
+
+
+def test_config_error_screen():
+    lines = config_error_lines("device.json: broker_port has the wrong type")
+    assert lines == ["CONFIG ERROR", "device.json:", "broker_port has", "the wrong type", "",
+                     "fix: mpremote cp", "device.json :", "(board waits)"], lines
     assert all(len(line) <= 16 for line in lines)
 
 

@@ -2,6 +2,7 @@
 import json
 import os
 
+from fakeflash import FakeFlash
 from iots6 import contract
 from iots6.buffer import OfflineBuffer
 from iots6.seq import SeqCounter
@@ -64,23 +65,117 @@ def test_buffer_discards_half_written_line():
     assert again.peek()[1]["seq"] == 2
 
 
-def test_buffer_compacts_sent_part():
-    from iots6 import buffer as bufmod
-
+def test_buffer_deletes_sent_segments_and_reuses_the_newest():
     root = fresh_root()
-    old = bufmod.COMPACT_BYTES
-    bufmod.COMPACT_BYTES = 200
+    b = OfflineBuffer(root, capacity=100, segment_bytes=200)
+    for i in range(20):
+        b.append("telemetry", {"seq": i, "pad": "x" * 20})  # ~57 bytes a line: 3 lines a segment
+    per = b.segs[0][2]
+    files = sorted(f for f in os.listdir(root + "/queue") if f.endswith(".jsonl"))
+    assert per == 3 and len(files) == 7, (per, files)
+    for _ in range(15):
+        b.pop()
+    files = sorted(f for f in os.listdir(root + "/queue") if f.endswith(".jsonl"))
+    assert files == ["5.jsonl", "6.jsonl"], files  # what was sent is gone, nothing was rewritten
+    assert [OfflineBuffer(root, 100, segment_bytes=200).peek()[1]["seq"]] == [15]
+    for _ in range(5):
+        b.pop()
+    assert len(b) == 0 and b.bytes_used() <= 200
+    b.append("telemetry", {"seq": 20})  # the drained newest segment is appended to, not a new file
+    files = sorted(f for f in os.listdir(root + "/queue") if f.endswith(".jsonl"))
+    assert files == ["6.jsonl"] and b.peek()[1]["seq"] == 20, files
+
+
+def test_buffer_is_bounded_by_bytes():
+    root = fresh_root()
+    b = OfflineBuffer(root, capacity=10000, max_bytes=2000, segment_bytes=500)
+    line = len(b'["telemetry", {"seq": 100, "pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}]\n')
+    for i in range(1000):
+        b.append("telemetry", {"seq": i, "pad": "x" * 30})
+        assert b.bytes_used() <= 2000
+    files = [f for f in os.listdir(root + "/queue") if f.endswith(".jsonl")]
+    assert sum(os.stat(root + "/queue/" + f)[6] for f in files) == b.bytes_used() <= 2000
+    assert len(b) + b.dropped == 1000 and len(b) >= 2000 // line - 500 // line, (len(b), b.dropped)
+    assert b.peek()[1]["seq"] == b.dropped  # the oldest kept is the one after the last dropped
+
+
+def test_buffer_keeps_the_reserve_free_and_refuses_when_others_fill_the_flash():
+    flash = FakeFlash()
+    root = flash.mount_at("/storage%d" % flash.blocks)
+    flash.fill("firmware.bin", 600 * 1024)
+    b = OfflineBuffer(root, capacity=10000, max_bytes=10**6, reserve_bytes=64 * 1024, segment_bytes=8192)
+    n = 0
+    while n < 4000:
+        b.append("telemetry", {"seq": n, "pad": "y" * 200})
+        n += 1
+        assert flash.free_bytes() >= 64 * 1024 - 8192, flash.free_bytes()
+    assert b.dropped > 0 and len(b) + b.dropped == n
+    flash.fill_up("user.log")  # someone else takes what was left: ours shrinks to give the reserve back
+    b.append("telemetry", {"seq": n})
+    assert flash.free_bytes() >= 64 * 1024 - 8192 and len(b) + b.dropped == n + 1
+    while b.peek() is not None:  # everything of ours is sent
+        b.pop()
+    flash.fill_up("user.log")
     try:
-        b = OfflineBuffer(root, capacity=100)
-        for i in range(20):
-            b.append("telemetry", {"seq": i, "pad": "x" * 20})
-        for _ in range(15):
-            b.pop()
-        full = 20 * len(b'["telemetry", {"seq": 10, "pad": "xxxxxxxxxxxxxxxxxxxx"}]\n')
-        assert os.stat(root + "/buffer.jsonl")[6] < full // 2  # the sent lines were cut away
-        assert [OfflineBuffer(root, 100).peek()[1]["seq"]] == [15]
-    finally:
-        bufmod.COMPACT_BYTES = old
+        b.append("telemetry", {"seq": 0})
+    except OSError as exc:
+        assert exc.args[0] == 28  # ENOSPC: nothing of ours is left to drop
+    else:
+        raise AssertionError("appended to a full flash")
+    flash.remove_file("user.log")
+    b.append("telemetry", {"seq": 1})
+    assert b.peek()[1]["seq"] == 1
+
+
+def test_buffer_on_a_read_only_flash_raises_and_recovers():
+    flash = FakeFlash()
+    root = flash.mount_at("/storage-ro")
+    b = OfflineBuffer(root)
+    b.append("telemetry", {"seq": 1})
+    flash.read_only = True
+    try:
+        b.append("telemetry", {"seq": 2})
+    except OSError as exc:
+        assert exc.args[0] == 30
+    else:
+        raise AssertionError("wrote to a read-only flash")
+    assert OfflineBuffer(root).peek() == ("telemetry", {"seq": 1})  # reading still works
+    flash.read_only = False
+    b.append("telemetry", {"seq": 3})
+    out = []
+    while b.peek() is not None:
+        out.append(b.peek()[1]["seq"])
+        b.pop()
+    assert out == [1, 3], out
+
+
+def test_buffer_takes_over_firmware_0_1s_single_file():
+    root = fresh_root()
+    with open(root + "/buffer.jsonl", "w") as f:
+        f.write('["telemetry", {"seq": 0}]\n["telemetry", {"seq": 1}]\n["event", {"seq": 2}]\n')
+    with open(root + "/buffer.idx", "w") as f:
+        f.write(json.dumps({"head": len('["telemetry", {"seq": 0}]\n'), "dropped": 4}))
+    b = OfflineBuffer(root)
+    assert len(b) == 2 and b.dropped == 4
+    assert b.peek() == ("telemetry", {"seq": 1})
+    assert "buffer.jsonl" not in os.listdir(root) and "buffer.idx" not in os.listdir(root)
+
+
+def test_seq_survives_a_full_flash():
+    flash = FakeFlash()
+    root = flash.mount_at("/storage-seq")
+    s = SeqCounter(root, every=5)
+    used = [s.next() for _ in range(7)]
+    flash.fill_up("user.log")
+    s2 = SeqCounter(root, every=5)  # boots: no lease can be written, but no exception either
+    try:
+        s2.next()
+    except OSError:
+        pass
+    else:
+        raise AssertionError("numbered without a lease")
+    flash.remove_file("user.log")
+    assert s2.next() > max(used)
 
 
 def test_seq_never_repeats_across_reboots():

@@ -1,4 +1,9 @@
-"""DHT22 (AM2302) on one GPIO, through MicroPython's built-in ``dht`` module (it bit-bangs the 40-bit frame)."""
+"""DHT22 (AM2302) on one GPIO, through MicroPython's built-in ``dht`` module (it bit-bangs the 40-bit frame).
+
+Wiring: the data line needs a pull-up (4.7-10 kOhm to 3V3; most breakout boards carry one, a bare sensor does
+not).  ``measure()`` raises OSError(ETIMEDOUT) when the sensor does not answer and a plain
+``Exception("checksum error")`` on a corrupted frame; the caller (``Sensors.read``) catches both.
+"""
 
 try:
     from iots6.compat import ticks_diff, ticks_ms
@@ -19,7 +24,7 @@ class DHT22:
         self.last_ms = None
 
     def read(self):
-        """Dict of ``temperature`` degC and ``humidity`` %RH; OSError (ETIMEDOUT) when the sensor does not answer."""
+        """Dict of ``temperature`` degC and ``humidity`` %RH; raises what ``dht`` raises (see the module)."""
         now = self.clock_ms()
         if self.last is not None and ticks_diff(now, self.last_ms) < MIN_INTERVAL_MS:
             return self.last

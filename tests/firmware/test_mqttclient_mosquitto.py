@@ -1,0 +1,170 @@
+"""The firmware's own MQTT client (firmware/lib/iots6/mqttclient.py) against a real Mosquitto with the platform's
+accounts and ACLs.
+
+The MicroPython tests run it against a fake broker written for them; this proves the wire format against the real
+one. It runs under CPython (the client is plain Python over a socket-like object): ``CPythonSockets`` gives CPython
+sockets the three stream calls MicroPython's sockets have (``read``/``readline``/``write``), nothing else is
+adapted - the client, the bounded ``Link`` and ``Net`` are the firmware's code, unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from iotctl.simulate import firmware_path
+
+
+class _Sock:
+    """A CPython socket with MicroPython's stream calls."""
+
+    def __init__(self, family: int, kind: int) -> None:
+        self.s = socket.socket(family, kind)
+
+    def settimeout(self, t):
+        self.s.settimeout(t)
+
+    def setblocking(self, flag):
+        self.s.setblocking(flag)
+
+    def connect(self, addr):
+        self.s.connect(addr)
+
+    def write(self, data):
+        self.s.sendall(data)
+        return len(data)
+
+    def read(self, n):
+        out = b""
+        while len(out) < n:
+            try:
+                chunk = self.s.recv(n - len(out))
+            except BlockingIOError:
+                return out or None  # MicroPython: None from a non-blocking read with nothing waiting
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+    def readline(self, limit=-1):
+        out = b""
+        while not out.endswith(b"\n") and (limit < 0 or len(out) < limit):
+            chunk = self.read(1)
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+    def sendto(self, data, addr):
+        return self.s.sendto(data, addr)
+
+    def recv(self, n):
+        return self.s.recv(n)
+
+    def close(self):
+        self.s.close()
+
+
+class CPythonSockets:
+    AF_INET = socket.AF_INET
+    SOCK_STREAM = socket.SOCK_STREAM
+    SOCK_DGRAM = socket.SOCK_DGRAM
+
+    @staticmethod
+    def getaddrinfo(host, port, *args):
+        return socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+
+    @staticmethod
+    def socket(af=socket.AF_INET, kind=socket.SOCK_STREAM, proto=0):
+        return _Sock(af, kind)
+
+
+@pytest.fixture
+def firmware():
+    firmware_path()
+    from iots6 import compat, dns, mqttclient, net
+
+    sockets = CPythonSockets()
+    link = net.Net(sockets, dns.Resolver(sockets, compat.Clock(), lambda: []))
+
+    def client(client_id, user, password, keepalive=10):
+        return mqttclient.MQTTClient(
+            client_id, "127.0.0.1", 0, user, password, keepalive, net=link, clock=compat.Clock()
+        )
+
+    return client, mqttclient.MQTTException
+
+
+def _until(fn, what, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fn():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def test_device_session_against_mosquitto(broker, device_id, firmware):
+    make, mqtt_exception = firmware
+    password = broker.add_device(device_id)
+    base = f"iots6/{device_id}"
+
+    def client(client_id, user, pw, keepalive=10):
+        c = make(client_id, user, pw, keepalive)
+        c.port = broker.port
+        return c
+
+    op_user, op_pw = broker.operator
+    watcher = client(f"watch-{device_id}", op_user, op_pw)
+    seen = []
+    watcher.set_callback(lambda t, m: seen.append((bytes(t).decode(), bytes(m))))
+    watcher.connect()
+    watcher.subscribe(f"{base}/#", qos=1)
+
+    device = client(device_id, device_id, password)
+    notices = []
+    device.set_callback(lambda t, m: notices.append((bytes(t).decode(), bytes(m))))
+    device.set_last_will(f"{base}/status", b"offline", retain=True, qos=1)
+    assert device.connect() == 0  # clean session: nothing kept
+    device.publish(f"{base}/status", b"online", retain=True, qos=1)  # returns after the PUBACK
+    device.subscribe(f"{base}/config", qos=1)
+    assert device.check_msg() is None  # nothing waiting: returns at once
+
+    watcher.publish(f"{base}/config", b'{"version": 3, "etag": "e3"}', retain=True, qos=1)
+    _until(lambda: device.check_msg() or notices, "config notice")
+    assert notices == [(f"{base}/config", b'{"version": 3, "etag": "e3"}')]
+
+    reading = json.dumps({"v": 1, "device_id": device_id, "seq": 7}).encode()
+    device.publish(f"{base}/telemetry", reading, qos=1)
+    device.ping()
+    assert device.pings_pending == 1
+    _until(lambda: device.check_msg() is not None or device.pings_pending == 0, "PINGRESP")
+    _until(lambda: watcher.check_msg() or (f"{base}/telemetry", reading) in seen, "telemetry at the watcher")
+    assert (f"{base}/status", b"online") in seen
+
+    device.sock.close()  # the link dies without DISCONNECT: the broker publishes the will
+    _until(lambda: watcher.check_msg() or (f"{base}/status", b"offline") in seen, "the last will")
+
+    refused = client(device_id, device_id, "not-the-password")
+    with pytest.raises(mqtt_exception) as info:
+        refused.connect()
+    assert info.value.args[0] in (4, 5)  # bad user name or password / not authorised
+    watcher.disconnect()
+
+
+def test_a_broker_that_stops_answering_is_a_timeout_not_a_hang(firmware):
+    """A listener that accepts TCP and never answers: connect() fails within the link's timeout."""
+    make, _ = firmware
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        c = make("dev-x", None, None)
+        c.port = server.getsockname()[1]
+        with pytest.raises(TimeoutError):  # the CONNACK read ends by the link's timeout (it would otherwise hang)
+            c.connect()
+    finally:
+        server.close()
