@@ -62,6 +62,8 @@ class Update:
     reading: contract.Reading | None = None
     status: str | None = None
     error: str | None = None
+    # Value fields that broke the contract: stored as NULL by the ingest (docs/contract.md), shown blank here.
+    rejected: tuple[contract.FieldRejection, ...] = ()
 
 
 @dataclass
@@ -98,6 +100,7 @@ class TailModel:
     readings: int = 0
     errors: int = 0
     last_error: str | None = None
+    rejected_fields: int = 0
 
     def __post_init__(self):
         if self.device is not None and not contract.valid_device_id(self.device):
@@ -113,8 +116,10 @@ class TailModel:
         return [contract.topic(self.topic_base, self.device, channel) for channel in channels]
 
     def handle(self, topic: str, payload: bytes | str, now: datetime | None = None) -> Update:
+        rejected: list[contract.FieldRejection] = []
         try:
-            parsed, value = contract.parse_message(self.topic_base, topic, payload, now)
+            # Parsed as the ingest parses it: one impossible field costs only itself (the reading is stored).
+            parsed, value = contract.parse_message(self.topic_base, topic, payload, now, rejected)
         except contract.ContractError as exc:
             self.errors += 1
             self.last_error = f"{topic}: {exc.reason}: {exc.detail}"
@@ -126,7 +131,8 @@ class TailModel:
             state.reading = value
             state.readings += 1
             self.readings += 1
-            return Update(READING, topic, parsed.device_id, reading=value)
+            self.rejected_fields += len(rejected)
+            return Update(READING, topic, parsed.device_id, reading=value, rejected=tuple(rejected))
         if isinstance(value, str):
             self.devices.setdefault(parsed.device_id, DeviceState(parsed.device_id)).status = value
             return Update(STATUS, topic, parsed.device_id, status=value)

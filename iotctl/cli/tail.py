@@ -20,6 +20,8 @@ def _table(model, now=None):
     from iotctl.tail import COLUMNS
 
     caption = f"{model.readings} reading(s), {model.errors} bad message(s)"
+    if model.rejected_fields:
+        caption += f", {model.rejected_fields} field(s) rejected and stored empty"
     if model.last_error:
         caption += f"; last error: {model.last_error[:120]}"
     table = Table(title=f"live readings on {model.topic_base}/# (Ctrl-C to leave)", caption=caption, box=box.SIMPLE)
@@ -69,6 +71,10 @@ def sensors(
             else:
                 sys.stdout.write(plain_line(update.reading) + "\n")
             sys.stdout.flush()
+            for field in update.rejected:
+                errors.print(
+                    f"{update.device_id}: `{field.field}` rejected ({field.reason}: {field.detail}); stored empty"
+                )
         elif update.kind == ERROR:
             errors.print(f"bad message: {update.error}")
 

@@ -74,7 +74,7 @@ def test_bad_messages_are_counted_not_raised():
     model = TailModel("iots6")
     bad = [
         ("iots6/a/telemetry", b"{not json"),
-        ("iots6/a/telemetry", _payload("a", 0, temperature=999)),
+        ("iots6/a/telemetry", _payload("a", 0, seq=-1)),  # a wrong key field rejects the whole message
         ("iots6/a/telemetry", _payload("b", 0)),  # device mismatch
         ("iots6/a/b/c", b"{}"),
         ("iots6/a/status", b"maybe"),
@@ -82,8 +82,18 @@ def test_bad_messages_are_counted_not_raised():
     updates = [model.handle(topic, payload, NOW) for topic, payload in bad]
     assert [u.kind for u in updates] == [ERROR] * len(bad)
     assert model.errors == len(bad) and model.readings == 0 and model.rows(NOW) == []
-    assert "impossible_value" in updates[1].error and "device_mismatch" in updates[2].error
+    assert "device_mismatch" in updates[2].error
     assert model.last_error.startswith("iots6/a/status: bad_status")
+
+
+def test_an_impossible_value_costs_only_itself_as_in_the_ingest():
+    """The ingest stores such a reading with the field NULL (docs/contract.md); tail shows it, the field blank."""
+    model = TailModel("iots6")
+    update = model.handle("iots6/a/telemetry", _payload("a", 0, temperature=999), NOW)
+    assert update.kind == READING and update.reading.temperature is None and update.reading.humidity == 40.0
+    assert [(r.field, r.reason) for r in update.rejected] == [("temperature", "impossible_value")]
+    assert model.rejected_fields == 1 and model.errors == 0
+    assert reading_json(update.reading)["temperature"] is None
 
 
 def test_device_filter_and_subscriptions():
