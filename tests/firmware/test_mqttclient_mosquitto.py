@@ -133,7 +133,11 @@ def test_device_session_against_mosquitto(broker, device_id, firmware):
     device.subscribe(f"{base}/config", qos=1)
     assert device.check_msg() is None  # nothing waiting: returns at once
 
-    watcher.publish(f"{base}/config", b'{"version": 3, "etag": "e3"}', retain=True, qos=1)
+    # The operator account only reads (docs/environments.md); the config server's notice comes from another client.
+    notifier = client(f"notify-{device_id}", *broker.publisher)
+    notifier.connect()
+    notifier.publish(f"{base}/config", b'{"version": 3, "etag": "e3"}', retain=True, qos=1)
+    notifier.disconnect()
     _until(lambda: device.check_msg() or notices, "config notice")
     assert notices == [(f"{base}/config", b'{"version": 3, "etag": "e3"}')]
 
