@@ -107,14 +107,24 @@ def _until(fn, what, timeout=5.0):
     raise AssertionError(f"no {what} within {timeout} s")
 
 
-def test_device_session_against_mosquitto(broker, device_id, firmware):
+def test_device_session_against_mosquitto(broker, device_id, firmware, request):
     make, mqtt_exception = firmware
     password = broker.add_device(device_id)
     base = f"iots6/{device_id}"
+    opened = []
+
+    def close_all():  # whatever the test's outcome: no socket is left for the garbage collector to warn about
+        for c in opened:
+            sock = getattr(c, "sock", None)
+            if sock is not None:
+                sock.close()
+
+    request.addfinalizer(close_all)
 
     def client(client_id, user, pw, keepalive=10):
         c = make(client_id, user, pw, keepalive)
         c.port = broker.port
+        opened.append(c)
         return c
 
     op_user, op_pw = broker.operator
