@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iotctl import contract
 from iotctl.broker.identities import ACTIVE
 from iotctl.errors import InvalidInput, NotFound
 from iotctl.secretfiles import generate_password, write_secret
 from iotctl.settings import Settings
+from iots6_platform.core import contract
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class Provisioning:
             return self._provision(device_id, rotate, labels)
 
     def _provision(self, device_id: str, rotate: bool, labels: dict | None):
-        from iotctl.devconfig.tokens import issue_device_token
+        from iots6_platform.core.devconfig.tokens import issue_device_token
 
         conn, broker, env = self.conn, self.broker, self.env
         state = broker.state(device_id)

@@ -672,7 +672,7 @@ class Node:
 
 
 def validate(count: int, rate: float, duration: float | None, prefix: str) -> None:
-    from iotctl import contract
+    from iots6_platform.core import contract
 
     if not 1 <= count <= MAX_COUNT:
         raise InvalidInput(f"`--count` must be between 1 and {MAX_COUNT}, got {count}; fix the value.")

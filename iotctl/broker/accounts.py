@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iotctl import contract
 from iotctl.broker.pwhash import hash_password
 from iotctl.errors import InvalidInput, NotFound, OperationFailed
 from iotctl.secretfiles import generate_password, write_secret
+from iots6_platform.core import contract
 
 ROLE_DEVICE = "device"
 ROLE_INGEST = "ingest"

@@ -461,11 +461,11 @@ def check(
     """One reading, device → broker (TLS) → ingest → database, seen by the operator's subscription too."""
     import threading
 
-    from iotctl import contract
     from iotctl.broker.dynsec import DynsecAdmin
     from iotctl.broker.identities import DynsecIdentities
     from iotctl.mqtt import connect
     from iotctl.secretfiles import generate_password, read_secret
+    from iots6_platform.core import contract
 
     started = time.monotonic()
     p = ports(variables)

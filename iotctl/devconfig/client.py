@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from iotctl import contract
-from iotctl.devconfig import schema
 from iotctl.errors import AuthRefused, InvalidInput, NotFound, OperationFailed, Unreachable
 from iotctl.settings import Settings
+from iots6_platform.core import contract
+from iots6_platform.core.devconfig import schema
 
 
 def _default_actor() -> str:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iotctl import __version__, contract
+from iotctl import __version__
 from iotctl.broker import dynsec
 from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, AccountStore, service_username
 from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unreachable
@@ -38,6 +38,7 @@ from iotctl.render import render
 from iotctl.secretfiles import generate_password, read_secret, write_secret
 from iotctl.stack.layout import DB_NAME, DB_OWNER
 from iotctl.stack.mosquitto import AUTOSAVE_INTERVAL, AUTOSAVE_ON_CHANGES, MAX_PACKET_SIZE
+from iots6_platform.core import contract
 
 #: Official images, pinned to exact tags (bump deliberately; docs/docker.md lists them).
 IMAGES = {

@@ -13,7 +13,7 @@ with one line naming both fixes.  The engine a stack was started with is recorde
 keeps it (a cluster made by one PostgreSQL major version cannot be opened by another), an explicit different
 engine is refused.
 
-The Python services are packages of this repository: ``services.ingest`` and ``services.config_server``.
+The Python services are packages of this repository: ``iots6_platform.ingest`` and ``iots6_platform.config_server``.
 When a package is not installed its component is reported as ``absent`` (never as running) and not started.
 """
 
@@ -304,8 +304,8 @@ class NativeStack:
         ingest_env["TMPDIR"] = str(self._tmp_dir(INGEST))
         config_env["TMPDIR"] = str(self._tmp_dir(CONFIG_SERVER))
         return [
-            ServiceSpec(INGEST, "services.ingest", s.ingest_health_port, ingest_env, INGEST_STOP_TIMEOUT),
-            ServiceSpec(CONFIG_SERVER, "services.config_server", s.config_port, config_env),
+            ServiceSpec(INGEST, "iots6_platform.ingest", s.ingest_health_port, ingest_env, INGEST_STOP_TIMEOUT),
+            ServiceSpec(CONFIG_SERVER, "iots6_platform.config_server", s.config_port, config_env),
         ]
 
     def _tmp_dir(self, name: str) -> Path:
@@ -452,9 +452,9 @@ class NativeStack:
         return changed
 
     def _migrate(self, db_password: str) -> list[str]:
-        from iotctl.db import migrate
         from iotctl.db.connect import connect
         from iotctl.endpoints import DbEndpoint
+        from iots6_platform.core.db import migrate
 
         with connect(DbEndpoint(self.db_url, db_password)) as conn:
             _, applied = migrate.migrate(conn)

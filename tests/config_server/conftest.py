@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from iotctl.devconfig.tokens import issue_device_token
-from services.config_server import close_app, create_app
+from iots6_platform.config_server import close_app, create_app
+from iots6_platform.core.devconfig.tokens import issue_device_token
 
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from iotctl.devconfig import schema
-from iotctl.devconfig.tokens import issue_device_token, verify_device_token
 from iotctl.errors import InvalidInput, NotFound
+from iots6_platform.core.devconfig import schema
+from iots6_platform.core.devconfig.tokens import issue_device_token, verify_device_token
 
 
 def _config(client, device):
@@ -236,7 +236,7 @@ def test_health_and_metrics(client, devices):
 
 
 def test_health_is_503_when_the_database_is_gone(database, pg):
-    from services.config_server import close_app, create_app
+    from iots6_platform.config_server import close_app, create_app
 
     app = create_app({"DATABASE_URL": pg.url("no_such_db"), "DATABASE_PASSWORD": pg.password, "ADMIN_TOKEN": "t"})
     try:

@@ -36,7 +36,7 @@ def test_committed_document_equals_served_one(client):
     served = client.get("/openapi.json")
     assert served.status_code == 200
     assert json.loads(DOCS.read_text()) == served.json, (
-        "docs/openapi.json is stale; run: python -m services.config_server --openapi > docs/openapi.json"
+        "docs/openapi.json is stale; run: python -m iots6_platform.config_server --openapi > docs/openapi.json"
     )
     assert served.json["openapi"].startswith("3.1")
 

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from iotctl.errors import MissingDependency, OperationFailed, Unreachable
+from iotctl.errors import MissingDependency, OperationFailed, Unreachable, exit_code_for
 from iotctl.stack.docker import DockerStack
 
 
@@ -40,7 +40,7 @@ def test_up_without_docker_compose_names_the_fix(stack):
             call()
         message = str(excinfo.value)
         assert "`docker" in message and "`iotctl stack up`" in message and message.count(".") <= 2
-        assert excinfo.value.exit_code == 3
+        assert exit_code_for(excinfo.value) == 3
 
 
 def test_no_docker_on_path(stack):
@@ -77,7 +77,7 @@ def _fake_stack(stack, runner):
 def test_engine_down_is_unreachable(stack):
     with pytest.raises(Unreachable, match=r"Docker engine is not reachable.*`iotctl stack up`") as excinfo:
         _fake_stack(stack, FakeDockerRunner(engine_up=False)).up()
-    assert excinfo.value.exit_code == 4
+    assert exit_code_for(excinfo.value) == 4
 
 
 def test_compose_command_lines_carry_no_secret(stack):

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from iotctl import contract
-from iotctl.contract import Reading
+from iots6_platform.core import contract
+from iots6_platform.core.contract import Reading
 
 from .conftest import count_rows, wait_until
 from .outside import mosquitto_pub, psql, registered_device
@@ -305,7 +305,7 @@ def test_bad_configuration_is_one_line_and_exit_2(tmp_path):
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "services.ingest"],
+        [sys.executable, "-m", "iots6_platform.ingest"],
         env={"PATH": "/usr/bin"},
         capture_output=True,
         text=True,

@@ -22,7 +22,6 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from iotctl import contract
 from iotctl.broker.accounts import ROLE_OPERATOR, AccountStore
 from iotctl.broker.pwhash import hash_password
 from iotctl.cli.main import app
@@ -31,6 +30,7 @@ from iotctl.stack import procs
 from iotctl.stack.embedded_broker import Registry, filter_covered, topic_matches
 from iotctl.stack.native import NativeStack, embedded_missing
 from iotctl.stack.postgres import pgserver_bindir
+from iots6_platform.core import contract
 
 MISSING = embedded_missing()
 needs_extra = pytest.mark.skipif(

@@ -29,12 +29,13 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
-from iotctl import contract, environments
+from iotctl import environments
 from iotctl.deploy import ansible as deploy_ansible
 from iotctl.deploy.bundle import build_bundle
 from iotctl.deploy.secrets import PASSWORDS, ensure_secrets
 from iotctl.environments import register_environment
 from iotctl.stack.procs import free_ports
+from iots6_platform.core import contract
 
 # The first test also pays for the module's fixture (boot, two converge runs: minutes, not seconds).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]

@@ -29,9 +29,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from iotctl import contract
 from iotctl.cli.main import app
 from iotctl.stack.procs import free_ports
+from iots6_platform.core import contract
 from tests.infra.ansible.conftest import BootedDebian, cache_dir, ensure_rootfs, require_tools
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]

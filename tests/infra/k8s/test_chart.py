@@ -250,7 +250,9 @@ def test_migrations_run_before_the_services_roll(rendered, env):
     (job,) = _by(docs, "Job").values()
     notes = job["metadata"]["annotations"]
     assert notes["argocd.argoproj.io/hook"] == "Sync" and notes["helm.sh/hook"] == "post-install,pre-upgrade"
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "migrate"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert "args" not in container and "command" not in container, "the image's entry point is iots6-migrate"
+    assert {e["name"] for e in container["env"]} == {"MIGRATE_DATABASE_URL", "MIGRATE_DATABASE_PASSWORD_FILE"}
 
     def wave(d):
         return int(d["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))

@@ -1,7 +1,7 @@
 """The ingest loop: MQTT (QoS 1, persistent session, manual acks) in, PostgreSQL out, nothing acknowledged before
 it is committed.
 
-Threads: the network thread (``services.ingest.wire``: a lean MQTT reader, see there why not paho) parses each
+Threads: the network thread (``iots6_platform.ingest.wire``: a lean MQTT reader, see there why not paho) parses each
 message into the pending list (``on_message``); the main thread
 flushes pending messages to the database by size or age, commits, then acknowledges them in the order received.
 
@@ -28,11 +28,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from iotctl import contract
-from services.ingest import metrics
-from services.ingest.config import IngestConfig
-from services.ingest.store import Batch, DeadLetter, Store
-from services.ingest.wire import Consumer, Refused, tls_context
+from iots6_platform.core import contract
+from iots6_platform.ingest import metrics
+from iots6_platform.ingest.config import IngestConfig
+from iots6_platform.ingest.store import Batch, DeadLetter, Store
+from iots6_platform.ingest.wire import Consumer, Refused, tls_context
 
 log = logging.getLogger("iots6.ingest")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from iotctl.devconfig import schema
+from iots6_platform.core.devconfig import schema
 
 SQL_PING = "SELECT 1"
 SQL_FLEET = "SELECT config, version, updated_at, updated_by FROM fleet_config"

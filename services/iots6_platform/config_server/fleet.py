@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify
 
-from iotctl.devconfig import schema
-from services.config_server import notices, store
-from services.config_server.runtime import (
+from iots6_platform.config_server import notices, store
+from iots6_platform.config_server.runtime import (
     actor,
     db,
     expected_version,
@@ -15,6 +14,7 @@ from services.config_server.runtime import (
     require_admin,
     state,
 )
+from iots6_platform.core.devconfig import schema
 
 bp = Blueprint("fleet", __name__)
 bp.before_request(require_admin)

@@ -16,9 +16,9 @@ import uuid
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from iotctl import contract
+from iots6_platform.core import contract
 
-log = logging.getLogger("services.config_server.notify")
+log = logging.getLogger("iots6_platform.config_server.notify")
 
 #: Notices kept in memory while the broker is away; beyond that they are dropped (and counted as failed).
 MAX_QUEUED = 10_000

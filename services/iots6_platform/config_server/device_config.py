@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, make_response, request
 
-from iotctl.devconfig import tokens
-from services.config_server import store
-from services.config_server.runtime import bearer_token, db, state
+from iots6_platform.config_server import store
+from iots6_platform.config_server.runtime import bearer_token, db, state
+from iots6_platform.core.devconfig import tokens
 
 bp = Blueprint("device_config", __name__)
 

@@ -28,8 +28,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from services import envconfig
-from services.envconfig import ConfigError
+from iots6_platform.core import envconfig
+from iots6_platform.core.envconfig import ConfigError
 
 __all__ = ["ConfigError", "ServerConfig", "load"]
 

@@ -2,7 +2,7 @@
 -- history of every change, and the hashed bearer tokens devices use to fetch their own configuration.
 --
 -- Both documents are sparse: they hold only the keys an operator set.  The effective configuration of a device is
--- built-in defaults (iotctl/devconfig/schema.py) < fleet_config.config < device_config.overrides, and its version is
+-- built-in defaults (services/iots6_platform/core/devconfig/schema.py) < fleet_config.config < device_config.overrides, and its version is
 -- fleet_config.version + device_config.version, which grows with every change to either.
 
 CREATE TABLE fleet_config (

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from iotctl.contract import READING_COLUMNS, FieldRejection, Reading
+from iots6_platform.core.contract import READING_COLUMNS, FieldRejection, Reading
 
 log = logging.getLogger("iots6.ingest.store")
 

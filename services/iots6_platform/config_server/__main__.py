@@ -1,4 +1,4 @@
-"""``python -m services.config_server``: serve the app under gunicorn (2 workers, graceful SIGTERM).
+"""``python -m iots6_platform.config_server``: serve the app under gunicorn (2 workers, graceful SIGTERM).
 
 ``--openapi`` prints the OpenAPI document instead (how ``docs/openapi.json`` is regenerated).
 Configuration errors print one line and exit 2.
@@ -15,7 +15,7 @@ import tempfile
 
 
 def _print_openapi() -> None:
-    from services.config_server import openapi
+    from iots6_platform.config_server import openapi
 
     sys.stdout.write(json.dumps(openapi.build(), indent=2, sort_keys=True) + "\n")
 
@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
         _print_openapi()
         return
     if argv:
-        sys.stderr.write("usage: python -m services.config_server [--openapi]  (configured by CONFIG_SERVER_* env)\n")
+        sys.stderr.write(
+            "usage: python -m iots6_platform.config_server [--openapi]  (configured by CONFIG_SERVER_* env)\n"
+        )
         sys.exit(2)
 
     # Workers count into files here so /metrics sums them all; set before prometheus_client is imported.
@@ -37,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from gunicorn.app.base import BaseApplication
 
-    from services.config_server import close_app, create_app
-    from services.config_server.config import ConfigError, load
+    from iots6_platform.config_server import close_app, create_app
+    from iots6_platform.config_server.config import ConfigError, load
 
     try:
         settings = load()  # fail here, once, with one line, instead of in every worker

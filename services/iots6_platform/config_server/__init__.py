@@ -1,7 +1,7 @@
 """The config server: per-device configuration over HTTP, authenticated, versioned, announced over MQTT.
 
 ``create_app(config=None)`` builds the Flask app (``config`` keys override ``CONFIG_SERVER_*`` env vars, see
-:mod:`services.config_server.config`); ``python -m services.config_server`` serves it under gunicorn.
+:mod:`iots6_platform.config_server.config`); ``python -m iots6_platform.config_server`` serves it under gunicorn.
 Documented in ``docs/config-server.md``; the API in ``docs/openapi.json``.
 """
 
@@ -15,12 +15,12 @@ from flask import Flask, jsonify, request
 from psycopg_pool import ConnectionPool, PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from iotctl.devconfig.schema import ConfigInvalid
-from services.config_server import config as server_config
-from services.config_server.notify import Notifier
-from services.config_server.runtime import EXTENSION, REALM, State
+from iots6_platform.config_server import config as server_config
+from iots6_platform.config_server.notify import Notifier
+from iots6_platform.config_server.runtime import EXTENSION, REALM, State
+from iots6_platform.core.devconfig.schema import ConfigInvalid
 
-log = logging.getLogger("services.config_server")
+log = logging.getLogger("iots6_platform.config_server")
 
 
 def _error_code(exc: HTTPException) -> str:
@@ -28,9 +28,9 @@ def _error_code(exc: HTTPException) -> str:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app. Raises :class:`services.config_server.config.ConfigError` on bad configuration."""
+    """Build the app. Raises :class:`iots6_platform.config_server.config.ConfigError` on bad configuration."""
     # Imported here: __main__ must set PROMETHEUS_MULTIPROC_DIR before prometheus_client loads.
-    from services.config_server.metrics import Metrics
+    from iots6_platform.config_server.metrics import Metrics
 
     settings = server_config.load(config)
     app = Flask(__name__)
@@ -66,7 +66,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log.warning("CONFIG_SERVER_MQTT_HOST is not set: change notices are off; devices still poll")
     app.extensions[EXTENSION] = State(settings, pool, metrics, notifier)
 
-    from services.config_server import device_config, devices, fleet, ops
+    from iots6_platform.config_server import device_config, devices, fleet, ops
 
     for blueprint in (device_config.bp, devices.bp, fleet.bp, ops.bp):
         app.register_blueprint(blueprint)

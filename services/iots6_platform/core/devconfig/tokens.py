@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 
-from iotctl.errors import InvalidInput, NotFound
+from iots6_platform.core.errors import InvalidInput, NotFound
 
 TOKEN_BYTES = 32
 

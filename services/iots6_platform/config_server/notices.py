@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from services.config_server import store
-from services.config_server.runtime import db, state
+from iots6_platform.config_server import store
+from iots6_platform.config_server.runtime import db, state
 
-log = logging.getLogger("services.config_server.notices")
+log = logging.getLogger("iots6_platform.config_server.notices")
 
 
 def _publish(found: list[store.Effective]) -> None:

@@ -605,5 +605,5 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":  # python -m iotctl.contract > docs/contract.schema.json
+if __name__ == "__main__":  # python -m iots6_platform.core.contract > docs/contract.schema.json
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))

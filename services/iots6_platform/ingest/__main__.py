@@ -1,11 +1,11 @@
-"""Entry point: ``iots6-ingest`` / ``python -m services.ingest``, configured by INGEST_* env vars."""
+"""Entry point: ``iots6-ingest`` / ``python -m iots6_platform.ingest``, configured by INGEST_* env vars."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from services.ingest.config import ConfigError, IngestConfig
+from iots6_platform.ingest.config import ConfigError, IngestConfig
 
 
 def main() -> int:
@@ -19,8 +19,8 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    from services.ingest.http import serve
-    from services.ingest.service import Ingestor
+    from iots6_platform.ingest.http import serve
+    from iots6_platform.ingest.service import Ingestor
 
     ingestor = Ingestor(config)
     ingestor.install_signal_handlers()

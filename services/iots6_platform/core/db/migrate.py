@@ -1,7 +1,7 @@
 """Versioned SQL migrations, applied in order, each in its own transaction, under an advisory lock.
 
-Files live in ``iotctl/db/migrations`` as ``NNNN_name.sql`` (every edition) or ``NNNN_name.<edition>.sql`` (one
-edition; preferred over the generic file).  Editions:
+Files live next to this module in ``migrations/`` as ``NNNN_name.sql`` (every edition) or
+``NNNN_name.<edition>.sql`` (one edition; preferred over the generic file).  Editions:
 
 * ``timescale``: TimescaleDB with the Timescale License (hypertable, compression, retention, continuous aggregates);
 * ``timescale-apache``: TimescaleDB Apache edition, as on Azure Database for PostgreSQL (hypertable only);
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from iotctl.errors import OperationFailed
+from iots6_platform.core.errors import OperationFailed
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 EDITIONS = ("postgres", "timescale-apache", "timescale")

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.ingest.metrics import REGISTRY
+from iots6_platform.ingest.metrics import REGISTRY
 
 
 def serve(bind: str, port: int, health: Callable[[], tuple[bool, dict]]) -> ThreadingHTTPServer:

@@ -6,11 +6,11 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
-from services.config_server import openapi, store
-from services.config_server.runtime import db, state
+from iots6_platform.config_server import openapi, store
+from iots6_platform.config_server.runtime import db, state
 
 bp = Blueprint("ops", __name__)
-log = logging.getLogger("services.config_server.ops")
+log = logging.getLogger("iots6_platform.config_server.ops")
 
 
 @bp.get("/healthz")

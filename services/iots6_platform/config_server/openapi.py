@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the config server, built from code and the key schema (never written by hand).
 
 ``GET /openapi.json`` serves it; ``docs/openapi.json`` is the same document, regenerated with
-``python -m services.config_server --openapi > docs/openapi.json`` (a test checks they agree).
+``python -m iots6_platform.config_server --openapi > docs/openapi.json`` (a test checks they agree).
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from iotctl import __version__, contract
-from iotctl.devconfig import schema
+from iots6_platform import __version__
+from iots6_platform.core import contract
+from iots6_platform.core.devconfig import schema
 
 JSON = "application/json"
 

@@ -40,9 +40,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from services import envconfig
-from services.envconfig import ConfigError
-from services.envconfig import integer as env_integer
+from iots6_platform.core import envconfig
+from iots6_platform.core.envconfig import ConfigError
+from iots6_platform.core.envconfig import integer as env_integer
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class IngestConfig:
 
 def _tls_files(get) -> tuple[str, str, str]:
     """INGEST_MQTT_TLS_* checked by loading them the way the reader will, so a bad file stops the start."""
-    from services.ingest.wire import tls_context
+    from iots6_platform.ingest.wire import tls_context
 
     ca, cert, key = get("MQTT_TLS_CA_FILE", ""), get("MQTT_TLS_CERT_FILE", ""), get("MQTT_TLS_KEY_FILE", "")
     if bool(cert) != bool(key):

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 from flask import abort, current_app, request
 from psycopg_pool import ConnectionPool
 
-from iotctl.contract import MAX_JSON_DEPTH, json_depth
-from services.config_server.config import ServerConfig
-from services.config_server.notify import Notifier
+from iots6_platform.config_server.config import ServerConfig
+from iots6_platform.config_server.notify import Notifier
+from iots6_platform.core.contract import MAX_JSON_DEPTH, json_depth
 
 if TYPE_CHECKING:  # prometheus_client must load only after __main__ has configured it
-    from services.config_server.metrics import Metrics
+    from iots6_platform.config_server.metrics import Metrics
 
-log = logging.getLogger("services.config_server")
+log = logging.getLogger("iots6_platform.config_server")
 EXTENSION = "iots6_config"
 ACTOR_RE = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 REALM = 'Bearer realm="iots6-config"'

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from iotctl.contract import MAX_JSON_DEPTH, json_depth
-from iotctl.errors import InvalidInput
+from iots6_platform.core.contract import MAX_JSON_DEPTH, json_depth
+from iots6_platform.core.errors import InvalidInput
 
 #: Printable text, no control characters (jsonb cannot store NUL; OLED and terminals choke on the rest).
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
