@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from iotctl.device_id import validate_device_id
 from iotctl.errors import AuthRefused, InvalidInput, NotFound, OperationFailed, Unreachable
 from iotctl.settings import Settings
 from iots6_platform.core import contract
@@ -113,11 +114,7 @@ class AdminClient:
     # -- resources
     @staticmethod
     def _device_path(device_id: str, leaf: str) -> str:
-        if not contract.valid_device_id(device_id):
-            raise InvalidInput(
-                f"Device id `{device_id}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`."
-            )
-        return f"/v1/devices/{quote(device_id)}/{leaf}"
+        return f"/v1/devices/{quote(validate_device_id(device_id))}/{leaf}"
 
     def devices(self) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/devices")["devices"]
