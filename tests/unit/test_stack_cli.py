@@ -58,3 +58,23 @@ def test_docker_setting_points_the_cli_at_the_docker_stacks_credentials(tmp_path
     assert local_stack(settings).secret_file("admin-token") == stack.secret_file("config-admin-token")
     native = load_settings({"state_dir": state, "config": str(tmp_path / "x.toml")}, environ={})
     assert local_stack(native).secret_file("db") == state / "secrets" / "db.password"
+
+
+def test_both_stacks_offer_every_member_of_the_stack_interface(tmp_path):
+    """`iotctl stack` only sees `iotctl.stack.base.Stack`: `local_stack` picks the implementation from the settings
+    (or --docker), and each implementation has every member the interface names."""
+    from iotctl.settings import load_settings
+    from iotctl.stack import base, local_stack
+    from iotctl.stack.compose import ComposeStack
+    from iotctl.stack.native import NativeStack
+
+    settings = load_settings({"state_dir": tmp_path / "state"}, environ={"IOTCTL_CONFIG": ""})
+    native, docker = local_stack(settings), local_stack(settings, docker=True)
+    assert type(native) is NativeStack and type(docker) is ComposeStack
+    members = {name for name in vars(base.Stack) if not name.startswith("_")} | set(base.Stack.__annotations__)
+    assert {"up", "down", "status", "check", "logs", "secret_file", "location", "kind", "progress"} <= members
+    for stack in (native, docker):
+        missing = [name for name in members if not hasattr(stack, name)]
+        assert not missing, f"{type(stack).__name__} lacks {missing}"
+    assert native.location == tmp_path / "state" and docker.location == tmp_path / "state" / "docker"
+    assert native.kind == "native" and docker.kind == "docker"
