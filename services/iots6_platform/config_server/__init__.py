@@ -20,7 +20,7 @@ from iots6_platform.config_server.notify import Notifier
 from iots6_platform.config_server.runtime import EXTENSION, REALM, State
 from iots6_platform.core.devconfig.schema import ConfigInvalid
 
-log = logging.getLogger("iots6_platform.config_server")
+log = logging.getLogger("iots6.config_server")
 
 
 def _error_code(exc: HTTPException) -> str:

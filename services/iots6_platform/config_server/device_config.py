@@ -50,10 +50,10 @@ def get_config(device_id: str):
     with db() as conn:
         # An id that is not a device id matches no token row: the answer is 401 or 403, never a hint.
         verdict = tokens.verify_device_token(conn, device_id, token)
-        if verdict == tokens.INVALID:
+        if verdict is tokens.TokenVerdict.INVALID:
             metrics.auth_failures.labels("invalid").inc()
             abort(401, "the bearer token is not valid")
-        if verdict == tokens.OTHER_DEVICE:
+        if verdict is tokens.TokenVerdict.OTHER_DEVICE:
             metrics.auth_failures.labels("other_device").inc()
             abort(403, "this token belongs to another device")
         if store.retired(conn, device_id):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Blueprint, abort, jsonify
 
 from iots6_platform.config_server import notices, store
@@ -116,7 +118,7 @@ def list_devices():
         401: Unauthorized
     """
     with db() as conn:
-        return jsonify({"devices": store.devices(conn)})
+        return jsonify({"devices": [asdict(device) for device in store.devices(conn)]})
 
 
 @bp.get("/v1/devices/<device_id>/overrides")
@@ -145,7 +147,7 @@ def _write(device_id: str, doc: dict, patch: bool):
             representation = _representation(conn, device_id)
     except store.VersionMismatch as exc:
         abort(412, f"overrides of {device_id} are at version {exc.current}, not {exc.expected}; GET and retry")
-    if result[1]:
+    if result.change:
         state().metrics.writes.labels("device").inc()
         notices.device_changed(device_id)
     return jsonify(representation)
@@ -220,4 +222,5 @@ def device_history(device_id: str):
     with db() as conn:
         if not contract.valid_device_id(device_id) or store.device(conn, device_id) is None:
             _unknown(device_id)
-        return jsonify({"device_id": device_id, "history": store.history(conn, device_id, limit)})
+        entries = store.history(conn, device_id, limit)
+    return jsonify({"device_id": device_id, "history": [entry.as_json() for entry in entries]})

@@ -63,11 +63,11 @@ def _write(doc: dict, patch: bool):
     who, expected = actor(), expected_version()
     try:
         with db() as conn:
-            _version, change = store.write_fleet(conn, doc, who, expected, patch=patch)
+            written = store.write_fleet(conn, doc, who, expected, patch=patch)
             representation = _representation(conn)
     except store.VersionMismatch as exc:
         abort(412, f"fleet defaults are at version {exc.current}, not {exc.expected}; GET and retry")
-    if change:
+    if written.change:
         state().metrics.writes.labels("fleet").inc()
         notices.fleet_changed()
     return jsonify(representation)
@@ -120,4 +120,5 @@ def fleet_history():
     """
     limit = history_limit()
     with db() as conn:
-        return jsonify({"device_id": None, "history": store.history(conn, None, limit)})
+        entries = store.history(conn, None, limit)
+    return jsonify({"device_id": None, "history": [entry.as_json() for entry in entries]})

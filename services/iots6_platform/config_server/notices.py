@@ -7,7 +7,7 @@ import logging
 from iots6_platform.config_server import store
 from iots6_platform.config_server.runtime import db, state
 
-log = logging.getLogger("iots6_platform.config_server.notices")
+log = logging.getLogger("iots6.config_server.notices")
 
 
 def _publish(found: list[store.Effective]) -> None:
