@@ -141,13 +141,13 @@ def _write(device_id: str, doc: dict, patch: bool):
     who, expected = actor(), expected_version()
     try:
         with db() as conn:
-            result = store.write_device(conn, device_id, doc, who, expected, patch=patch)
-            if result is None:
+            written = store.write_device(conn, device_id, doc, who, expected, patch=patch)
+            if written is None:
                 _unknown(device_id)
             representation = _representation(conn, device_id)
     except store.VersionMismatch as exc:
         abort(412, f"overrides of {device_id} are at version {exc.current}, not {exc.expected}; GET and retry")
-    if result.change:
+    if written.change:
         state().metrics.writes.labels("device").inc()
         notices.device_changed(device_id)
     return jsonify(representation)
