@@ -6,7 +6,8 @@ the docstring's first line becomes the summary); each resource module lists the 
 (:func:`iots6_platform.core.devconfig.schema.json_schema`), never restated.
 This module holds only what every resource shares: the configuration schemas, the error responses, the headers and
 parameters, and the security schemes. A route that serves a method its docstring does not document, or has a path
-argument without a parameter here, fails :func:`build` (and so the tests).
+argument without a parameter here, fails :func:`build` (and so the tests); so does running under ``python -OO``,
+which strips docstrings.
 
 ``GET /openapi.json`` serves the document; ``docs/openapi.json`` is the same document, regenerated with
 ``python -m iots6_platform.config_server --openapi > docs/openapi.json`` (a test checks they agree).
