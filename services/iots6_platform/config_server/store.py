@@ -78,6 +78,10 @@ class Effective:
     etag: str  # without quotes; the ETag header is this in double quotes
 
     @property
+    def device_id(self) -> str:
+        return self.body["device_id"]
+
+    @property
     def version(self) -> int:
         return self.body["version"]
 
