@@ -154,6 +154,8 @@ class ServiceSettings(BaseSettings):
     def env(cls, **values: Any) -> dict[str, str]:
         """The environment that sets ``values`` (field names), checked against the definition: an unknown name or
         a value out of range is an error here, where the env is built, not when the service starts."""
+        # Checked as the service will read them: as text.  None leaves a setting out.
+        values = {name: _text(value) for name, value in values.items() if value is not None}
         unknown = sorted(set(values) - set(cls.model_fields))
         if unknown:
             raise KeyError(f"{cls.__name__} has no setting `{unknown[0]}`")
@@ -165,7 +167,7 @@ class ServiceSettings(BaseSettings):
             errors = [e for e in exc.errors() if not (e["type"] == "missing" and e["loc"][0] not in values)]
             if errors:
                 raise _config_error(cls, errors, values) from None
-        return {cls.variable(name): _text(value) for name, value in values.items()}
+        return {cls.variable(name): value for name, value in values.items()}
 
 
 def _text(value: Any) -> str:
