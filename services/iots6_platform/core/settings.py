@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 __all__ = [
     "ConfigError",
     "ConfigServerSettings",
+    "EnvironSource",
     "IngestSettings",
     "MigrateSettings",
     "SERVICES",
@@ -76,7 +77,7 @@ def _extra(field: FieldInfo) -> dict[str, Any]:
     return extra if isinstance(extra, dict) else {}
 
 
-class _EnvironSource(EnvSettingsSource):
+class EnvironSource(EnvSettingsSource):
     """pydantic-settings' env source over a given mapping (the process environment unless one is passed), so a
     caller (a test, the native stack) can resolve settings without touching ``os.environ``."""
 
@@ -130,7 +131,7 @@ class ServiceSettings(BaseSettings):
         ``overrides`` (field names; None or "" ignored) on top.  ``given`` names the secrets passed directly
         (``admin_token`` for ``admin_token_file``), which a required ``*_FILE`` then need not name.  Raises
         :class:`ConfigError` for the first problem in definition order."""
-        values: dict[str, Any] = _EnvironSource(cls, os.environ if environ is None else environ)()
+        values: dict[str, Any] = EnvironSource(cls, os.environ if environ is None else environ)()
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         order = list(cls.model_fields)
         try:
