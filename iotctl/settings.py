@@ -47,7 +47,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid")
 
     env: str = Field("local", description="environment to talk to: local, docker, or one added with `iotctl env add`")
-    state_dir: UserPath = Field(default_factory=_default_state_dir, description="native stack state and credentials")
+    state_dir: UserPath = Field(
+        default_factory=_default_state_dir,
+        description="native stack state and credentials, device files, environments",
+        json_schema_extra={"shown": "`$XDG_STATE_HOME/iotctl` or `~/.local/state/iotctl`"},
+    )
     topic_base: str = Field("iots6", description="first level of every MQTT topic")
     mqtt_host: str = Field("127.0.0.1", description="broker host")
     mqtt_port: int = Field(18830, description="broker port (the native stack listens here)")
@@ -61,19 +65,19 @@ class Settings(BaseSettings):
     ingest_health_port: int = Field(18081, description="ingest health/metrics port in the stack")
     config_port: int = Field(18080, description="config server port in the stack")
     config_url: str | None = Field(
-        None, description="config server base URL; default: the stack's http://127.0.0.1:<config_port>"
+        None, description="config server base URL; default: the stack's `http://127.0.0.1:<config_port>`"
     )
     config_admin_token_file: UserPath | None = Field(
         None, description="file holding the config server admin token; default: the stack's"
     )
     docker: bool = Field(
-        False, description="use the Docker Compose stack in <state_dir>/docker (credentials, broker accounts)"
+        False, description="use the Docker Compose stack in `<state_dir>/docker` (credentials, broker accounts)"
     )
     engine: Literal["auto", "system", "embedded"] = Field(
         "auto", description="native stack engines: auto, system (mosquitto/postgres) or embedded"
     )
     mqtt_tls_port: int = Field(
-        0, description="native stack: also listen with TLS on this port (CA in <state_dir>/pki); 0: no TLS"
+        0, description="native stack: also listen with TLS on this port (CA in `<state_dir>/pki`); 0: no TLS"
     )
 
     #: Where each value came from: ``default``, a TOML path, an env var name or a ``--flag`` (not a setting).
@@ -152,6 +156,13 @@ def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] |
         raise _invalid(exc.errors(), values, sources) from None
     settings._sources.update(sources)
     return settings
+
+
+def markdown_table() -> str:
+    """docs/cli.md's settings table (``scripts/settings_docs.py`` writes it)."""
+    from iots6_platform.core.settings import markdown_table as table
+
+    return table(Settings, lambda name: ENV_PREFIX + name.upper(), keys=True)
 
 
 def describe(settings: Settings) -> list[dict[str, Any]]:

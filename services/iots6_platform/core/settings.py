@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
@@ -117,13 +117,16 @@ class ServiceSettings(BaseSettings):
         return {cls.variable(name): name for name in cls.model_fields}
 
     @classmethod
-    def required_variables(cls) -> set[str]:
-        """Variables a deployment must always set (no default and not merely required alongside another)."""
-        return {
-            cls.variable(name)
-            for name, field in cls.model_fields.items()
-            if field.is_required() or (_extra(field).get("required") and not _extra(field).get("required_with"))
-        }
+    def required_variables(cls, present: Collection[str] = ()) -> set[str]:
+        """Variables an environment must set: those without a default, and those required alongside a variable
+        in ``present`` (``CONFIG_SERVER_MQTT_PASSWORD_FILE`` once ``CONFIG_SERVER_MQTT_HOST`` is set)."""
+        out = set()
+        for name, field in cls.model_fields.items():
+            extra = _extra(field)
+            trigger = extra.get("required_with")
+            if field.is_required() or (extra.get("required") and (not trigger or cls.variable(trigger) in present)):
+                out.add(cls.variable(name))
+        return out
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, *, given: Collection[str] = (), **overrides: Any):
@@ -391,28 +394,41 @@ def _shown_default(field: FieldInfo, variable) -> str:
         return "required"
     if extra.get("required_with"):
         return f"required with `{variable(extra['required_with'])}`"
+    if field.default_factory is not None:
+        return "(computed)"
     if field.default in (None, ""):
         return "(none)"
+    if isinstance(field.default, bool):
+        return f"`{str(field.default).lower()}`"
     return f"`{field.default}`"
 
 
-def rows(cls: type[BaseSettings], variable=None) -> list[tuple[str, str, str]]:
-    """(variable, meaning, default) for each field of ``cls``, in definition order."""
+def rows(cls: type[BaseSettings], variable: Callable[[str], str] | None = None) -> list[dict[str, str]]:
+    """For each field of ``cls`` in definition order: its key, variable, meaning (with the range) and default as
+    the docs show them.  ``variable`` maps a field name to its variable (default: ``cls.variable``)."""
     variable = variable or cls.variable  # type: ignore[attr-defined]
     out = []
     for name, field in cls.model_fields.items():
         low, high = _bounds(field)
         meaning = field.description or ""
         if low is not None and high is not None:
-            meaning += f" ({low} to {high})"
-        out.append((f"`{variable(name)}`", meaning, _shown_default(field, variable)))
+            meaning += f"; {low} to {high}"
+        out.append(
+            {"key": name, "variable": variable(name), "meaning": meaning, "default": _shown_default(field, variable)}
+        )
     return out
 
 
-def markdown_table(cls: type[BaseSettings], variable=None) -> str:
-    """The settings table of ``cls`` in Markdown (what the docs hold between their ``settings:`` markers)."""
-    lines = ["| variable | meaning | default |", "|---|---|---|"]
-    lines += [f"| {v} | {m.replace('|', '/')} | {d} |" for v, m, d in rows(cls, variable)]
+def markdown_table(
+    cls: type[BaseSettings], variable: Callable[[str], str] | None = None, *, keys: bool = False
+) -> str:
+    """The settings table of ``cls`` in Markdown (what the docs hold between their ``settings:`` markers); with
+    ``keys`` a first column holds the field names (the CLI's TOML keys)."""
+    head = ["key"] * keys + ["variable", "meaning", "default"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows(cls, variable):
+        cells = [f"`{row['key']}`"] * keys + [f"`{row['variable']}`", row["meaning"].replace("|", "/"), row["default"]]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
