@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from enum import StrEnum
 
 from iots6_platform.core.errors import InvalidInput, NotFound
 
@@ -23,8 +24,16 @@ INSERT INTO device_tokens (device_id, token_hash) VALUES (%(device_id)s, %(hash)
 ON CONFLICT (device_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, rotated_at = now()
 """
 
-#: Results of :func:`verify_device_token`.
-VALID, OTHER_DEVICE, INVALID = "valid", "other_device", "invalid"
+
+class TokenVerdict(StrEnum):
+    """What :func:`verify_device_token` found (a str, so it also compares equal to its value)."""
+
+    VALID = "valid"
+    OTHER_DEVICE = "other_device"  # the token is another device's: 403
+    INVALID = "invalid"  # no device's token: 401
+
+
+VALID, OTHER_DEVICE, INVALID = TokenVerdict.VALID, TokenVerdict.OTHER_DEVICE, TokenVerdict.INVALID
 
 
 def hash_token(token: str) -> bytes:
@@ -48,7 +57,7 @@ def issue_device_token(conn, device_id: str, rotate: bool = False) -> str:
     return token
 
 
-def verify_device_token(conn, device_id: str, token: str) -> str:
+def verify_device_token(conn, device_id: str, token: str) -> TokenVerdict:
     """VALID when ``token`` is ``device_id``'s, OTHER_DEVICE when it belongs to another device, else INVALID.
 
     The device's stored hash is compared with :func:`hmac.compare_digest`; only when that fails is the hash
