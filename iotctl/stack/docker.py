@@ -40,10 +40,19 @@ from iotctl.stack.docker_options import (
     SERVICE_SECRETS,
     SERVICES,
     DockerOptions,
+    service_environments,
 )
 from iots6_platform.core import contract
 
-__all__ = ["IMAGES", "SCRAPE_TARGETS", "SECRET_FILES", "SERVICES", "DockerOptions", "DockerStack"]
+__all__ = [
+    "IMAGES",
+    "SCRAPE_TARGETS",
+    "SECRET_FILES",
+    "SERVICES",
+    "DockerOptions",
+    "DockerStack",
+    "service_environments",
+]
 
 _NATIVE_HINT = "or run the native stack with `iotctl stack up`"
 

@@ -1,13 +1,15 @@
-"""What the Docker Compose stack is made of and the options it is rendered with (no I/O here)."""
+"""What the Docker Compose stack is made of, the options it is rendered with and its services' environment (no I/O
+here)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iotctl.broker.accounts import SERVICE_ROLES
+from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, SERVICE_ROLES, service_username
 from iotctl.errors import InvalidInput
-from iotctl.resources import source_checkout
+from iotctl.packaged import source_checkout
+from iotctl.stack.layout import DB_NAME, DB_OWNER
 from iots6_platform.core import contract
 
 #: Official images, pinned to exact tags (bump deliberately; docs/docker.md lists them).
@@ -45,6 +47,44 @@ SECRET_FILES = {
 
 #: Broker service clients: role -> the secret holding its password.
 SERVICE_SECRETS = {role: f"mqtt-{role}" for role in SERVICE_ROLES}
+
+
+def service_environments(topic_base: str) -> dict[str, dict[str, str]]:
+    """The ``environment:`` of the platform's Compose services, built from the services' own settings definition
+    (:mod:`iots6_platform.core.settings`): names, types and ranges are checked here, not when a container starts.
+    Secrets are Compose secrets under /run/secrets, named by the ``*_FILE`` variables."""
+    from iots6_platform.core.settings import ConfigServerSettings, IngestSettings, MigrateSettings
+
+    database_url = f"postgresql://{DB_OWNER}@timescaledb:5432/{DB_NAME}"
+    return {
+        "migrate": MigrateSettings.env(
+            database_url=database_url,
+            database_password_file="/run/secrets/db_password",
+        ),
+        "ingest": IngestSettings.env(
+            mqtt_host="mosquitto",
+            mqtt_port=1883,
+            mqtt_username=service_username(ROLE_INGEST),
+            mqtt_password_file="/run/secrets/mqtt_ingest_password",
+            database_url=database_url,
+            database_password_file="/run/secrets/db_password",
+            topic_base=topic_base,
+            http_bind="0.0.0.0",
+            http_port=SCRAPE_TARGETS["ingest"][1],
+        ),
+        "config-server": ConfigServerSettings.env(
+            bind="0.0.0.0",
+            port=SCRAPE_TARGETS["config-server"][1],
+            database_url=database_url,
+            database_password_file="/run/secrets/db_password",
+            admin_token_file="/run/secrets/config_admin_token",
+            mqtt_host="mosquitto",
+            mqtt_port=1883,
+            mqtt_username=service_username(ROLE_CONFIG),
+            mqtt_password_file="/run/secrets/mqtt_config_password",
+            topic_base=topic_base,
+        ),
+    }
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,17 @@ from iotctl import __version__
 from iotctl.broker import dynsec
 from iotctl.broker.accounts import ROLE_OPERATOR, AccountStore, service_username
 from iotctl.errors import MissingDependency
+from iotctl.packaged import grafana_dir
 from iotctl.render import render
-from iotctl.resources import grafana_dir
 from iotctl.secretfiles import generate_password, read_secret, write_secret
-from iotctl.stack.docker_options import IMAGES, SCRAPE_TARGETS, SECRET_FILES, SERVICE_SECRETS, DockerOptions
+from iotctl.stack.docker_options import (
+    IMAGES,
+    SCRAPE_TARGETS,
+    SECRET_FILES,
+    SERVICE_SECRETS,
+    DockerOptions,
+    service_environments,
+)
 from iotctl.stack.layout import DB_NAME, DB_OWNER
 from iotctl.stack.mosquitto import BrokerConfig, TlsListener
 
@@ -176,6 +183,7 @@ def _render_compose(stack: DockerStack, options: DockerOptions) -> Path:
         "images": IMAGES,
         "tls": options.mqtt_tls,
         "build_context": str(options.build_context) if options.build_context else None,
+        "environment": service_environments(options.topic_base),
     }
     stack.compose_file.write_text(render("docker/compose.yaml.j2", **context))
     return stack.compose_file

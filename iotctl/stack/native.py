@@ -278,7 +278,7 @@ class NativeStack:
 
 def grafana_hint() -> dict[str, str | None]:
     """The native stack does not run Grafana: say where its provisioning and dashboards are, and how to get one."""
-    from iotctl.resources import grafana_dir
+    from iotctl.packaged import grafana_dir
 
     binary = shutil.which("grafana-server") or shutil.which("grafana")
     grafana = grafana_dir()

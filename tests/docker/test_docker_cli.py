@@ -189,7 +189,7 @@ def test_from_a_source_checkout_the_images_are_built(stack, tmp_path):
 
 
 def test_from_a_wheel_the_prebuilt_images_are_used_or_named(stack, tmp_path, monkeypatch):
-    """Installed from a wheel there are no sources to build the service images from (iotctl.resources): the
+    """Installed from a wheel there are no sources to build the service images from (iotctl.packaged): the
     Compose file has no `build:`, `up` does not build, and a missing image is a one-sentence error naming it."""
     from iotctl import __version__
     from iotctl.stack import docker_options
@@ -208,41 +208,3 @@ def test_from_a_wheel_the_prebuilt_images_are_used_or_named(stack, tmp_path, mon
     images = {f"iots6/{name}:{__version__}" for name in ("migrate", "ingest", "config-server")}
     up = _up_without_containers(stack, FakeDockerRunner(engine_up=True, stdout=PS_ROWS, images=images), tmp_path)
     assert "--build" not in up and "--wait" in up
-
-
-def test_the_wheel_carries_the_templates_and_grafanas_files(tmp_path):
-    """What the Docker stack renders from an installed wheel is in the wheel (pyproject.toml force-include)."""
-    import sys
-    import zipfile
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(root),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("iotctl-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    assert "iotctl/_templates/docker/compose.yaml.j2" in names
-    assert "iotctl/resources.py" in names
-    for sub in ("provisioning", "dashboards"):
-        shipped = {n for n in names if n.startswith(f"iotctl/_grafana/{sub}/")}
-        in_repo = {
-            f"iotctl/_grafana/{p.relative_to(root / 'infra' / 'grafana')}"
-            for p in (root / "infra" / "grafana" / sub).rglob("*")
-            if p.is_file()
-        }
-        assert shipped == in_repo and shipped

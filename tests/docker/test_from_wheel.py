@@ -85,7 +85,7 @@ def _run(venv: Path, *args: str, env: dict[str, str] | None = None, timeout: flo
 
 def test_the_wheels_alone_provide_iotctl_and_the_platform(wheel_venv):
     code = (
-        "import iotctl, iots6_platform, iotctl.resources as r; "
+        "import iotctl, iots6_platform, iotctl.packaged as r; "
         "print(iotctl.__file__, iots6_platform.__file__, r.source_checkout())"
     )
     out = subprocess.check_output([wheel_venv / "bin" / "python", "-c", code], text=True, cwd=wheel_venv.parent).split()
