@@ -1,4 +1,4 @@
-"""`iotctl stack up` from the installed wheels, not from the checkout (issue #17 item 7).
+"""`iotctl stack up` and `iotctl device simulate` from the installed wheels, not from the checkout (issue #17 item 7).
 
 The two wheels (``iotctl`` and ``iots6-platform``) are built from this checkout and installed without their
 dependencies into a fresh venv; a ``.pth`` file lends it the dependencies of the test's own environment (their
@@ -137,6 +137,16 @@ def test_native_stack_from_the_wheel(wheel_venv, tmp_path):
         assert report["endpoints"]["grafana"]["dashboards"].startswith(str(wheel_venv))
         check = _run(wheel_venv, "stack", "status", "--check", env=env)
         assert check.returncode == 0, check.stderr
+        # The simulator runs the firmware shipped inside the wheel (iotctl/_firmware), against the real stack.
+        sim = _run(
+            wheel_venv, "device", "simulate", "--count", "2", "--rate", "2", "--duration", "6", "--json", env=env
+        )
+        assert sim.returncode == 0, sim.stderr
+        summary = json.loads(sim.stdout)
+        assert summary["nodes"] == 2 and summary["published"] >= 4 and summary["dropped"] == 0, summary
+        fleet = _run(wheel_venv, "device", "fleet", "--json", env=env)
+        assert fleet.returncode == 0, fleet.stderr
+        assert {row["device_id"] for row in json.loads(fleet.stdout)} >= {"sim-0001", "sim-0002"}, fleet.stdout
     finally:
         down = _run(wheel_venv, "stack", "down", "--reset", "--yes", env=env)
     assert down.returncode == 0, down.stderr
