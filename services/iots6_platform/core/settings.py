@@ -419,9 +419,7 @@ def rows(cls: type[BaseSettings], variable: Callable[[str], str] | None = None) 
     return out
 
 
-def markdown_table(
-    cls: type[BaseSettings], variable: Callable[[str], str] | None = None, *, keys: bool = False
-) -> str:
+def markdown_table(cls: type[BaseSettings], variable: Callable[[str], str] | None = None, *, keys: bool = False) -> str:
     """The settings table of ``cls`` in Markdown (what the docs hold between their ``settings:`` markers); with
     ``keys`` a first column holds the field names (the CLI's TOML keys)."""
     head = ["key"] * keys + ["variable", "meaning", "default"]
