@@ -27,6 +27,11 @@ ON CONFLICT (device_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, rotated_
 VALID, OTHER_DEVICE, INVALID = "valid", "other_device", "invalid"
 
 
+def new_token() -> str:
+    """A fresh config token: 256 random bits, URL-safe base64."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
 def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -37,7 +42,7 @@ def issue_device_token(conn, device_id: str, rotate: bool = False) -> str:
     Raises NotFound when ``device_id`` is not in ``devices`` and InvalidInput when it already has a token and
     ``rotate`` is False.
     """
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    token = new_token()
     with conn.transaction():
         if conn.execute(SQL_DEVICE_EXISTS, (device_id,)).fetchone() is None:
             raise NotFound(f"Device `{device_id}` is not registered; provision it with `iotctl device provision`.")
