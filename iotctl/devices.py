@@ -137,23 +137,9 @@ class _DatabaseRegistry:
         return bool(found and found[1])
 
     def list(self) -> list[dict]:
-        rows = self.conn.execute(
-            "SELECT device_id, created_at, last_seen, status, fw, rssi, labels, retired_at, dropped_total, dropped_at "
-            "FROM devices ORDER BY device_id"
-        ).fetchall()
-        keys = (
-            "device_id",
-            "created_at",
-            "last_seen",
-            "status",
-            "fw",
-            "rssi",
-            "labels",
-            "retired_at",
-            "dropped",
-            "dropped_at",
-        )
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        from iots6_platform.core import registry
+
+        return registry.fleet(self.conn)
 
 
 class Provisioning:

@@ -65,7 +65,7 @@ def test_api_conforms_to_its_document(app, database):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     device = register(database)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 13
+    assert len(operations) == 17
     for operation in operations:
         token = device.token if operation.path == DEVICE_CONFIG else ADMIN_TOKEN
         _exercise(operation, {"Authorization": f"Bearer {token}"}, device)

@@ -66,9 +66,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log.warning("CONFIG_SERVER_MQTT_HOST is not set: change notices are off; devices still poll")
     app.extensions[EXTENSION] = State(settings, pool, metrics, notifier)
 
-    from iots6_platform.config_server import device_config, devices, fleet, ops
+    from iots6_platform.config_server import device_config, devices, fleet, ops, registry
 
-    for blueprint in (device_config.bp, devices.bp, fleet.bp, ops.bp):
+    for blueprint in (device_config.bp, devices.bp, registry.bp, fleet.bp, ops.bp):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(HTTPException)

@@ -42,6 +42,7 @@ def _representation(conn, device_id: str) -> dict:
 
 @bp.get("/v1/devices")
 def list_devices():
+    """Configuration versions and the registry's fields (labels, last seen, status, ...) of every device."""
     with db() as conn:
         return jsonify({"devices": store.devices(conn)})
 

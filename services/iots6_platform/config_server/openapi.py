@@ -32,6 +32,8 @@ def _error(description: str, **extra_headers: Any) -> dict[str, Any]:
 
 
 WWW_AUTH = {"WWW-Authenticate": {"description": '`Bearer realm="iots6-config"`', "schema": {"type": "string"}}}
+NO_STORE = {"Cache-Control": {"description": "`no-store`: the answer holds a secret", "schema": {"type": "string"}}}
+LOCATION = {"Location": {"description": "the new device's path", "schema": {"type": "string"}}}
 ETAG = {
     "ETag": {
         "description": "strong entity tag of the effective configuration",
@@ -41,10 +43,11 @@ ETAG = {
 }
 
 ERRORS = {
-    "400": _error("Malformed request: body not a JSON object, bad X-Actor or limit"),
+    "400": _error("Malformed request: body not a JSON object, bad X-Actor, limit or device id"),
     "401": _error("Missing or wrong bearer token", **WWW_AUTH),
     "403": _error("The token belongs to another device, or the device is retired"),
     "404": _error("The device is not registered"),
+    "409": _error("The device is retired: register it again first"),
     "412": _error("If-Match names another version than the current one"),
     "422": _error("The configuration breaks the schema; `key` names the offending key"),
 }
@@ -99,6 +102,29 @@ def _components() -> dict[str, Any]:
             },
         },
     }
+    when = {"type": ["string", "null"], "format": "date-time"}
+    registry_fields = {
+        "device_id": {"type": "string"},
+        "labels": {
+            "type": "object",
+            "maxProperties": 16,
+            "additionalProperties": {"type": "string", "maxLength": 128},
+            "description": "free-form labels of the registry row, e.g. `location`",
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "retired_at": {**when, "description": "null while the device is active"},
+        "last_seen": {**when, "description": "time of its newest stored reading"},
+        "status": {"enum": ["online", "offline", None], "description": "its retained status, as the ingest saw it"},
+        "fw": {"type": ["string", "null"], "description": "firmware version it last reported"},
+        "rssi": {"type": ["integer", "null"], "description": "Wi-Fi RSSI it last reported, dBm"},
+    }
+    registry_required = ["device_id", "labels", "created_at", "retired_at", "last_seen", "status", "fw", "rssi"]
+    device = {
+        "type": "object",
+        "description": "A device's row in the registry.",
+        "required": [*registry_required, "has_token"],
+        "properties": {**registry_fields, "has_token": {"type": "boolean", "description": "it holds a config token"}},
+    }
     return {
         "schemas": {
             "ConfigDocument": document,
@@ -148,9 +174,22 @@ def _components() -> dict[str, Any]:
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["device_id", "version", "overrides_version", "retired", "has_token"],
+                            "required": [
+                                "version",
+                                "overrides_version",
+                                "retired",
+                                "has_token",
+                                *registry_required,
+                                "dropped",
+                                "dropped_at",
+                            ],
                             "properties": {
-                                "device_id": {"type": "string"},
+                                **registry_fields,
+                                "dropped": {
+                                    "type": "integer",
+                                    "description": "readings the device reported dropping before it could send them",
+                                },
+                                "dropped_at": {**when, "description": "newest reading that reported any dropped"},
                                 "version": {"type": "integer", "description": "effective version"},
                                 "overrides_version": {"type": "integer"},
                                 "retired": {"type": "boolean"},
@@ -159,6 +198,31 @@ def _components() -> dict[str, Any]:
                         },
                     }
                 },
+            },
+            "Device": device,
+            "RegistrationRequest": {
+                "type": "object",
+                "description": "Optional; without `labels` the row keeps its labels.",
+                "additionalProperties": False,
+                "properties": {"labels": registry_fields["labels"]},
+            },
+            "Registration": {
+                **device,
+                "description": "The registry row after the registration, with the config token when one was issued "
+                "(the device had none); shown once, only its hash is stored.",
+                "required": [*device["required"], "config_token"],
+                "properties": {
+                    **device["properties"],
+                    "config_token": {
+                        "type": ["string", "null"],
+                        "description": "the device's new config token, or null when it kept the one it has",
+                    },
+                },
+            },
+            "Token": {
+                "type": "object",
+                "required": ["device_id", "config_token"],
+                "properties": {"device_id": {"type": "string"}, "config_token": {"type": "string"}},
             },
             "History": {
                 "type": "object",
@@ -254,7 +318,8 @@ def build() -> dict[str, Any]:
             "description": "Per-device configuration for the iots6 fleet: devices fetch their effective "
             "configuration with their own token; operators change fleet defaults and per-device overrides "
             "with the admin token. Every change is validated, versioned, recorded and announced on "
-            "`<base>/<device_id>/config` (retained).",
+            "`<base>/<device_id>/config` (retained). Operators also register and retire devices here (the "
+            "device registry and each device's config token), so provisioning needs no database access.",
         },
         "paths": {
             "/v1/devices/{device_id}/config": {
@@ -283,10 +348,48 @@ def build() -> dict[str, Any]:
             },
             "/v1/devices": {
                 "get": {
-                    "summary": "Registered devices with their configuration versions",
+                    "summary": "Registered devices: registry rows and configuration versions",
                     "security": admin,
                     "responses": {"200": _json(_ref("DeviceList"), "The devices"), **_errors("401")},
                 }
+            },
+            "/v1/devices/{device_id}": {
+                "parameters": device,
+                "get": {
+                    "summary": "A device's registry row",
+                    "security": admin,
+                    "responses": {"200": _json(_ref("Device"), "The registry row"), **_errors("401", "404")},
+                },
+                "put": {
+                    "summary": "Register a device, or bring a retired one back (idempotent); issues a config token "
+                    "when it has none",
+                    "security": admin,
+                    "parameters": [{"$ref": "#/components/parameters/XActor"}],
+                    "requestBody": {"required": False, "content": {JSON: {"schema": _ref("RegistrationRequest")}}},
+                    "responses": {
+                        "200": _json(_ref("Registration"), "Already registered, or brought back", NO_STORE),
+                        "201": _json(_ref("Registration"), "Registered", {**NO_STORE, **LOCATION}),
+                        **_errors("400", "401", "422"),
+                    },
+                },
+                "delete": {
+                    "summary": "Retire a device: its config token is deleted, the row and readings stay (idempotent)",
+                    "security": admin,
+                    "parameters": [{"$ref": "#/components/parameters/XActor"}],
+                    "responses": {"200": _json(_ref("Device"), "The retired row"), **_errors("400", "401", "404")},
+                },
+            },
+            "/v1/devices/{device_id}/token": {
+                "parameters": device,
+                "post": {
+                    "summary": "Issue a new config token for an active device (the old one stops working)",
+                    "security": admin,
+                    "parameters": [{"$ref": "#/components/parameters/XActor"}],
+                    "responses": {
+                        "200": _json(_ref("Token"), "The new token, shown once", NO_STORE),
+                        **_errors("400", "401", "404", "409"),
+                    },
+                },
             },
             "/v1/devices/{device_id}/overrides": {
                 "parameters": device,

@@ -14,6 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from iots6_platform.core import registry
 from iots6_platform.core.devconfig import schema
 
 SQL_PING = "SELECT 1"
@@ -183,12 +184,19 @@ def history(conn, device_id: str | None, limit: int) -> list[dict[str, Any]]:
 
 
 def devices(conn) -> list[dict[str, Any]]:
+    """Every device's configuration versions and, from the same snapshot, its registry fields
+    (:func:`iots6_platform.core.registry.fleet`: labels, last seen, status, ..., times in ISO 8601)."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         fleet_version = fleet(conn).version
         rows = conn.execute(SQL_DEVICES).fetchall()
+        found = {row["device_id"]: row for row in registry.fleet(conn)}
+    for row in found.values():
+        for key in registry.FLEET_TIMES:
+            row[key] = row[key].isoformat() if row[key] is not None else None
     return [
         {
+            **found[r[0]],
             "device_id": r[0],
             "version": fleet_version + r[1],
             "overrides_version": r[1],

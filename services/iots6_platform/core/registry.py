@@ -190,3 +190,31 @@ def retire(conn, device_id: str) -> tuple[Device, bool] | None:
         conn.execute(SQL_DELETE_TOKEN, (device_id,))
         after = get(conn, device_id)
     return after, was_active
+
+
+SQL_FLEET = """
+SELECT device_id, created_at, last_seen, status, fw, rssi, labels, retired_at, dropped_total, dropped_at
+FROM devices ORDER BY device_id
+"""
+#: The keys of a :func:`fleet` row, in column order.
+FLEET_KEYS = (
+    "device_id",
+    "created_at",
+    "last_seen",
+    "status",
+    "fw",
+    "rssi",
+    "labels",
+    "retired_at",
+    "dropped",
+    "dropped_at",
+)
+#: Those holding a timestamp (ISO 8601 over the API).
+FLEET_TIMES = ("created_at", "last_seen", "retired_at", "dropped_at")
+
+
+def fleet(conn) -> list[dict[str, Any]]:
+    """Every registered device (retired ones too) with what the ingest last recorded of it: last seen, status,
+    firmware, RSSI, and ``dropped`` (readings the device reported dropping before it could send them, summed by
+    the ingest; ``dropped_at``: the newest reading that reported any)."""
+    return [dict(zip(FLEET_KEYS, row, strict=True)) for row in conn.execute(SQL_FLEET).fetchall()]
