@@ -144,6 +144,21 @@ class AdminClient:
         """A new config token for an active device (``POST /v1/devices/{id}/token``); the old one stops working."""
         return self.request("POST", self._device_path(device_id, "token"))["config_token"]
 
+    def fleet(self) -> list[dict[str, Any]]:
+        """The registry's rows of every device (``GET /v1/devices``), shaped as
+        ``iots6_platform.core.registry.fleet`` returns them from the database (times as datetimes)."""
+        from datetime import datetime
+
+        from iots6_platform.core.registry import FLEET_KEYS, FLEET_TIMES
+
+        rows = []
+        for device in self.devices():
+            row = {key: device.get(key) for key in FLEET_KEYS}
+            for key in FLEET_TIMES:
+                row[key] = datetime.fromisoformat(row[key]) if row[key] else None
+            rows.append(row)
+        return rows
+
     def retire(self, device_id: str) -> dict[str, Any] | None:
         """Retire the device (``DELETE /v1/devices/{id}``: row kept, token deleted); None when never registered."""
         try:
