@@ -108,10 +108,12 @@ class AdminClient:
             return OperationFailed("The configuration changed while you edited it; run the command again.")
         if exc.code == 409:
             return InvalidInput(f"Config server `{self.base_url}` refused the request: {detail}.")
-        if exc.code == 503:
+        if exc.code in (502, 503, 504):
+            # 503 with a JSON detail is the config server's own (its database is down); without one, the proxy's.
+            why = detail.rstrip(".") if detail else "the proxy in front of it answered for it"
             return Unreachable(
-                f"Config server {self.where} cannot reach its database right now (HTTP 503); check the database "
-                "and the config server's log, then run the command again."
+                f"Config server {self.where} is unavailable (HTTP {exc.code}: {why}); check it and its database, "
+                "then run the command again."
             )
         if exc.code == 400:
             return InvalidInput(f"Config server `{self.base_url}` refused the request: {detail}.")

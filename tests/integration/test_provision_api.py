@@ -42,23 +42,52 @@ ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 
 
 @pytest.fixture
-def https_config_server(database, tls_broker, tmp_path):
-    """The config server on this test's database, over HTTPS with a certificate of the broker's CA."""
+def serve_https(tls_broker, tmp_path):
+    """Start the config server app over HTTPS (a certificate of the broker's CA) on a database; returns its URL."""
     cert = pki.issue_server_cert(
         tls_broker.ca, tmp_path / "config-pki", "config", dns_names=["localhost"], ip_addresses=["127.0.0.1"]
     )
-    flask_app = create_app(
-        {"DATABASE_URL": database.url, "DATABASE_PASSWORD": database.password, "ADMIN_TOKEN": ADMIN_TOKEN}
-    )
-    server = make_server("127.0.0.1", 0, flask_app, threaded=True, ssl_context=(str(cert.cert), str(cert.key)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://localhost:{server.server_port}"
-    finally:
+    started = []
+
+    def serve(database_url: str, password: str) -> str:
+        flask_app = create_app(
+            {"DATABASE_URL": database_url, "DATABASE_PASSWORD": password, "ADMIN_TOKEN": ADMIN_TOKEN}
+        )
+        server = make_server("127.0.0.1", 0, flask_app, threaded=True, ssl_context=(str(cert.cert), str(cert.key)))
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        started.append((server, thread, flask_app))
+        return f"https://localhost:{server.server_port}"
+
+    yield serve
+    for server, thread, flask_app in started:
         server.shutdown()
         thread.join(timeout=10)
         close_app(flask_app)
+
+
+@pytest.fixture
+def https_config_server(serve_https, database):
+    """The config server on this test's database, over HTTPS."""
+    return serve_https(database.url, database.password)
+
+
+def _register(state: Path, name: str, tls_broker, config_url: str):
+    return environments.register_environment(
+        state,
+        name,
+        "vm",
+        broker_host="127.0.0.1",
+        broker_port=tls_broker.tls_port,
+        broker_tls=True,
+        config_url=config_url,
+        secrets={
+            environments.MQTT_ADMIN: tls_broker.admin[1],
+            environments.MQTT_OPERATOR: tls_broker.operator[1],
+            environments.CONFIG_ADMIN: ADMIN_TOKEN,
+            environments.CA_CERT: tls_broker.ca.cert,
+        },
+    )
 
 
 @pytest.fixture
@@ -67,21 +96,7 @@ def site(tmp_path, tls_broker, https_config_server):
     the database: broker over TLS with the dynamic-security admin, config server over HTTPS, the CA."""
     state = tmp_path / "operator"
     (tmp_path / "none.toml").write_text("")
-    env = environments.register_environment(
-        state,
-        "edge",
-        "vm",
-        broker_host="127.0.0.1",
-        broker_port=tls_broker.tls_port,
-        broker_tls=True,
-        config_url=https_config_server,
-        secrets={
-            environments.MQTT_ADMIN: tls_broker.admin[1],
-            environments.MQTT_OPERATOR: tls_broker.operator[1],
-            environments.CONFIG_ADMIN: ADMIN_TOKEN,
-            environments.CA_CERT: tls_broker.ca.cert,
-        },
-    )
+    env = _register(state, "edge", tls_broker, https_config_server)
     assert env.database.url is None and env.registry_via_api
     environ = {"IOTCTL_STATE_DIR": str(state), "IOTCTL_CONFIG": str(tmp_path / "none.toml"), "NO_COLOR": "1"}
     return env, environ
@@ -219,20 +234,7 @@ def test_a_refused_admin_token_is_exit_5_and_nothing_is_made(site, tls_broker):
 
 def test_an_unreachable_config_server_is_exit_4_and_nothing_is_made(site, tls_broker, tmp_path):
     env, environ = site
-    environments.register_environment(
-        Path(environ["IOTCTL_STATE_DIR"]),
-        "edge-down",
-        "vm",
-        broker_host="127.0.0.1",
-        broker_port=tls_broker.tls_port,
-        config_url=f"https://127.0.0.1:{free_port()}",
-        secrets={
-            environments.MQTT_ADMIN: tls_broker.admin[1],
-            environments.MQTT_OPERATOR: tls_broker.operator[1],
-            environments.CONFIG_ADMIN: ADMIN_TOKEN,
-            environments.CA_CERT: tls_broker.ca.cert,
-        },
-    )
+    _register(Path(environ["IOTCTL_STATE_DIR"]), "edge-down", tls_broker, f"https://127.0.0.1:{free_port()}")
     device = f"api-{uuid.uuid4().hex[:8]}"
     down = run(environ, "device", "provision", device, "--env", "edge-down")
     assert down.exit_code == 4, down.output
@@ -241,6 +243,16 @@ def test_an_unreachable_config_server_is_exit_4_and_nothing_is_made(site, tls_br
     with dynsec.DynsecAdmin(tls_broker.endpoint(*tls_broker.admin)) as admin:
         assert device not in {c["username"] for c in admin.list_clients()}
     assert run(environ, "device", "fleet", "--env", "edge-down").exit_code == 4
+
+
+def test_a_config_server_without_its_database_is_exit_4(site, tls_broker, serve_https, database):
+    _env, environ = site
+    url = serve_https(f"postgresql://iots6@127.0.0.1:{free_port()}/iots6", database.password)
+    _register(Path(environ["IOTCTL_STATE_DIR"]), "edge-nodb", tls_broker, url)
+    down = run(environ, "device", "provision", f"api-{uuid.uuid4().hex[:8]}", "--env", "edge-nodb")
+    assert down.exit_code == 4, down.output
+    line = _one_line(down)
+    assert "HTTP 503" in line and "database is not reachable" in line and "`edge-nodb`" in line
 
 
 def test_a_broker_failure_after_registration_retires_the_row_again(site, tls_broker, database, monkeypatch):
