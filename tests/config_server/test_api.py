@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from iotctl.errors import InvalidInput, NotFound
+from iots6_platform.core import registry
 from iots6_platform.core.devconfig import schema
-from iots6_platform.core.devconfig.tokens import issue_device_token, verify_device_token
+from iots6_platform.core.devconfig.tokens import verify_device_token
 
 
 def _config(client, device):
@@ -205,16 +205,14 @@ def test_device_list_shows_versions(client, devices, admin):
     assert listed[b.device_id]["version"] == 0  # the registry's fields: tests/config_server/test_registry.py
 
 
-def test_tokens_are_issued_once_stored_hashed_and_rotated(database, devices):
+def test_tokens_are_stored_hashed_and_rotated(database, devices):
     a, b = devices
     with database.connect(autocommit=True) as conn:
         stored = conn.execute("SELECT token_hash FROM device_tokens WHERE device_id = %s", (a.device_id,)).fetchone()
         assert a.token.encode() not in bytes(stored[0]) and len(bytes(stored[0])) == 32
-        with pytest.raises(InvalidInput, match="--rotate"):
-            issue_device_token(conn, a.device_id)
-        with pytest.raises(NotFound, match="ghost"):
-            issue_device_token(conn, "ghost")
-        new = issue_device_token(conn, a.device_id, rotate=True)
+        assert registry.register(conn, a.device_id, new_token_always=False).token is None  # it has one
+        assert registry.rotate_token(conn, "ghost") is None
+        new = registry.rotate_token(conn, a.device_id)
         assert verify_device_token(conn, a.device_id, new) == "valid"
         assert verify_device_token(conn, a.device_id, a.token) == "invalid"
         assert verify_device_token(conn, b.device_id, new) == "other_device"
