@@ -204,6 +204,7 @@ def test_env_cli_add_show_list_remove(state, creds, tmp_path):
     assert json.loads(added.stdout)["broker"] == "mqtts://broker.example:8883"
     shown = run(app, ["env", "show", "prod"], env=env, catch_exceptions=False)
     assert "secret mqtt-admin-password:" in shown.output and "(present)" in shown.output
+    assert "device_registry: config server API" in shown.output
     listed = run(app, ["env", "list"], env=env, catch_exceptions=False)
     assert "prod" in listed.output and "local" in listed.output
     everything = added.output + shown.output + listed.output
