@@ -234,6 +234,18 @@ def test_status_updates_the_registry(ingest, provision, database, device_id):
         10,
         what="status online",
     )
+    mid = device.publish(contract.topic(BASE, device_id, contract.STATUS), "no_clock", retain=True)
+    device.wait_acked([mid])
+    wait_until(
+        lambda: (
+            count_rows(
+                database, "SELECT count(*) FROM devices WHERE device_id = %s AND status = 'no_clock'", (device_id,)
+            )
+            == 1
+        ),
+        10,
+        what="status no_clock (firmware 0.2: connected, clock not set)",
+    )
     device.publish(contract.topic(BASE, device_id, contract.STATUS), b"", retain=True)  # clear the retained msg
 
 

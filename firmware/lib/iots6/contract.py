@@ -24,7 +24,8 @@ KIND_SWITCH = "switch"
 EVENT_KINDS = (KIND_MOTION, KIND_SWITCH)
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
-STATUS_VALUES = (STATUS_ONLINE, STATUS_OFFLINE)
+STATUS_NO_CLOCK = "no_clock"  # connected, but the clock is not set: readings wait in the buffer to be dated
+STATUS_VALUES = (STATUS_ONLINE, STATUS_OFFLINE, STATUS_NO_CLOCK)
 
 #: name -> (json type, unit, minimum, maximum, required), as in iots6_platform.core.contract.FIELDS (less the description).
 FIELDS = {

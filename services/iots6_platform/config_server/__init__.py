@@ -20,7 +20,7 @@ from iots6_platform.config_server.notify import Notifier
 from iots6_platform.config_server.runtime import EXTENSION, REALM, State
 from iots6_platform.core.devconfig.schema import ConfigInvalid
 
-log = logging.getLogger("iots6_platform.config_server")
+log = logging.getLogger("iots6.config_server")
 
 
 def _error_code(exc: HTTPException) -> str:
@@ -66,10 +66,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         log.warning("CONFIG_SERVER_MQTT_HOST is not set: change notices are off; devices still poll")
     app.extensions[EXTENSION] = State(settings, pool, metrics, notifier)
 
-    from iots6_platform.config_server import device_config, devices, fleet, ops, registry
+    from iots6_platform.config_server import routes
 
-    for blueprint in (device_config.bp, devices.bp, registry.bp, fleet.bp, ops.bp):
-        app.register_blueprint(blueprint)
+    routes.register(app)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -9,6 +9,8 @@ from iots6_platform.config_server.runtime import bearer_token, db, state
 from iots6_platform.core.devconfig import tokens
 
 bp = Blueprint("device_config", __name__)
+#: What this resource answers with, besides the shared schemas in :mod:`iots6_platform.config_server.openapi`.
+SCHEMAS: dict[str, dict] = {}
 
 
 def _matches(header: str | None, etag: str) -> bool:
@@ -22,6 +24,24 @@ def _matches(header: str | None, etag: str) -> bool:
 
 @bp.get("/v1/devices/<device_id>/config")
 def get_config(device_id: str):
+    """Effective configuration of one device (for the device itself)
+    ---
+    get:
+      security: [{deviceToken: []}]
+      parameters:
+        - {name: If-None-Match, in: header, required: false, schema: {type: string}}
+      responses:
+        200:
+          description: The configuration
+          headers: {ETag: ETag, Cache-Control: {schema: {type: string}}}
+          content: {application/json: {schema: EffectiveConfig}}
+        304:
+          description: Unchanged since the ETag in If-None-Match
+          headers: {ETag: ETag}
+        401: Unauthorized
+        403: Forbidden
+        404: NotFound
+    """
     metrics = state().metrics
     token = bearer_token()
     if token is None:
@@ -30,10 +50,10 @@ def get_config(device_id: str):
     with db() as conn:
         # An id that is not a device id matches no token row: the answer is 401 or 403, never a hint.
         verdict = tokens.verify_device_token(conn, device_id, token)
-        if verdict == tokens.INVALID:
+        if verdict is tokens.TokenVerdict.INVALID:
             metrics.auth_failures.labels("invalid").inc()
             abort(401, "the bearer token is not valid")
-        if verdict == tokens.OTHER_DEVICE:
+        if verdict is tokens.TokenVerdict.OTHER_DEVICE:
             metrics.auth_failures.labels("other_device").inc()
             abort(403, "this token belongs to another device")
         if store.retired(conn, device_id):

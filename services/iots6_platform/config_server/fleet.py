@@ -19,6 +19,21 @@ from iots6_platform.core.devconfig import schema
 bp = Blueprint("fleet", __name__)
 bp.before_request(require_admin)
 
+#: What this resource answers with, besides the shared schemas (its history is the devices' ``History``).
+SCHEMAS = {
+    "Fleet": {
+        "type": "object",
+        "required": ["version", "config", "effective", "updated_at", "updated_by"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 0},
+            "config": "ConfigDocument",
+            "effective": "FleetEffectiveConfig",
+            "updated_at": {"type": ["string", "null"], "format": "date-time"},
+            "updated_by": {"type": ["string", "null"]},
+        },
+    },
+}
+
 
 def _representation(conn) -> dict:
     doc = store.fleet(conn)
@@ -33,6 +48,13 @@ def _representation(conn) -> dict:
 
 @bp.get("/v1/fleet/config")
 def get_fleet():
+    """The fleet-wide defaults
+    ---
+    get:
+      responses:
+        200: {description: The fleet defaults, content: {application/json: {schema: Fleet}}}
+        401: Unauthorized
+    """
     with db() as conn:
         return jsonify(_representation(conn))
 
@@ -41,11 +63,11 @@ def _write(doc: dict, patch: bool):
     who, expected = actor(), expected_version()
     try:
         with db() as conn:
-            _version, change = store.write_fleet(conn, doc, who, expected, patch=patch)
+            written = store.write_fleet(conn, doc, who, expected, patch=patch)
             representation = _representation(conn)
     except store.VersionMismatch as exc:
         abort(412, f"fleet defaults are at version {exc.current}, not {exc.expected}; GET and retry")
-    if change:
+    if written.change:
         state().metrics.writes.labels("fleet").inc()
         notices.fleet_changed()
     return jsonify(representation)
@@ -53,16 +75,50 @@ def _write(doc: dict, patch: bool):
 
 @bp.put("/v1/fleet/config")
 def put_fleet():
+    """Replace the fleet defaults
+    ---
+    put:
+      requestBody: {required: true, content: {application/json: {schema: ConfigDocument}}}
+      parameters: [IfMatch, XActor]
+      responses:
+        200: {description: The document after the change, content: {application/json: {schema: Fleet}}}
+        400: BadRequest
+        401: Unauthorized
+        412: PreconditionFailed
+        422: InvalidConfig
+    """
     return _write(json_body(), patch=False)
 
 
 @bp.patch("/v1/fleet/config")
 def patch_fleet():
+    """Merge-patch the fleet defaults
+    ---
+    patch:
+      requestBody: {required: true, content: {application/json: {schema: ConfigPatch}}}
+      parameters: [IfMatch, XActor]
+      responses:
+        200: {description: The document after the change, content: {application/json: {schema: Fleet}}}
+        400: BadRequest
+        401: Unauthorized
+        412: PreconditionFailed
+        422: InvalidConfig
+    """
     return _write(json_body(), patch=True)
 
 
 @bp.get("/v1/fleet/history")
 def fleet_history():
+    """Changes to the fleet defaults, newest first
+    ---
+    get:
+      parameters: [Limit]
+      responses:
+        200: {description: The history, content: {application/json: {schema: History}}}
+        400: BadRequest
+        401: Unauthorized
+    """
     limit = history_limit()
     with db() as conn:
-        return jsonify({"device_id": None, "history": store.history(conn, None, limit)})
+        entries = store.history(conn, None, limit)
+    return jsonify({"device_id": None, "history": [entry.as_json() for entry in entries]})

@@ -7,7 +7,7 @@ import logging
 from iots6_platform.config_server import store
 from iots6_platform.config_server.runtime import db, state
 
-log = logging.getLogger("iots6_platform.config_server.notices")
+log = logging.getLogger("iots6.config_server.notices")
 
 
 def _publish(found: list[store.Effective]) -> None:
@@ -15,7 +15,7 @@ def _publish(found: list[store.Effective]) -> None:
     if notifier is None:
         return
     for item in found:
-        notifier.notify(item.body["device_id"], item.version, item.etag)
+        notifier.notify(item.device_id, item.version, item.etag)
 
 
 def device_changed(device_id: str) -> None:

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from iots6_platform.core import contract
 
-log = logging.getLogger("iots6_platform.config_server.notify")
+log = logging.getLogger("iots6.config_server.notify")
 
 #: Notices kept in memory while the broker is away; beyond that they are dropped (and counted as failed).
 MAX_QUEUED = 10_000

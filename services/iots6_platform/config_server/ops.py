@@ -10,11 +10,31 @@ from iots6_platform.config_server import openapi, store
 from iots6_platform.config_server.runtime import db, state
 
 bp = Blueprint("ops", __name__)
-log = logging.getLogger("iots6_platform.config_server.ops")
+log = logging.getLogger("iots6.config_server.ops")
+
+SCHEMAS = {
+    "Health": {
+        "type": "object",
+        "required": ["status", "database", "mqtt"],
+        "properties": {
+            "status": {"enum": ["ok", "unavailable"]},
+            "database": {"enum": ["ok", "unreachable"]},
+            "mqtt": {"enum": ["connected", "disconnected", "off"]},
+        },
+    },
+}
 
 
 @bp.get("/healthz")
 def healthz():
+    """200 when the database answers, else 503
+    ---
+    get:
+      security: []
+      responses:
+        200: {description: Healthy, content: {application/json: {schema: Health}}}
+        503: {description: Database unreachable, content: {application/json: {schema: Health}}}
+    """
     notifier = state().notifier
     mqtt = "off" if notifier is None else ("connected" if notifier.connected else "disconnected")
     try:
@@ -28,10 +48,24 @@ def healthz():
 
 @bp.get("/metrics")
 def metrics():
+    """Prometheus metrics
+    ---
+    get:
+      security: []
+      responses:
+        200: {description: Prometheus text format, content: {text/plain: {schema: {type: string}}}}
+    """
     body, content_type = state().metrics.exposition()
     return Response(body, content_type=content_type)
 
 
 @bp.get("/openapi.json")
 def openapi_document():
-    return jsonify(openapi.build())
+    """This document
+    ---
+    get:
+      security: []
+      responses:
+        200: {description: OpenAPI 3.1 document, content: {application/json: {schema: {type: object}}}}
+    """
+    return jsonify(openapi.document())

@@ -23,8 +23,64 @@ from iots6_platform.core.devconfig.schema import ConfigInvalid
 
 bp = Blueprint("registry", __name__)
 bp.before_request(require_admin)
-log = logging.getLogger("iots6_platform.config_server.registry")
+log = logging.getLogger("iots6.config_server.registry")
 BODY_KEYS = {"labels"}
+
+_WHEN = {"type": ["string", "null"], "format": "date-time"}
+#: A registry row's fields (also in each item of ``GET /v1/devices``, :mod:`iots6_platform.config_server.devices`).
+REGISTRY_FIELDS = {
+    "device_id": {"type": "string"},
+    "labels": {
+        "type": "object",
+        "maxProperties": registry.MAX_LABELS,
+        "additionalProperties": {"type": "string", "maxLength": registry.LABEL_VALUE_MAX},
+        "description": "free-form labels of the registry row, e.g. `location`",
+    },
+    "created_at": {"type": "string", "format": "date-time"},
+    "retired_at": {**_WHEN, "description": "null while the device is active"},
+    "last_seen": {**_WHEN, "description": "time of its newest stored reading"},
+    "status": {
+        "enum": [*contract.STATUS_VALUES, None],
+        "description": "its retained status, as the ingest last saw it",
+    },
+    "fw": {"type": ["string", "null"], "description": "firmware version it last reported"},
+    "rssi": {"type": ["integer", "null"], "description": "Wi-Fi RSSI it last reported, dBm"},
+}
+REGISTRY_REQUIRED = ["device_id", "labels", "created_at", "retired_at", "last_seen", "status", "fw", "rssi"]
+_DEVICE = {
+    "type": "object",
+    "description": "A device's row in the registry.",
+    "required": [*REGISTRY_REQUIRED, "has_token"],
+    "properties": {**REGISTRY_FIELDS, "has_token": {"type": "boolean", "description": "it holds a config token"}},
+}
+#: What this resource answers with, besides the shared schemas in :mod:`iots6_platform.config_server.openapi`.
+SCHEMAS = {
+    "Device": _DEVICE,
+    "RegistrationRequest": {
+        "type": "object",
+        "description": "Optional; without `labels` the row keeps its labels.",
+        "additionalProperties": False,
+        "properties": {"labels": REGISTRY_FIELDS["labels"]},
+    },
+    "Registration": {
+        **_DEVICE,
+        "description": "The registry row after the registration, with the config token when one was issued (the "
+        "device had none); shown once, only its hash is stored.",
+        "required": [*_DEVICE["required"], "config_token"],
+        "properties": {
+            **_DEVICE["properties"],
+            "config_token": {
+                "type": ["string", "null"],
+                "description": "the device's new config token, or null when it kept the one it has",
+            },
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["device_id", "config_token"],
+        "properties": {"device_id": {"type": "string"}, "config_token": {"type": "string"}},
+    },
+}
 
 
 def _valid_id(device_id: str) -> str:
@@ -62,6 +118,14 @@ def _labels_from_body() -> dict | None:
 
 @bp.get("/v1/devices/<device_id>")
 def get_device(device_id: str):
+    """A device's registry row
+    ---
+    get:
+      responses:
+        200: {description: The registry row, content: {application/json: {schema: Device}}}
+        401: Unauthorized
+        404: NotFound
+    """
     with db() as conn:
         found = registry.get(conn, device_id)
     if found is None:
@@ -71,6 +135,24 @@ def get_device(device_id: str):
 
 @bp.put("/v1/devices/<device_id>")
 def register_device(device_id: str):
+    """Register a device, or bring a retired one back (idempotent); issues a config token when it has none
+    ---
+    put:
+      parameters: [XActor]
+      requestBody: {required: false, content: {application/json: {schema: RegistrationRequest}}}
+      responses:
+        200:
+          description: Already registered, or brought back
+          headers: {Cache-Control: NoStore}
+          content: {application/json: {schema: Registration}}
+        201:
+          description: Registered
+          headers: {Cache-Control: NoStore, Location: Location}
+          content: {application/json: {schema: Registration}}
+        400: BadRequest
+        401: Unauthorized
+        422: InvalidLabels
+    """
     _valid_id(device_id)
     labels, who = _labels_from_body(), actor()
     with db() as conn:
@@ -88,6 +170,20 @@ def register_device(device_id: str):
 
 @bp.post("/v1/devices/<device_id>/token")
 def rotate_token(device_id: str):
+    """Issue a new config token for an active device (the old one stops working)
+    ---
+    post:
+      parameters: [XActor]
+      responses:
+        200:
+          description: The new token, shown once
+          headers: {Cache-Control: NoStore}
+          content: {application/json: {schema: Token}}
+        400: BadRequest
+        401: Unauthorized
+        404: NotFound
+        409: Retired
+    """
     _valid_id(device_id)
     who = actor()
     with db() as conn:
@@ -105,6 +201,16 @@ def rotate_token(device_id: str):
 
 @bp.delete("/v1/devices/<device_id>")
 def retire_device(device_id: str):
+    """Retire a device: its config token is deleted, the row and readings stay (idempotent)
+    ---
+    delete:
+      parameters: [XActor]
+      responses:
+        200: {description: The retired row, content: {application/json: {schema: Device}}}
+        400: BadRequest
+        401: Unauthorized
+        404: NotFound
+    """
     _valid_id(device_id)
     who = actor()
     with db() as conn:

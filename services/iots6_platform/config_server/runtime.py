@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from iots6_platform.core.contract import MAX_JSON_DEPTH, json_depth
 if TYPE_CHECKING:  # prometheus_client must load only after __main__ has configured it
     from iots6_platform.config_server.metrics import Metrics
 
-log = logging.getLogger("iots6_platform.config_server")
 EXTENSION = "iots6_config"
 ACTOR_RE = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 REALM = 'Bearer realm="iots6-config"'

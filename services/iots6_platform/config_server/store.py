@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -78,6 +79,10 @@ class Effective:
     etag: str  # without quotes; the ETag header is this in double quotes
 
     @property
+    def device_id(self) -> str:
+        return self.body["device_id"]
+
+    @property
     def version(self) -> int:
         return self.body["version"]
 
@@ -94,10 +99,61 @@ def effective(device_id: str, fleet: dict, fleet_version: int, overrides: dict, 
 
 @dataclass(frozen=True)
 class Document:
+    """A stored document (fleet defaults or a device's overrides): sparse, versioned, stamped by its last write."""
+
     doc: dict[str, Any]
     version: int
-    updated_at: Any = None
+    updated_at: datetime | None = None
     updated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of a write: the document's version after it, and what changed (empty: nothing, no new version)."""
+
+    version: int
+    change: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One recorded change (``config_history``)."""
+
+    id: int
+    version: int
+    actor: str
+    changed_at: datetime
+    change: dict[str, dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "changed_at": self.changed_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class DeviceSummary:
+    """A registered device as the admin list shows it: configuration versions and its registry row."""
+
+    device_id: str
+    version: int  # effective: fleet version + overrides version
+    overrides_version: int
+    retired: bool
+    has_token: bool
+    #: :func:`iots6_platform.core.registry.fleet`'s row: labels, created/retired/last seen, status, fw, rssi, dropped
+    registry: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        row = {
+            key: value.isoformat() if key in registry.FLEET_TIMES and value else value
+            for key, value in self.registry.items()
+        }
+        return {
+            **row,
+            "device_id": self.device_id,
+            "version": self.version,
+            "overrides_version": self.overrides_version,
+            "retired": self.retired,
+            "has_token": self.has_token,
+        }
 
 
 def fleet(conn) -> Document:
@@ -134,8 +190,8 @@ def _record(conn, device_id: str | None, version: int, actor: str, change: dict)
     )
 
 
-def write_fleet(conn, new_doc: dict, actor: str, expected: int | None, patch: bool = False) -> tuple[int, dict]:
-    """Replace (or merge-patch) the fleet defaults; returns (version, change), change empty if none."""
+def write_fleet(conn, new_doc: dict, actor: str, expected: int | None, patch: bool = False) -> Written:
+    """Replace (or merge-patch) the fleet defaults."""
     with conn.transaction():
         old, version = conn.execute(SQL_FLEET_LOCK).fetchone()
         if expected is not None and expected != version:
@@ -145,16 +201,16 @@ def write_fleet(conn, new_doc: dict, actor: str, expected: int | None, patch: bo
         schema.validate(schema.effective(doc, {}), partial=False)
         change = schema.diff(old, doc)
         if not change:
-            return version, change
+            return Written(version, change)
         version += 1
         conn.execute(SQL_FLEET_UPDATE, {"doc": Jsonb(doc), "version": version, "actor": actor})
         _record(conn, None, version, actor, change)
-    return version, change
+    return Written(version, change)
 
 
 def write_device(
     conn, device_id: str, new_doc: dict, actor: str, expected: int | None, patch: bool = False
-) -> tuple[int, dict] | None:
+) -> Written | None:
     """Replace (or merge-patch) a device's overrides; None when the device is not registered."""
     with conn.transaction():
         if conn.execute(SQL_DEVICE_EXISTS, (device_id,)).fetchone() is None:
@@ -168,42 +224,34 @@ def write_device(
         schema.validate(schema.effective(fleet(conn).doc, doc), partial=False)  # e.g. too many labels in total
         change = schema.diff(old, doc)
         if not change:
-            return version, change
+            return Written(version, change)
         version += 1
         conn.execute(SQL_DEVICE_UPDATE, {"doc": Jsonb(doc), "version": version, "actor": actor, "device_id": device_id})
         _record(conn, device_id, version, actor, change)
-    return version, change
+    return Written(version, change)
 
 
-def history(conn, device_id: str | None, limit: int) -> list[dict[str, Any]]:
+def history(conn, device_id: str | None, limit: int) -> list[HistoryEntry]:
     if device_id is None:
         rows = conn.execute(SQL_HISTORY_FLEET, (limit,)).fetchall()
     else:
         rows = conn.execute(SQL_HISTORY_DEVICE, (device_id, limit)).fetchall()
-    return [{"id": r[0], "version": r[1], "actor": r[2], "changed_at": r[3].isoformat(), "change": r[4]} for r in rows]
+    return [HistoryEntry(*row) for row in rows]
 
 
-def devices(conn) -> list[dict[str, Any]]:
-    """Every device's configuration versions and, from the same snapshot, its registry fields
-    (:func:`iots6_platform.core.registry.fleet`: labels, last seen, status, ..., times in ISO 8601)."""
+def devices(conn) -> list[DeviceSummary]:
+    """Every device's configuration versions and, from the same snapshot, its registry row
+    (:func:`iots6_platform.core.registry.fleet`: labels, last seen, status, ...)."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         fleet_version = fleet(conn).version
         rows = conn.execute(SQL_DEVICES).fetchall()
         found = {row["device_id"]: row for row in registry.fleet(conn)}
-    for row in found.values():
-        for key in registry.FLEET_TIMES:
-            row[key] = row[key].isoformat() if row[key] is not None else None
     return [
-        {
-            **found[r[0]],
-            "device_id": r[0],
-            "version": fleet_version + r[1],
-            "overrides_version": r[1],
-            "retired": r[2],
-            "has_token": r[3],
-        }
-        for r in rows
+        DeviceSummary(
+            device_id, fleet_version + overrides_version, overrides_version, retired, has_token, found[device_id]
+        )
+        for device_id, overrides_version, retired, has_token in rows
     ]
 
 

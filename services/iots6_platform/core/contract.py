@@ -8,7 +8,8 @@ Topics (``<base>`` defaults to ``iots6``):
 
 * ``<base>/<device_id>/telemetry``: periodic readings, payload v1, QoS 1.
 * ``<base>/<device_id>/event``: a motion or switch edge, payload v1 with ``event`` set, QoS 1.
-* ``<base>/<device_id>/status``: retained ``online`` / ``offline`` (the last will).
+* ``<base>/<device_id>/status``: retained ``online`` / ``no_clock`` (connected, clock not set) / ``offline`` (the
+  last will).
 * ``<base>/<device_id>/config``: retained config-change notice from the config server (devices read it).
 * ``<base>/<device_id>``: the older Pico firmware's JSON (see :func:`parse_legacy`), converted on ingest.
 
@@ -53,7 +54,9 @@ KIND_TELEMETRY = "telemetry"
 KIND_MOTION = "motion"
 KIND_SWITCH = "switch"
 EVENT_KINDS = (KIND_MOTION, KIND_SWITCH)
-STATUS_VALUES = ("online", "offline")
+#: Retained status texts: ``no_clock`` is a connected device whose clock is not set yet (firmware 0.2 holds its
+#: readings, dated later); ``offline`` is the last will.
+STATUS_VALUES = ("online", "offline", "no_clock")
 
 #: Payload v1 fields: name -> (json type, unit, minimum, maximum, required, description).
 #: Ranges are what any supported sensor can physically report; a value outside is rejected with a reason.
@@ -539,7 +542,7 @@ def parse_message(
     if channel == STATUS:
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) else payload
         if text not in STATUS_VALUES:
-            raise ContractError("bad_status", f"status must be online or offline, got {text[:40]!r}")
+            raise ContractError("bad_status", f"status must be one of {', '.join(STATUS_VALUES)}, got {text[:40]!r}")
         return parsed, text
     return parsed, None
 

@@ -10,14 +10,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from enum import StrEnum
 
 TOKEN_BYTES = 32
 
 SQL_TOKEN_FOR_DEVICE = "SELECT token_hash FROM device_tokens WHERE device_id = %s"
 SQL_DEVICE_FOR_HASH = "SELECT device_id FROM device_tokens WHERE token_hash = %s"
 
-#: Results of :func:`verify_device_token`.
-VALID, OTHER_DEVICE, INVALID = "valid", "other_device", "invalid"
+
+class TokenVerdict(StrEnum):
+    """What :func:`verify_device_token` found (a str, so it also compares equal to its value)."""
+
+    VALID = "valid"
+    OTHER_DEVICE = "other_device"  # the token is another device's: 403
+    INVALID = "invalid"  # no device's token: 401
+
+
+VALID, OTHER_DEVICE, INVALID = TokenVerdict.VALID, TokenVerdict.OTHER_DEVICE, TokenVerdict.INVALID
 
 
 def new_token() -> str:
@@ -29,7 +38,7 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def verify_device_token(conn, device_id: str, token: str) -> str:
+def verify_device_token(conn, device_id: str, token: str) -> TokenVerdict:
     """VALID when ``token`` is ``device_id``'s, OTHER_DEVICE when it belongs to another device, else INVALID.
 
     The device's stored hash is compared with :func:`hmac.compare_digest`; only when that fails is the hash

@@ -1,248 +1,58 @@
-"""`iotctl deploy aks --env dev|staging|prod`: from a subscription to a synced, healthy environment in one command.
+"""The flow of one AKS environment's deployment: :class:`AksDeployment`, its steps in the order they run.
 
-The steps, each a function of :class:`AksDeployment` that reports through :class:`Hooks` (the CLI draws them):
-
-1. **Terraform** (:mod:`iotctl.deploy.terraform`, python-terraform): the shared platform root
-   (``infra/terraform/aks/platform``) and the environment's root (``aks/environment`` with
-   ``environments/<env>.tfvars``), each with its own state and data directory under
-   ``<state_dir>/deploy/aks/``; the platform's ``environment_inputs[<env>]`` output is the environment root's
-   ``platform`` variable. Each plan is shown and applied only when ``Hooks.confirm`` says so (``--yes``).
-   The API server and the vault admit only ``allow_cidrs`` (the operator's detected address unless given).
-2. **Secrets**: the environment's Key Vault gets every missing catalog secret (:mod:`iotctl.secrets.vault`), the
-   TLS certificates for the broker and config-server host names.
-3. **Cluster credentials**: the API server's URL and CA from Azure, the operator's Entra ID token for the AKS
-   server application, written to one 0600 kubeconfig (local accounts are off; no kubelogin).
-4. **Argo CD and External Secrets** (:mod:`iotctl.deploy.addons`), the managed-Prometheus settings ConfigMap
-   (``podannotationnamespaceregex``), and the GitOps objects (``infra/argocd`` rendered with every deployed
-   environment's Terraform outputs as its list elements).
-5. **Checks before waiting**: the images the environment's values name exist in the registry; the workload
-   identity chain (:mod:`iotctl.deploy.identity`) is whole.
-6. **Waiting** (:mod:`iotctl.deploy.rollout`) until the Application is Synced/Healthy and its secrets are Ready
-   (prod, which syncs by hand, is synced once after a confirmation), then the environment is **registered**
-   (kind ``aks``, credentials ``keyvault:<uri>``) and its endpoints returned.
-
-Also here: the plan-only path, a status view, the checks alone, a destroy path that names what goes and wants the
-environment's name typed, and the migration Job that ``iotctl db migrate --env <aks env>`` runs.
-
-No typer, no rich: typed errors, data back. Nothing secret is returned, recorded or logged: Terraform's sensitive
-outputs are dropped by :class:`~iotctl.deploy.terraform.TerraformRoot`, vault values go from the generator to the
-vault, and the Kubernetes token lives only in the 0600 kubeconfig.
+Why one module over 400 lines: the class is the deployment's sequence (inputs, Terraform, secrets, cluster,
+GitOps, checks, waiting, registration, status, destroy) sharing one state (the remembered inputs, the record, the
+cluster connection); each step is a short method, and the pure pieces it calls live in :mod:`.model`,
+:mod:`.gitops` and :mod:`.jobs`. Splitting the class itself would scatter one sequence across files.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import subprocess
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from iotctl.deploy import addons, identity, rollout
+from iotctl.deploy.aks.gitops import (
+    application_summary,
+    elements_of,
+    lb_address,
+    output,
+    plan_counts,
+    plan_lines,
+    push_hint,
+    render_gitops,
+    trigger_sync,
+    wanted_images,
+)
+from iotctl.deploy.aks.model import (
+    APPLICATIONSET,
+    APPLICATIONSET_NAME,
+    BROKER_PORT,
+    ENVIRONMENT_ROOT,
+    ENVIRONMENTS,
+    METRICS_CONFIGMAP,
+    METRICS_REGEX,
+    PLATFORM_ROOT,
+    AksRequest,
+    Hooks,
+    IdentityBroken,
+    ImageCheck,
+    ImagesMissing,
+    Layout,
+    connect_cluster,
+    git_origin,
+    now_iso,
+    parse_backend_config,
+    read_json,
+    repo_root,
+    write_json,
+    write_kubeconfig,
+)
 from iotctl.deploy.cluster import Cluster
-from iotctl.deploy.terraform import Plan, TerraformRoot
-from iotctl.errors import InvalidInput, IotctlError, MissingDependency, NotFound, OperationFailed, Unreachable
-from iotctl.secretfiles import write_secret
-
-ENVIRONMENTS = ("dev", "staging", "prod")
-PLATFORM_ROOT = "aks/platform"
-ENVIRONMENT_ROOT = "aks/environment"
-GITOPS_RELEASE = "iots6-gitops"
-APPLICATIONSET = ("argoproj.io/v1alpha1", "ApplicationSet")
-APPLICATIONSET_NAME = "iots6"
-METRICS_CONFIGMAP = "ama-metrics-settings-configmap"
-METRICS_REGEX = "iots6-.*"
-BROKER_PORT = 8883
-#: The chart's images built from services/Dockerfile: values key -> Dockerfile target.
-BUILT_IMAGES = {"ingest": "ingest", "configServer": "config-server", "migrate": "migrate"}
-PACKAGE_REPO = Path(__file__).resolve().parents[2]
-
-
-# ---------------------------------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class AksRequest:
-    """What the operator asks for (flags and IOTCTL_* variables); None: the remembered value."""
-
-    env: str
-    location: str | None = None
-    allow_cidrs: tuple[str, ...] = ()
-    repo_url: str | None = None
-    revision: str | None = None
-    broker_host: str | None = None
-    config_host: str | None = None
-    backend_config: Path | None = None
-    chart_mirror: str | None = None
-    timeout_s: float = 1200.0
-    #: This machine's own path to the environment's database (a port-forward, a VPN), for device provisioning.
-    database_url: str | None = None
-
-
-@dataclass
-class Hooks:
-    """How the library talks to the operator while it works (the CLI implements these)."""
-
-    #: (question, detail lines) -> go ahead? Asked before every apply and before prod's sync.
-    confirm: Callable[[str, list[str]], bool] = lambda _q, _d: False
-    #: One line per step ("terraform: planning aks/platform").
-    step: Callable[[str], None] = lambda _line: None
-    #: The rollout checks whenever they change.
-    checks: Callable[[tuple[rollout.Check, ...]], None] = lambda _checks: None
-    #: Destroy only: (prompt, what goes) -> the text the operator typed (it must be the environment's name).
-    type_name: Callable[[str, list[str]], str] = lambda _prompt, _lines: ""
-
-
-@dataclass(frozen=True)
-class ImageCheck:
-    component: str
-    reference: str
-    state: str  # present | missing | unpinned | external
-    fix: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {"component": self.component, "reference": self.reference, "state": self.state, "fix": self.fix}
-
-
-class ImagesMissing(OperationFailed):
-    def __init__(self, message: str, images: tuple[ImageCheck, ...]) -> None:
-        super().__init__(message)
-        self.images = images
-
-
-class IdentityBroken(OperationFailed):
-    def __init__(self, message: str, findings: list[identity.Finding]) -> None:
-        super().__init__(message)
-        self.findings = findings
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the AKS deployment keeps its working data under the state directory (all private)."""
-
-    state_dir: Path
-
-    @property
-    def base(self) -> Path:
-        return Path(self.state_dir) / "deploy" / "aks"
-
-    @property
-    def settings_file(self) -> Path:
-        return self.base / "settings.json"
-
-    @property
-    def platform_dir(self) -> Path:
-        return self.base / "platform"
-
-    def env_dir(self, env: str) -> Path:
-        return self.base / "env" / env
-
-    def record(self, env: str) -> Path:
-        return self.env_dir(env) / "deployment.json"
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.base / "kubeconfig"
-
-    @property
-    def charts_dir(self) -> Path:
-        return self.base / "charts"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"`{path}` cannot be read ({exc}); fix or delete it.") from None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_secret(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def repo_root() -> Path:
-    """The checkout whose ``infra/`` is deployed: the current directory's, else the one iotctl runs from."""
-    for candidate in (Path.cwd(), PACKAGE_REPO):
-        if (candidate / "infra" / "terraform" / "aks").is_dir() and (candidate / "infra" / "argocd").is_dir():
-            return candidate
-    raise MissingDependency(
-        "`infra/terraform/aks` is not here; run iotctl from a checkout of your fork of the repository (infra/ is "
-        "not installed with the package)."
-    )
-
-
-def connect_cluster(kubeconfig: Path) -> Cluster:
-    """The cluster behind ``kubeconfig`` (the one boundary tests replace with FakeKubernetes)."""
-    from iotctl.deploy.cluster import KubernetesCluster
-
-    return KubernetesCluster(kubeconfig)
-
-
-def write_kubeconfig(path: Path, cluster_name: str, server: str, ca_data: str, token: str) -> Path:
-    """A kubeconfig with the operator's Entra ID token (valid about an hour), written 0600."""
-    import yaml
-
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
-        "users": [{"name": "iotctl-entra-id", "user": {"token": token}}],
-        "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": "iotctl-entra-id"}}],
-        "current-context": cluster_name,
-        "preferences": {},
-    }
-    return write_secret(path, "# Written by iotctl; the token expires within about an hour.\n" + yaml.safe_dump(config))
-
-
-def parse_backend_config(path: Path) -> dict[str, str]:
-    """``key = "value"`` lines of a backend.hcl (as infra/terraform/aks/backend.hcl.example), comments allowed."""
-    import re
-
-    settings: dict[str, str] = {}
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise InvalidInput(f"backend config `{path}` cannot be read ({exc}); copy backend.hcl.example.") from None
-    for number, line in enumerate(lines, 1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        match = re.fullmatch(r'([a-z_]+)\s*=\s*(?:"([^"]*)"|(true|false))', text)
-        if not match:
-            raise InvalidInput(f'backend config `{path}` line {number} is not `key = "value"` or `key = true`; fix it.')
-        settings[match.group(1)] = match.group(2) if match.group(2) is not None else match.group(3)
-    return settings
-
-
-def _git_origin(root: Path) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
+from iotctl.deploy.terraform import TerraformRoot
+from iotctl.errors import InvalidInput, IotctlError, NotFound, OperationFailed, Unreachable
 
 # ---------------------------------------------------------------------------------------------------- the flow
 
@@ -278,8 +88,8 @@ class AksDeployment:
         self._azure = azure
         self._vault_options = vault_options or {}
         self.poll_s, self.clock, self.sleep = poll_s, clock, sleep
-        self.settings = _read_json(self.layout.settings_file)
-        self.record = _read_json(self.layout.record(self.env))
+        self.settings = read_json(self.layout.settings_file)
+        self.record = read_json(self.layout.record(self.env))
         self._cluster: Cluster | None = None
 
     # -- inputs ---------------------------------------------------------------------------------------------------
@@ -323,7 +133,7 @@ class AksDeployment:
             if detected not in cidrs:
                 self.hooks.step(f"your public address {detected} is added to the API server's and vault's allow-lists")
                 cidrs = (*cidrs, detected)
-        repo_url = r.repo_url or self.settings.get("repo_url") or _git_origin(self.root)
+        repo_url = r.repo_url or self.settings.get("repo_url") or git_origin(self.root)
         if r.database_url:
             from urllib.parse import urlsplit
 
@@ -358,7 +168,7 @@ class AksDeployment:
         envs = dict(settings.get("environments") or {})
         envs[self.env] = {k: inputs[k] for k in ("broker_host", "config_host", "revision", "database_url") if inputs[k]}
         settings["environments"] = envs
-        _write_json(self.layout.settings_file, settings)
+        write_json(self.layout.settings_file, settings)
         self.settings = settings
 
     # -- Terraform ------------------------------------------------------------------------------------------------
@@ -415,11 +225,11 @@ class AksDeployment:
         if not plan.has_changes:
             self.hooks.step(f"terraform: {label} is up to date")
             return summary
-        if not self.hooks.confirm(f"Apply the plan of {label} ({_counts(plan)})?", _plan_lines(plan)):
+        if not self.hooks.confirm(f"Apply the plan of {label} ({plan_counts(plan)})?", plan_lines(plan)):
             raise OperationFailed(
                 f"the plan of `{label}` was not applied (declined); nothing after it ran. Re-run with --yes to apply."
             )
-        self.hooks.step(f"terraform: apply {label} ({_counts(plan)})")
+        self.hooks.step(f"terraform: apply {label} ({plan_counts(plan)})")
         tf.apply(plan)
         summary["applied"] = True
         return summary
@@ -526,14 +336,14 @@ class AksDeployment:
             "inputs": {k: inputs[k] for k in ("broker_host", "config_host", "revision", "repo_url")},
             "platform": platform_out,
             "outputs": env_out,
-            "applied_at": _now(),
+            "applied_at": now_iso(),
         }
-        _write_json(self.layout.record(self.env), self.record)
+        write_json(self.layout.record(self.env), self.record)
 
     def _vault(self, env_out: dict[str, Any]) -> Any:
         from iotctl.secrets.vault import KeyVault
 
-        uri = _output(env_out, "key_vault_uri", ENVIRONMENT_ROOT)
+        uri = output(env_out, "key_vault_uri", ENVIRONMENT_ROOT)
         return KeyVault(uri, **self._vault_options)
 
     def seed_secrets(self, env_out: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
@@ -555,7 +365,7 @@ class AksDeployment:
     def cluster(self, platform_out: dict[str, Any]) -> Cluster:
         """Fresh cluster credentials (0600 kubeconfig) and the cluster behind them."""
         if self._cluster is None:
-            cluster_id = _output(platform_out, "kubernetes_cluster_id", PLATFORM_ROOT)
+            cluster_id = output(platform_out, "kubernetes_cluster_id", PLATFORM_ROOT)
             name = platform_out.get("kubernetes_cluster_name") or cluster_id.rsplit("/", 1)[-1]
             self.hooks.step(f"cluster: credentials for `{name}` (Entra ID token, 0600 kubeconfig)")
             endpoint = self.azure.cluster_endpoint(cluster_id)
@@ -600,9 +410,9 @@ class AksDeployment:
             "name": self.env,
             "autoSync": self.env != "prod",
             "revision": inputs["revision"],
-            "keyVaultUri": _output(env_out, "key_vault_uri", ENVIRONMENT_ROOT),
-            "workloadIdentityClientId": _output(env_out, "workload_identity_client_id", ENVIRONMENT_ROOT),
-            "containerRegistryLoginServer": _output(platform_out, "container_registry_login_server", PLATFORM_ROOT),
+            "keyVaultUri": output(env_out, "key_vault_uri", ENVIRONMENT_ROOT),
+            "workloadIdentityClientId": output(env_out, "workload_identity_client_id", ENVIRONMENT_ROOT),
+            "containerRegistryLoginServer": output(platform_out, "container_registry_login_server", PLATFORM_ROOT),
             "postgresHost": postgres.get("host") or "",
             "postgresAdminLogin": postgres.get("admin_login") or "postgres",
             "postgresSubnetCidr": env_out.get("postgres_subnet_cidr") or "",
@@ -620,7 +430,7 @@ class AksDeployment:
         """Apply the ApplicationSet and AppProject with this environment's element (``env_out`` None: without it),
         keeping the elements of the other environments already deployed. Returns the elements applied."""
         existing = cluster.get(*APPLICATIONSET, APPLICATIONSET_NAME, rollout.ARGOCD_NAMESPACE)
-        elements = {e["name"]: e for e in _elements_of(existing)}
+        elements = {e["name"]: e for e in elements_of(existing)}
         if env_out is None:
             elements.pop(self.env, None)
         else:
@@ -645,7 +455,7 @@ class AksDeployment:
 
     def check_images(self, platform_out: dict[str, Any], env_out: dict[str, Any]) -> tuple[ImageCheck, ...]:
         """Every image the environment's values name that lives in the platform's registry, looked up there."""
-        registry_host = _output(platform_out, "container_registry_login_server", PLATFORM_ROOT)
+        registry_host = output(platform_out, "container_registry_login_server", PLATFORM_ROOT)
         checks = []
         registry = None
         for component, image in wanted_images(self.root, self.env, registry_host):
@@ -666,7 +476,7 @@ class AksDeployment:
             if registry is None:
                 registry = self.azure.registry(registry_host, env_out.get("tenant_id"))
             present = registry.manifest_exists(image["repository"], image["lookup"])
-            fix = "" if present else _push_hint(registry_host, image, component)
+            fix = "" if present else push_hint(registry_host, image, component)
             checks.append(ImageCheck(component, image["reference"], "present" if present else "missing", fix))
         for check in checks:
             self.hooks.step(f"image {check.reference}: {check.state}")
@@ -683,19 +493,19 @@ class AksDeployment:
         raise ImagesMissing(f"image `{first.reference}` is not in the registry{more}; {first.fix}.", images)
 
     def identity_facts(self, platform_out: dict[str, Any], env_out: dict[str, Any]) -> identity.IdentityFacts:
-        fc = _output(env_out, "federated_credential", ENVIRONMENT_ROOT)
+        fc = output(env_out, "federated_credential", ENVIRONMENT_ROOT)
         audience = fc.get("audience") or identity.AUDIENCE
         audiences = tuple(audience) if isinstance(audience, list | tuple) else (audience,)
-        cluster_id = _output(platform_out, "kubernetes_cluster_id", PLATFORM_ROOT)
+        cluster_id = output(platform_out, "kubernetes_cluster_id", PLATFORM_ROOT)
         subscription = cluster_id.split("/")[2] if cluster_id.count("/") >= 2 else ""
         vault_id = (
-            f"/subscriptions/{subscription}/resourceGroups/{_output(env_out, 'resource_group_name', ENVIRONMENT_ROOT)}"
-            f"/providers/Microsoft.KeyVault/vaults/{_output(env_out, 'key_vault_name', ENVIRONMENT_ROOT)}"
+            f"/subscriptions/{subscription}/resourceGroups/{output(env_out, 'resource_group_name', ENVIRONMENT_ROOT)}"
+            f"/providers/Microsoft.KeyVault/vaults/{output(env_out, 'key_vault_name', ENVIRONMENT_ROOT)}"
         )
-        roles = self.azure.role_names(vault_id, _output(env_out, "workload_identity_principal_id", ENVIRONMENT_ROOT))
+        roles = self.azure.role_names(vault_id, output(env_out, "workload_identity_principal_id", ENVIRONMENT_ROOT))
         return identity.IdentityFacts(
-            cluster_oidc_issuer=_output(platform_out, "oidc_issuer_url", PLATFORM_ROOT),
-            client_id=_output(env_out, "workload_identity_client_id", ENVIRONMENT_ROOT),
+            cluster_oidc_issuer=output(platform_out, "oidc_issuer_url", PLATFORM_ROOT),
+            client_id=output(env_out, "workload_identity_client_id", ENVIRONMENT_ROOT),
             federated_credentials=(
                 identity.FederatedCredential(
                     name=f"iots6-{self.env}-secrets",
@@ -803,7 +613,7 @@ class AksDeployment:
         ns = rollout.namespace_of(self.env)
         broker_svc = cluster.get("v1", "Service", "iots6-mosquitto-tls", ns) or {}
         ingress = cluster.get("networking.k8s.io/v1", "Ingress", "iots6-config-server", ns) or {}
-        broker_ip, config_ip = _lb_address(broker_svc), _lb_address(ingress)
+        broker_ip, config_ip = lb_address(broker_svc), lb_address(ingress)
         dns = []
         if broker_ip:
             dns.append(f"{inputs['broker_host']} A {broker_ip}")
@@ -918,330 +728,5 @@ class AksDeployment:
         envs = dict(self.settings.get("environments") or {})
         envs.pop(self.env, None)
         self.settings["environments"] = envs
-        _write_json(self.layout.settings_file, self.settings)
+        write_json(self.layout.settings_file, self.settings)
         return {"environment": self.env, "destroyed": lines, "terraform": plan.as_dict()}
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-
-
-def _output(outputs: dict[str, Any], name: str, root: str) -> Any:
-    value = outputs.get(name)
-    if value in (None, ""):
-        raise OperationFailed(
-            f"Terraform output `{name}` of `{root}` is missing or empty; apply the root again, or check its outputs.tf."
-        )
-    return value
-
-
-def _counts(plan: Plan) -> str:
-    parts = [f"{n} to {action}" for action, n in plan.counts().items() if n]
-    return ", ".join(parts) or "no changes"
-
-
-def _plan_lines(plan: Plan) -> list[str]:
-    return [f"{c.action:>8}  {c.address}" for c in plan.changes]
-
-
-def _lb_address(obj: dict[str, Any]) -> str | None:
-    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    return (ingress[0].get("ip") or ingress[0].get("hostname")) if ingress else None
-
-
-def _elements_of(appset: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The GitOps values entries behind a live ApplicationSet's list elements."""
-    if not appset:
-        return []
-    keys = (
-        "keyVaultUri",
-        "workloadIdentityClientId",
-        "containerRegistryLoginServer",
-        "postgresHost",
-        "postgresAdminLogin",
-        "postgresSubnetCidr",
-        "prometheusQueryEndpoint",
-        "configServerHost",
-    )
-    out = []
-    for generator in (appset.get("spec") or {}).get("generators") or []:
-        for element in (generator.get("list") or {}).get("elements") or []:
-            if element.get("env") not in ENVIRONMENTS:
-                continue
-            entry = {"name": element["env"], "autoSync": bool(element.get("autoSync"))}
-            if element.get("revision"):
-                entry["revision"] = element["revision"]
-            entry.update({k: str(element.get(k) or "") for k in keys})
-            if not entry["postgresAdminLogin"]:
-                entry["postgresAdminLogin"] = "postgres"
-            out.append(entry)
-    return out
-
-
-def render_gitops(chart_dir: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ApplicationSet and AppProject of infra/argocd for these values (Helm v4, its values.schema.json)."""
-    import yaml
-
-    helm = addons._helm()
-    try:
-        with helm.Chart.load(chart_dir) as chart:
-            rendered = chart.render(values, name=GITOPS_RELEASE, namespace=rollout.ARGOCD_NAMESPACE, is_install=True)
-    except helm.HelmValuesError as exc:
-        raise InvalidInput(
-            f"the GitOps values are refused by `{chart_dir}/values.schema.json` ({str(exc).splitlines()[0][:240]}); "
-            "check the Terraform outputs and the hosts you passed."
-        ) from None
-    except helm.HelmError as exc:
-        raise OperationFailed(f"`{chart_dir}` does not render ({str(exc).splitlines()[0][:240]}).") from None
-    objects = []
-    for path in sorted(rendered):
-        objects.extend(d for d in yaml.safe_load_all(rendered[path]) if isinstance(d, dict) and d.get("kind"))
-    return objects
-
-
-def trigger_sync(cluster: Cluster, env: str) -> str:
-    """Ask Argo CD to sync the environment's Application (as `argocd app sync` does: an `operation`)."""
-    request = uuid.uuid4().hex[:12]
-    cluster.apply(
-        [
-            {
-                "apiVersion": rollout.APPLICATION[0],
-                "kind": rollout.APPLICATION[1],
-                "metadata": {"name": rollout.application_of(env), "namespace": rollout.ARGOCD_NAMESPACE},
-                "operation": {
-                    "initiatedBy": {"username": "iotctl"},
-                    "info": [{"name": "requested-by", "value": f"iotctl deploy aks ({request})"}],
-                    "sync": {"syncStrategy": {"hook": {}}},
-                },
-            }
-        ]
-    )
-    return request
-
-
-def wanted_images(root: Path, env: str, registry: str | None) -> list[tuple[str, dict[str, Any]]]:
-    """The iots6-built images of ``values-<env>.yaml`` over values.yaml, as the chart resolves them."""
-    import yaml
-
-    chart = root / "infra" / "helm" / "iots6"
-    try:
-        base = yaml.safe_load((chart / "values.yaml").read_text()) or {}
-        over = yaml.safe_load((chart / f"values-{env}.yaml").read_text()) or {}
-        app_version = str((yaml.safe_load((chart / "Chart.yaml").read_text()) or {}).get("appVersion", ""))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"the chart's values in `{chart}` cannot be read ({exc}); fix them.") from None
-    values = _deep_merge(base, over)
-    images = values.get("images") or {}
-    require_digests = bool(images.get("requireDigests"))
-    out = []
-    for component in BUILT_IMAGES:
-        image = images.get(component) or {}
-        host = image.get("registry") or registry or images.get("registry") or ""
-        repository = image.get("repository", f"iots6-{BUILT_IMAGES[component]}")
-        tag = str(image.get("tag") or app_version)
-        digest = str(image.get("digest") or "")
-        reference = f"{host}/{repository}:{tag}" + (f"@{digest}" if digest else "")
-        out.append(
-            (
-                component,
-                {
-                    "registry": host,
-                    "repository": repository,
-                    "tag": tag,
-                    "digest": digest,
-                    "lookup": digest or tag,
-                    "reference": reference,
-                    "unpinned": require_digests and not digest,
-                    "target": BUILT_IMAGES[component],
-                },
-            )
-        )
-    return out
-
-
-def _push_hint(registry: str, image: dict[str, Any], component: str) -> str:
-    ref = f"{registry}/{image['repository']}:{image['tag']}"
-    return (
-        f"build and push it: `az acr login --name {registry.split('.')[0]} && docker build -f services/Dockerfile "
-        f"--target {image['target']} -t {ref} . && docker push {ref}` (docs/deploy-aks.md, Images)"
-    )
-
-
-def application_summary(app: dict[str, Any] | None) -> dict[str, Any]:
-    if app is None:
-        return {"exists": False}
-    status = app.get("status") or {}
-    operation = status.get("operationState") or {}
-    return {
-        "exists": True,
-        "sync": (status.get("sync") or {}).get("status", "Unknown"),
-        "health": (status.get("health") or {}).get("status", "Unknown"),
-        "revision": (status.get("sync") or {}).get("revision"),
-        "last_sync": operation.get("finishedAt") or operation.get("startedAt"),
-        "last_sync_phase": operation.get("phase"),
-        "reconciled_at": status.get("reconciledAt"),
-        "images": list((status.get("summary") or {}).get("images") or []),
-    }
-
-
-# ---------------------------------------------------------------------------------------------- for secrets
-
-
-@dataclass(frozen=True)
-class VaultTarget:
-    url: str
-    broker_host: str | None = None
-    config_host: str | None = None
-    source: str = ""
-    #: The environment runs the chart's PostgreSQL (Terraform made no server, so iotctl seeds its admin password).
-    in_cluster_database: bool = False
-
-    def tls_names(self):
-        from iotctl.secrets.vault import TlsNames
-
-        if self.broker_host and self.config_host:
-            return TlsNames(broker=[self.broker_host], config=[self.config_host])
-        return None
-
-
-def vault_target(state_dir: Path, env: str, explicit_url: str | None = None) -> VaultTarget:
-    """Which vault `iotctl secrets --env ENV` works on: --vault-url, the registered environment, or the last
-    deployment's Terraform outputs from this machine."""
-    from iotctl.environments import KEYVAULT_PREFIX, environments_dir, load
-
-    layout = Layout(Path(state_dir))
-    record = _read_json(layout.record(env)) if env in ENVIRONMENTS else {}
-    hosts = record.get("inputs") or {}
-    broker, config = hosts.get("broker_host"), hosts.get("config_host")
-    # The committed sizing (environments/dev.tfvars) gives dev the in-cluster database; a deployment says for sure.
-    in_cluster = not (record.get("outputs") or {}).get("postgres") if record else env == "dev"
-    if explicit_url:
-        return VaultTarget(explicit_url, broker, config, "--vault-url", in_cluster)
-    if (environments_dir(Path(state_dir)) / f"{env}.toml").exists():
-        registered = load(Path(state_dir), env)
-        if registered.credentials.startswith(KEYVAULT_PREFIX):
-            if not broker:
-                broker = registered.broker.host
-            if not config:
-                from urllib.parse import urlsplit
-
-                config = urlsplit(registered.config_url).hostname
-            return VaultTarget(registered.credentials[len(KEYVAULT_PREFIX) :], broker, config, f"environment `{env}`")
-    uri = (record.get("outputs") or {}).get("key_vault_uri")
-    if uri:
-        return VaultTarget(uri, broker, config, f"the last `deploy aks --env {env}`", in_cluster)
-    raise NotFound(
-        f"no Key Vault is known for `{env}`; deploy it (`iotctl deploy aks --env {env}`), or pass --vault-url "
-        "(IOTCTL_KEYVAULT_URL)."
-    )
-
-
-# ------------------------------------------------------------------------------------------ migration Job
-
-
-@dataclass
-class MigrationRun:
-    job: str
-    namespace: str
-    succeeded: bool
-    message: str = ""
-    logs_hint: str = field(default="")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "job": self.job,
-            "namespace": self.namespace,
-            "succeeded": self.succeeded,
-            "message": self.message,
-            "logs": self.logs_hint,
-        }
-
-
-def run_migration_job(
-    state_dir: Path,
-    env: str,
-    *,
-    timeout_s: float = 900.0,
-    progress: Callable[[str], None] = lambda _line: None,
-    azure: Any = None,
-    poll_s: float = 5.0,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> MigrationRun:
-    """`iotctl db migrate --env <aks env>`: run the chart's migration Job once more, as Argo CD last ran it.
-
-    The chart's Job (``iots6-migrate``, a Sync hook kept until the next sync: ``BeforeHookCreation``) carries the
-    image, configuration and Secrets of the last sync. A copy of it runs as ``iots6-migrate-iotctl-<time>`` (the
-    same labels, so the same NetworkPolicy lets it reach the database), and its outcome is reported. Migrations are
-    idempotent and serialised by an advisory lock, so this is safe while a sync runs one too.
-    """
-    layout = Layout(Path(state_dir))
-    record = _read_json(layout.record(env)) if env in ENVIRONMENTS else {}
-    if not record:
-        raise NotFound(
-            f"`{env}` was not deployed by `iotctl deploy aks` on this machine (no `{layout.record(env)}`); run the "
-            "migrations where it was deployed (`iotctl db migrate` there), or sync its Application "
-            "(`argocd app sync iots6-<env>`): every sync runs them."
-        )
-    platform_out = record.get("platform") or {}
-    deployment = AksDeployment(
-        Path(state_dir),
-        AksRequest(env=env),
-        Hooks(step=progress),
-        root=PACKAGE_REPO,
-        azure=azure,
-        poll_s=poll_s,
-        clock=clock,
-        sleep=sleep,
-    )
-    cluster = deployment.cluster(platform_out)
-    ns = rollout.namespace_of(env)
-    template = cluster.get("batch/v1", "Job", "iots6-migrate", ns)
-    if template is None:
-        raise NotFound(
-            f"the migration Job `{ns}/iots6-migrate` is not in the cluster (the environment never synced); run "
-            f"`iotctl deploy aks --env {env}`, whose sync runs the migrations."
-        )
-    name = f"iots6-migrate-iotctl-{datetime.now(UTC).strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    job = _job_copy(template, name)
-    progress(f"migrations: running Job {ns}/{name} (a copy of the chart's iots6-migrate)")
-    cluster.apply([job])
-    deadline = clock() + timeout_s
-    logs = f"kubectl -n {ns} logs job/{name} --all-containers"
-    while True:
-        current = cluster.get("batch/v1", "Job", name, ns) or {}
-        conditions = (current.get("status") or {}).get("conditions") or []
-        done = {c.get("type"): c for c in conditions if c.get("status") == "True"}
-        if "Complete" in done or "SuccessCriteriaMet" in done:
-            return MigrationRun(name, ns, True, "the migrations ran; the schema is up to date", logs)
-        if "Failed" in done:
-            reason = done["Failed"].get("message") or done["Failed"].get("reason") or "failed"
-            raise OperationFailed(f"the migration Job `{ns}/{name}` failed ({reason}); read `{logs}`.")
-        if clock() >= deadline:
-            raise OperationFailed(
-                f"the migration Job `{ns}/{name}` did not finish within {int(timeout_s)} s; read `{logs}`."
-            )
-        sleep(poll_s)
-
-
-def _job_copy(template: dict[str, Any], name: str) -> dict[str, Any]:
-    """The Job's spec for a new Job: no status, no generated selector or controller labels, no hook annotations."""
-    generated = ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name", "batch.kubernetes.io/job-name")
-    meta = template.get("metadata") or {}
-    spec = copy.deepcopy(template.get("spec") or {})
-    spec.pop("selector", None)
-    spec.pop("manualSelector", None)
-    pod_meta = spec.setdefault("template", {}).setdefault("metadata", {})
-    pod_meta["labels"] = {k: v for k, v in (pod_meta.get("labels") or {}).items() if k not in generated}
-    spec["ttlSecondsAfterFinished"] = 86400
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in generated}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": meta.get("namespace"),
-            "labels": labels,
-            "annotations": {"iots6.io/started-by": "iotctl db migrate"},
-        },
-        "spec": spec,
-    }
