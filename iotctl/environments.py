@@ -41,7 +41,7 @@ import os
 import re
 import shutil
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -455,7 +455,10 @@ def _check(env: Environment, fail) -> None:
 def list_environments(settings: Settings | Path, *, builtins: bool = True) -> list[Environment]:
     found = []
     if builtins and isinstance(settings, Settings):
-        found += [builtin(replace(settings, env="local"), "local"), builtin(replace(settings, env="docker"), "docker")]
+        found += [
+            builtin(settings.model_copy(update={"env": "local"}), "local"),
+            builtin(settings.model_copy(update={"env": "docker"}), "docker"),
+        ]
     base = environments_dir(settings)
     for file in sorted(base.glob("*.toml")) if base.is_dir() else []:
         if NAME_PATTERN.match(file.stem):

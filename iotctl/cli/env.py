@@ -45,12 +45,10 @@ def show(
     json_: bool = JSON_OPTION,
 ) -> None:
     """An environment's endpoints and where its credentials are, never their values."""
-    from dataclasses import replace
-
     from iotctl.environments import active
 
     cfg = settings(ctx)
-    data = active(replace(cfg, env=name) if name else cfg).public()
+    data = active(cfg.model_copy(update={"env": name}) if name else cfg).public()
     if json_:
         emit_json(data)
         return

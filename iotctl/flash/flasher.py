@@ -14,6 +14,7 @@ from iotctl.errors import InvalidInput, OperationFailed
 from iotctl.flash import firmware
 from iotctl.flash.board import Board
 from iotctl.flash.errors import NotOnline, OutOfFlash, WifiMissing
+from iotctl.packaged import firmware_dir as shipped_firmware
 
 #: What the firmware prints on its console once its MQTT session is up. The firmware must print a line containing
 #: it (see firmware/lib/iots6/app.py); `flash` waits for it unless --no-wait.
@@ -40,7 +41,7 @@ class FlashRequest:
     mip_cache: Path | None = None
     wait_online: bool = True
     online_timeout: float = 60.0
-    firmware_dir: Path = field(default_factory=lambda: firmware.REPO_FIRMWARE)
+    firmware_dir: Path = field(default_factory=shipped_firmware)  # inside the wheel, or the checkout's firmware/
 
 
 def _wifi(request: FlashRequest) -> tuple[str, str] | None:

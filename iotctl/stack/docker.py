@@ -88,6 +88,44 @@ def _repo_file(*parts: str) -> Path:
     return _REPO_ROOT.joinpath(*parts)
 
 
+def service_environments(topic_base: str) -> dict[str, dict[str, str]]:
+    """The ``environment:`` of the platform's Compose services, built from the services' own settings definition
+    (:mod:`iots6_platform.core.settings`): names, types and ranges are checked here, not when a container starts.
+    Secrets are Compose secrets under /run/secrets, named by the ``*_FILE`` variables."""
+    from iots6_platform.core.settings import ConfigServerSettings, IngestSettings, MigrateSettings
+
+    database_url = f"postgresql://{DB_OWNER}@timescaledb:5432/{DB_NAME}"
+    return {
+        "migrate": MigrateSettings.env(
+            database_url=database_url,
+            database_password_file="/run/secrets/db_password",
+        ),
+        "ingest": IngestSettings.env(
+            mqtt_host="mosquitto",
+            mqtt_port=1883,
+            mqtt_username=service_username(ROLE_INGEST),
+            mqtt_password_file="/run/secrets/mqtt_ingest_password",
+            database_url=database_url,
+            database_password_file="/run/secrets/db_password",
+            topic_base=topic_base,
+            http_bind="0.0.0.0",
+            http_port=SCRAPE_TARGETS["ingest"][1],
+        ),
+        "config-server": ConfigServerSettings.env(
+            bind="0.0.0.0",
+            port=SCRAPE_TARGETS["config-server"][1],
+            database_url=database_url,
+            database_password_file="/run/secrets/db_password",
+            admin_token_file="/run/secrets/config_admin_token",
+            mqtt_host="mosquitto",
+            mqtt_port=1883,
+            mqtt_username=service_username(ROLE_CONFIG),
+            mqtt_password_file="/run/secrets/mqtt_config_password",
+            topic_base=topic_base,
+        ),
+    }
+
+
 @dataclass(frozen=True)
 class DockerOptions:
     """What the rendered stack publishes on the host. Defaults match the native stack's ports, so the CLI's
@@ -270,6 +308,7 @@ class DockerStack:
             "images": IMAGES,
             "tls": bool(tls),
             "build_context": str(options.build_context) if options.build_context else None,
+            "environment": service_environments(options.topic_base),
         }
         self.compose_file.write_text(render("docker/compose.yaml.j2", **context))
         written.append(self.compose_file)

@@ -156,8 +156,10 @@ def service_available(module: str) -> bool:
 
 
 def _service_env(extra: dict[str, str]) -> dict[str, str]:
-    # Inherit PATH and friends, but never a stray INGEST_*/CONFIG_SERVER_* from the caller's shell.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "CONFIG_SERVER_"))}
+    from iots6_platform.core.settings import SERVICES
+
+    # Inherit PATH and friends, but never a stray INGEST_*/CONFIG_SERVER_*/MIGRATE_* from the caller's shell.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(tuple(c.prefix() for c in SERVICES.values()))}
     env.update(extra)
     return env
 
@@ -270,35 +272,38 @@ class NativeStack:
 
     # -- services
     def services(self, engine: str | None = None) -> list[ServiceSpec]:
+        from iots6_platform.core.settings import ConfigServerSettings, IngestSettings
+
         s, layout = self.settings, self.layout
-        ingest_env = {
-            "INGEST_MQTT_HOST": BIND,
-            "INGEST_MQTT_PORT": str(s.mqtt_port),
-            "INGEST_MQTT_USERNAME": service_username(ROLE_INGEST),
-            "INGEST_MQTT_PASSWORD_FILE": str(layout.secret(ROLE_INGEST)),
-            "INGEST_DATABASE_URL": self.db_url,
-            "INGEST_DATABASE_PASSWORD_FILE": str(layout.secret("db")),
-            "INGEST_TOPIC_BASE": s.topic_base,
-            "INGEST_HTTP_PORT": str(s.ingest_health_port),
-            "INGEST_CLIENT_ID": INGEST_CLIENT_ID,
-        }
-        embedded = (engine or self._engine()) == "embedded"
-        if embedded:
-            # amqtt speaks MQTT 3.1.1 only: a persistent session (clean_session=False), plain subscription.
-            ingest_env["INGEST_MQTT_PROTOCOL"] = "3.1.1"
-        config_env = {
-            "CONFIG_SERVER_BIND": BIND,
-            "CONFIG_SERVER_PORT": str(s.config_port),
-            "CONFIG_SERVER_DATABASE_URL": self.db_url,
-            "CONFIG_SERVER_DATABASE_PASSWORD_FILE": str(layout.secret("db")),
-            "CONFIG_SERVER_ADMIN_TOKEN_FILE": str(layout.secret("admin-token")),
-            "CONFIG_SERVER_MQTT_HOST": BIND,
-            "CONFIG_SERVER_MQTT_PORT": str(s.mqtt_port),
-            "CONFIG_SERVER_MQTT_USERNAME": service_username(ROLE_CONFIG),
-            "CONFIG_SERVER_MQTT_PASSWORD_FILE": str(layout.secret(ROLE_CONFIG)),
-            "CONFIG_SERVER_TOPIC_BASE": s.topic_base,
-            "CONFIG_SERVER_MQTT_PROTOCOL": "3.1.1" if embedded else "5",
-        }
+        # amqtt (the embedded broker) speaks MQTT 3.1.1 only: a persistent session (clean_session=False), plain
+        # subscription.
+        protocol = "3.1.1" if (engine or self._engine()) == "embedded" else "5"
+        # The variables' names, types and ranges come from the services' own definition (checked here).
+        ingest_env = IngestSettings.env(
+            mqtt_host=BIND,
+            mqtt_port=s.mqtt_port,
+            mqtt_username=service_username(ROLE_INGEST),
+            mqtt_password_file=layout.secret(ROLE_INGEST),
+            database_url=self.db_url,
+            database_password_file=layout.secret("db"),
+            topic_base=s.topic_base,
+            http_port=s.ingest_health_port,
+            client_id=INGEST_CLIENT_ID,
+            mqtt_protocol=protocol,
+        )
+        config_env = ConfigServerSettings.env(
+            bind=BIND,
+            port=s.config_port,
+            database_url=self.db_url,
+            database_password_file=layout.secret("db"),
+            admin_token_file=layout.secret("admin-token"),
+            mqtt_host=BIND,
+            mqtt_port=s.mqtt_port,
+            mqtt_username=service_username(ROLE_CONFIG),
+            mqtt_password_file=layout.secret(ROLE_CONFIG),
+            topic_base=s.topic_base,
+            mqtt_protocol=protocol,
+        )
         # Temporary files (the config server's per-worker metrics) stay under the state dir too, one directory per
         # service, emptied before it starts (a killed service leaves its files behind).
         ingest_env["TMPDIR"] = str(self._tmp_dir(INGEST))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,7 +147,7 @@ def test_builtin_local_is_todays_behaviour(state):
     docker = environments.active(load_settings({"state_dir": state}, environ={"IOTCTL_DOCKER": "1"}))
     assert docker.kind == "docker"
     assert docker.secret_file(environments.MQTT_ADMIN) == state / "docker" / "secrets" / "mqtt-admin.password"
-    assert environments.active(replace(settings, env="docker")).kind == "docker"
+    assert environments.active(settings.model_copy(update={"env": "docker"})).kind == "docker"
 
 
 def test_settings_record_where_each_value_came_from(state, tmp_path):

@@ -53,7 +53,7 @@ class Hardware:
 
     The network is ``net`` (an :class:`iots6.net.Net`: bounded DNS, TCP, TLS, UDP); the MQTT client, the HTTP
     connection and the NTP query are built over it unless ``mqtt_factory``, ``connect`` or ``settime`` are given
-    (the simulator gives its own, over CPython sockets).
+    (the simulator gives a ``Net`` over CPython sockets, this ``MQTTClient`` counting its PUBACKs, and no NTP).
     """
 
     def __init__(self, clock=None, **parts):

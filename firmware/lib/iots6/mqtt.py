@@ -8,8 +8,8 @@ so a reconnect also triggers a config check).  ``publish`` returns True only aft
 caller removes a reading from the flash buffer only then.
 
 Any failure marks the link lost and schedules a reconnect with backoff; nothing here raises.  The client comes
-from ``client_factory()`` (the firmware's own :class:`iots6.mqttclient.MQTTClient` on the board, the simulator's
-socket client under CPython); whatever it raises (OSError, MQTTException, a stray AssertionError from another
+from ``client_factory()`` (the firmware's own :class:`iots6.mqttclient.MQTTClient`, on the board and in the
+simulator; tests pass fakes); whatever it raises (OSError, MQTTException, a stray AssertionError from another
 client) is a lost link.  A half-open link (the broker vanished without closing the TCP connection) is noticed
 by a PUBACK that does not come (the client's timeout) or a PINGREQ without PINGRESP within ``PING_TIMEOUT_MS``.
 """

@@ -125,8 +125,9 @@ seccompProfile:
 {{- end }}
 
 {{/*
-The ONE place each service's environment variables are spelled (DECISIONS.md §2): services/iots6_platform/ingest/config.py,
-services/iots6_platform/config_server/config.py and iots6-migrate's MIGRATE_DATABASE_*. Secrets are files under /run/secrets/iots6.
+The ONE place each service's environment variables are spelled (DECISIONS.md §2), as defined in
+iots6_platform.core.settings (docs/settings.md; tests/unit/test_settings_agree.py checks these helpers against it).
+Secrets are files under /run/secrets/iots6.
 */}}
 {{- define "iots6.ingest.env" -}}
 - name: INGEST_MQTT_HOST

@@ -1,14 +1,7 @@
 """Entry point: ``iots6-migrate`` / ``python -m iots6_platform.core.db``, the one-shot migration job of the images.
 
-Configured by MIGRATE_* env vars (the prefix is the program's name, as INGEST_* and CONFIG_SERVER_* are):
-
-==============================  =================================================  ==============
-variable                        meaning                                            default
-==============================  =================================================  ==============
-MIGRATE_DATABASE_URL            postgresql://user@host:port/db, no password        (required)
-MIGRATE_DATABASE_PASSWORD_FILE  file holding that user's password                  (none: libpq's)
-MIGRATE_EDITION                 force postgres, timescale-apache or timescale      (detected)
-==============================  =================================================  ==============
+Configured by MIGRATE_* env vars (the prefix is the program's name, as INGEST_* and CONFIG_SERVER_* are), defined
+in :class:`iots6_platform.core.settings.MigrateSettings` (docs/database.md's table is generated from it).
 
 It prints one JSON line on stdout, ``{"edition": ..., "applied": ["0001_core", ...]}`` (what automation such as
 the Ansible role reads to report a change), and talks on stderr. Exit codes: 0 applied (or already up to date),
@@ -24,23 +17,19 @@ import sys
 
 import psycopg
 
-from iots6_platform.core import envconfig
 from iots6_platform.core.db import migrate
 from iots6_platform.core.errors import OperationFailed
+from iots6_platform.core.settings import ConfigError, MigrateSettings, read_secrets
 
 
 def main(env: dict[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
     try:
-        url = envconfig.database_url("MIGRATE_DATABASE_URL", env.get("MIGRATE_DATABASE_URL"))
-        password_file = env.get("MIGRATE_DATABASE_PASSWORD_FILE")
-        password = envconfig.secret_file("MIGRATE_DATABASE_PASSWORD_FILE", password_file) if password_file else None
-        edition = env.get("MIGRATE_EDITION") or None
-        if edition is not None:
-            envconfig.choice("MIGRATE_EDITION", edition, migrate.EDITIONS)
-    except envconfig.ConfigError as exc:
+        settings = MigrateSettings.from_environ(os.environ if env is None else env)
+        password = read_secrets(settings)["database_password"]
+    except ConfigError as exc:
         sys.stderr.write(f"iots6-migrate: error: {exc}\n")
         return 2
+    url, edition = settings.database_url, settings.edition
     kwargs = {"autocommit": True, "connect_timeout": 10}
     if password is not None:
         kwargs["password"] = password

@@ -18,13 +18,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import get_args
 
 import psycopg
 
 from iots6_platform.core.errors import OperationFailed
+from iots6_platform.core.settings import Edition
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-EDITIONS = ("postgres", "timescale-apache", "timescale")
+EDITIONS: tuple[str, ...] = get_args(Edition)  # defined with MIGRATE_EDITION
 #: pg_advisory_lock key: two migrators never interleave ("iots6mig" as a 64-bit int).
 ADVISORY_LOCK_KEY = 0x696F747336_6D6967 & 0x7FFFFFFFFFFFFFFF
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)(?:\.(postgres|timescale-apache|timescale))?\.sql$")
