@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from iotctl.broker.identities import ACTIVE
+from iotctl.device_id import validate_device_id
 from iotctl.errors import InvalidInput, NotFound
 from iotctl.secretfiles import generate_password, write_secret
 from iotctl.settings import Settings
@@ -77,12 +78,6 @@ def config_url(settings: Settings) -> str:
     from iotctl.environments import active
 
     return active(settings).config_url
-
-
-def validate_device_id(device_id: str) -> str:
-    if not contract.valid_device_id(device_id):
-        raise InvalidInput(f"Device id `{device_id}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`.")
-    return device_id
 
 
 def device_file(settings: Settings, device_id: str) -> Path:

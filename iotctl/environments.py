@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from iotctl.endpoints import DbEndpoint, MqttEndpoint
 from iotctl.errors import InvalidInput, NotFound, OperationFailed
 from iotctl.secretfiles import read_secret, write_secret
 from iotctl.settings import DEFAULT, Settings
@@ -74,7 +75,7 @@ _SECRET_WHAT = {
     DB_PASSWORD: "database password",
     CA_CERT: "CA certificate",
 }
-# The built-in stacks' names for those secrets (iotctl.endpoints.stack_secret).
+# The built-in stacks' names for those secrets (``Stack.secret_file``).
 _STACK_SECRET = {MQTT_ADMIN: "mqtt-admin", MQTT_OPERATOR: "operator", CONFIG_ADMIN: "admin-token", DB_PASSWORD: "db"}
 _SETTING_FOR_SECRET = {
     MQTT_OPERATOR: "mqtt_password_file",
@@ -173,9 +174,9 @@ class Environment:
             from iotctl.stack.layout import StackLayout
 
             return StackLayout(settings.state_dir).ca_file
-        from iotctl.endpoints import stack_secret
+        from iotctl.stack import local_stack
 
-        return stack_secret(settings, _STACK_SECRET[name], docker=self.kind == "docker")
+        return local_stack(settings, docker=self.kind == "docker").secret_file(_STACK_SECRET[name])
 
     def secret(self, name: str) -> str:
         """Secret ``name`` of this environment, read from its file or its Key Vault (never cached on disk)."""
@@ -227,7 +228,6 @@ class Environment:
         return self._mqtt(ADMIN_USERNAME, self.secret(MQTT_ADMIN))
 
     def _mqtt(self, username: str, password: str):
-        from iotctl.endpoints import MqttEndpoint
 
         b = self.broker
         return MqttEndpoint(
@@ -242,7 +242,6 @@ class Environment:
         )
 
     def db_endpoint(self):
-        from iotctl.endpoints import DbEndpoint
 
         if self.database.access == DB_JOB and not self.database.url:
             raise OperationFailed(
@@ -325,6 +324,16 @@ class Environment:
 def environments_dir(settings_or_state_dir: Settings | Path) -> Path:
     state_dir = getattr(settings_or_state_dir, "state_dir", settings_or_state_dir)
     return Path(state_dir) / "environments"
+
+
+def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
+    """The operator's login on the active environment's broker."""
+    return active(settings).operator_endpoint()
+
+
+def db_endpoint(settings: Settings) -> DbEndpoint:
+    """The active environment's database (URL without password, and the password)."""
+    return active(settings).db_endpoint()
 
 
 def active(settings: Settings) -> Environment:

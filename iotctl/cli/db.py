@@ -27,8 +27,7 @@ def migrate(
     An AKS environment's database is reached from inside its cluster: there this runs the chart's migration Job.
     """
     from iotctl.db.connect import connect
-    from iotctl.endpoints import db_endpoint
-    from iotctl.environments import DB_JOB, active
+    from iotctl.environments import DB_JOB, active, db_endpoint
     from iots6_platform.core.db import migrate as migrations
 
     cfg = settings(ctx)
@@ -59,7 +58,7 @@ def status(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION
     from rich.table import Table
 
     from iotctl.db.connect import connect
-    from iotctl.endpoints import db_endpoint
+    from iotctl.environments import db_endpoint
     from iots6_platform.core.db import migrate as migrations
 
     endpoint = db_endpoint(settings(ctx))

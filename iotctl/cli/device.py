@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from iotctl.cli.common import ENV_OPTION, JSON_OPTION, emit_json, info, out, settings
+from iots6_platform.core import contract
 
 app = typer.Typer(
     help="Devices: identities (MQTT account, ACL, config token), a simulated fleet, flashing boards.",
@@ -18,7 +19,7 @@ app = typer.Typer(
 def provision(
     ctx: typer.Context,
     _env: str = ENV_OPTION,
-    device_ids: list[str] = typer.Argument(..., help="One or more device ids ([A-Za-z0-9_-]{1,64})."),
+    device_ids: list[str] = typer.Argument(..., help=f"One or more device ids ({contract.DEVICE_ID_PATTERN})."),
     rotate: bool = typer.Option(False, "--rotate", help="Issue new credentials for an existing device."),
     location: str = typer.Option(None, "--location", help="Label `location` (site) for dashboards."),
     json_: bool = JSON_OPTION,

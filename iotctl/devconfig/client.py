@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from iotctl.device_id import validate_device_id
 from iotctl.errors import AuthRefused, InvalidInput, NotFound, OperationFailed, Unreachable
 from iotctl.settings import Settings
 from iots6_platform.core import contract
@@ -122,11 +123,7 @@ class AdminClient:
     # -- resources
     @staticmethod
     def _device_path(device_id: str, leaf: str = "") -> str:
-        if not contract.valid_device_id(device_id):
-            raise InvalidInput(
-                f"Device id `{device_id}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`."
-            )
-        return f"/v1/devices/{quote(device_id)}" + (f"/{leaf}" if leaf else "")
+        return f"/v1/devices/{quote(validate_device_id(device_id))}" + (f"/{leaf}" if leaf else "")
 
     # -- the device registry (iots6_platform.core.registry behind the config server)
     def registry_entry(self, device_id: str) -> dict[str, Any] | None:

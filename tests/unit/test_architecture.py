@@ -84,3 +84,11 @@ def test_only_the_cli_layer_imports_typer_rich_or_the_commands(module):
         m for m in CLI_MODULES[module] if m.split(".")[0] in ("typer", "rich", "click") or _under(m, "iotctl.cli")
     }
     assert not upward, f"{module} (library layer) imports {sorted(upward)}"
+
+
+@pytest.mark.parametrize("module", ["iotctl.endpoints", "iotctl.stack.base"])
+def test_the_lowest_modules_import_nothing_above_them(module):
+    """The endpoint values import nothing of iotctl; the stack interface only the errors."""
+    allowed = {"iotctl.endpoints": set(), "iotctl.stack.base": {"iotctl.errors"}}[module]
+    own = {m for m in CLI_MODULES[module] if _under(m, "iotctl")}
+    assert {m for m in own if not any(_under(m, a) for a in allowed)} == set(), f"{module} imports {sorted(own)}"

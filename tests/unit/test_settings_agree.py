@@ -151,11 +151,11 @@ def test_the_native_stack_hands_each_service_the_derived_environment(tmp_path, e
 
 
 def test_the_native_stack_never_passes_a_stray_platform_variable_from_the_shell(monkeypatch):
-    from iotctl.stack import native
+    from iotctl.stack import services as native_services
 
     for cls in SERVICES.values():
         monkeypatch.setenv(cls.prefix() + "STRAY", "from-the-shell")
-    env = native._service_env({"INGEST_MQTT_HOST": "127.0.0.1"})
+    env = native_services._service_env({"INGEST_MQTT_HOST": "127.0.0.1"})
     assert env["INGEST_MQTT_HOST"] == "127.0.0.1"
     assert not [k for k in env if k.endswith("_STRAY")]
 

@@ -53,10 +53,14 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
-def test_wheel_carries_the_firmware_and_the_templates(wheel):
+def test_wheel_carries_the_firmware_the_templates_and_grafanas_files(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-        for source, target in ((REPO / "firmware", "iotctl/_firmware"), (REPO / "templates", "iotctl/_templates")):
+        for source, target in (
+            (REPO / "firmware", "iotctl/_firmware"),
+            (REPO / "templates", "iotctl/_templates"),
+            (REPO / "infra" / "grafana", "iotctl/_grafana"),  # what the Docker stack mounts into Grafana
+        ):
             expected = _files(source)
             assert expected, source
             packed = {n[len(target) + 1 :] for n in names if n.startswith(target + "/")}
