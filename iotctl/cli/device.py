@@ -26,8 +26,11 @@ def provision(
 ) -> None:
     """Create each device's broker client (publish only under its own topics), registry row and config token.
 
-    In the active environment (--env). Credentials are written to the environment's devices/<id>.json (mode 0600;
-    <state-dir>/devices for `local`) and never printed.
+    In the active environment (--env). The broker client is made over MQTT by the broker's dynamic-security admin;
+    the registry row and token are written in the database on the local stacks, and through the config server's
+    admin API over HTTPS (its admin token and CA) on a vm or aks environment, so no database access is needed
+    there. Credentials are written to the environment's devices/<id>.json (mode 0600; <state-dir>/devices for
+    `local`) and never printed.
     """
     from iotctl.devices import provisioning, validate_device_id
 
@@ -50,7 +53,10 @@ def provision(
 @app.command("fleet")
 def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION) -> None:
     """List the registered fleet: last seen, status, firmware, RSSI, readings dropped on the device, location,
-    broker account."""
+    broker account.
+
+    From the database on the local stacks, from the config server's admin API on a vm or aks environment.
+    """
     from rich.table import Table
 
     from iotctl.devices import list_devices
@@ -81,7 +87,11 @@ def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION)
 def retire(
     ctx: typer.Context, _env: str = ENV_OPTION, device_id: str = typer.Argument(..., help="The device to retire.")
 ) -> None:
-    """Disable a device's broker client (disconnecting it at once) and revoke its config token; readings stay."""
+    """Disable a device's broker client (disconnecting it at once) and revoke its config token; readings stay.
+
+    The registry row is marked retired in the database on the local stacks, through the config server's admin API
+    on a vm or aks environment.
+    """
     from iotctl.devices import retire as do_retire
 
     do_retire(settings(ctx), device_id)

@@ -56,6 +56,7 @@ def show(
     for key in ("name", "kind", "file", "broker", "broker_ca", "config_url", "credentials", "devices_dir"):
         console.print(f"{key}: {data[key] if data[key] is not None else '-'}", markup=False)
     console.print(f"database: {data['database']['url'] or '-'} ({data['database']['access']})", markup=False)
+    console.print(f"device_registry: {data['device_registry']}", markup=False)
     for secret, where in data["secrets"].items():
         state = "present" if where["present"] else ("in Key Vault" if where["file"] is None else "MISSING")
         console.print(f"secret {secret}: {where['file'] or data['credentials']} ({state})", markup=False)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from flask import Blueprint, abort, jsonify
 
-from iots6_platform.config_server import notices, store
+from iots6_platform.config_server import notices, registry, store
 from iots6_platform.config_server.runtime import (
     actor,
     db,
@@ -44,9 +42,26 @@ SCHEMAS = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["device_id", "version", "overrides_version", "retired", "has_token"],
+                    "required": [
+                        "version",
+                        "overrides_version",
+                        "retired",
+                        "has_token",
+                        *registry.REGISTRY_REQUIRED,
+                        "dropped",
+                        "dropped_at",
+                    ],
                     "properties": {
-                        "device_id": {"type": "string"},
+                        **registry.REGISTRY_FIELDS,
+                        "dropped": {
+                            "type": "integer",
+                            "description": "readings the device reported dropping before it could send them",
+                        },
+                        "dropped_at": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "newest reading that reported any dropped",
+                        },
                         "version": {"type": "integer", "description": "effective version"},
                         "overrides_version": {"type": "integer"},
                         "retired": {"type": "boolean"},
@@ -110,7 +125,7 @@ def _representation(conn, device_id: str) -> dict:
 
 @bp.get("/v1/devices")
 def list_devices():
-    """Registered devices with their configuration versions
+    """Registered devices: configuration versions and registry rows
     ---
     get:
       responses:
@@ -118,7 +133,7 @@ def list_devices():
         401: Unauthorized
     """
     with db() as conn:
-        return jsonify({"devices": [asdict(device) for device in store.devices(conn)]})
+        return jsonify({"devices": [device.as_json() for device in store.devices(conn)]})
 
 
 @bp.get("/v1/devices/<device_id>/overrides")

@@ -34,6 +34,12 @@ class Metrics:
             "Change notices that could not be sent (devices still poll)",
             registry=r,
         )
+        self.registry_changes = Counter(
+            "iots6_config_registry_changes",
+            "Device registry changes through the admin API, by action (register, token, retire)",
+            ["action"],
+            registry=r,
+        )
         self.writes = Counter("iots6_config_writes", "Configuration changes committed, by scope", ["scope"], registry=r)
 
     def exposition(self) -> tuple[bytes, str]:

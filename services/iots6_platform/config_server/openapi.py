@@ -32,7 +32,9 @@ TITLE = "iots6 config server"
 DESCRIPTION = (
     "Per-device configuration for the iots6 fleet: devices fetch their effective configuration with their own "
     "token; operators change fleet defaults and per-device overrides with the admin token. Every change is "
-    "validated, versioned, recorded and announced on `<base>/<device_id>/config` (retained)."
+    "validated, versioned, recorded and announced on `<base>/<device_id>/config` (retained). Operators also "
+    "register and retire devices here (the device registry and each device's config token), so provisioning "
+    "needs no database access."
 )
 #: Operations need the admin token unless their docstring says otherwise (``security: []`` or the device token).
 DEFAULT_SECURITY = [{"adminToken": []}]
@@ -89,12 +91,14 @@ def _error(description: str, **headers: str) -> dict[str, Any]:
 
 #: Error responses by component name; a view's docstring names them (``401: Unauthorized``).
 RESPONSES = {
-    "BadRequest": _error("Malformed request: body not a JSON object, bad X-Actor or limit"),
+    "BadRequest": _error("Malformed request: body not a JSON object, bad X-Actor, limit or device id"),
     "Unauthorized": _error("Missing or wrong bearer token", **{"WWW-Authenticate": "WWWAuthenticate"}),
     "Forbidden": _error("The token belongs to another device, or the device is retired"),
     "NotFound": _error("The device is not registered"),
     "PreconditionFailed": _error("If-Match names another version than the current one"),
     "InvalidConfig": _error("The configuration breaks the schema; `key` names the offending key"),
+    "InvalidLabels": _error("The labels break the registry's rules; `key` is `labels`"),
+    "Retired": _error("The device is retired: register it again first"),
 }
 
 HEADERS = {
@@ -104,6 +108,8 @@ HEADERS = {
         "schema": {"type": "string"},
     },
     "WWWAuthenticate": {"description": '`Bearer realm="iots6-config"`', "schema": {"type": "string"}},
+    "NoStore": {"description": "`no-store`: the answer holds a secret", "schema": {"type": "string"}},
+    "Location": {"description": "the new device's path", "schema": {"type": "string"}},
 }
 
 PARAMETERS = {

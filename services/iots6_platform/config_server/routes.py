@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from iots6_platform.config_server import device_config, devices, fleet, ops
+from iots6_platform.config_server import device_config, devices, fleet, ops, registry
 
-RESOURCES = (device_config, devices, fleet, ops)
+RESOURCES = (device_config, devices, registry, fleet, ops)
 
 
 def register(app: Flask) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from iots6_platform.core import registry
 from iots6_platform.core.devconfig import schema
 
 SQL_PING = "SELECT 1"
@@ -130,13 +131,29 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class DeviceSummary:
-    """A registered device as the admin list shows it."""
+    """A registered device as the admin list shows it: configuration versions and its registry row."""
 
     device_id: str
     version: int  # effective: fleet version + overrides version
     overrides_version: int
     retired: bool
     has_token: bool
+    #: :func:`iots6_platform.core.registry.fleet`'s row: labels, created/retired/last seen, status, fw, rssi, dropped
+    registry: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        row = {
+            key: value.isoformat() if key in registry.FLEET_TIMES and value else value
+            for key, value in self.registry.items()
+        }
+        return {
+            **row,
+            "device_id": self.device_id,
+            "version": self.version,
+            "overrides_version": self.overrides_version,
+            "retired": self.retired,
+            "has_token": self.has_token,
+        }
 
 
 def fleet(conn) -> Document:
@@ -223,12 +240,17 @@ def history(conn, device_id: str | None, limit: int) -> list[HistoryEntry]:
 
 
 def devices(conn) -> list[DeviceSummary]:
+    """Every device's configuration versions and, from the same snapshot, its registry row
+    (:func:`iots6_platform.core.registry.fleet`: labels, last seen, status, ...)."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         fleet_version = fleet(conn).version
         rows = conn.execute(SQL_DEVICES).fetchall()
+        found = {row["device_id"]: row for row in registry.fleet(conn)}
     return [
-        DeviceSummary(device_id, fleet_version + overrides_version, overrides_version, retired, has_token)
+        DeviceSummary(
+            device_id, fleet_version + overrides_version, overrides_version, retired, has_token, found[device_id]
+        )
         for device_id, overrides_version, retired, has_token in rows
     ]
 
