@@ -159,6 +159,13 @@ def test_every_consumed_secret_comes_from_key_vault(rendered, env):
                     consumed.add(var["valueFrom"]["secretKeyRef"]["name"])
     for ingress in _by(docs, "Ingress").values():
         consumed |= {t["secretName"] for t in ingress["spec"].get("tls", [])}
+    published = {
+        (p["path"], p["pathType"])
+        for rule in _by(docs, "Ingress")["iots6-config-server"]["spec"]["rules"]
+        for p in rule["http"]["paths"]
+    }
+    # what the VM's nginx publishes too: never /metrics, never a catch-all
+    assert published == {("/v1/", "Prefix"), ("/openapi.json", "Exact"), ("/healthz", "Exact")}, published
     externals = _by(docs, "ExternalSecret")
     assert consumed == {e["spec"]["target"]["name"] for e in externals.values()}
     remote = {item["remoteRef"]["key"] for e in externals.values() for item in e["spec"]["data"]}
