@@ -27,7 +27,9 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
+
+import msgspec
 
 PAYLOAD_VERSION = 1
 DEFAULT_TOPIC_BASE = "iots6"
@@ -189,6 +191,11 @@ def subscription(base: str) -> str:
     return f"{base}/#"
 
 
+#: Topics already split, per base: a fleet publishes on a few topics per device, each seen over and over.
+_TOPICS: dict[str, dict[str, Topic]] = {}
+_TOPICS_MAX = 100_000  # topics remembered per base; past that the cache starts over
+
+
 def parse_topic(base: str, name: str) -> Topic:
     """Split a topic into device id and channel, or raise ContractError('bad_topic')."""
     prefix = base + "/"
@@ -204,6 +211,20 @@ def parse_topic(base: str, name: str) -> Topic:
     if not valid_device_id(device_id):
         raise ContractError("bad_device_id", f"device id {device_id!r} does not match {DEVICE_ID_PATTERN}")
     return Topic(device_id, channel)
+
+
+def _cached_topic(base: str, name: str) -> Topic:
+    """:func:`parse_topic`, remembering the topics that parse."""
+    cache = _TOPICS.get(base)
+    if cache is None:
+        cache = _TOPICS.setdefault(base, {})
+    parsed = cache.get(name)
+    if parsed is None:
+        parsed = parse_topic(base, name)
+        if len(cache) >= _TOPICS_MAX:
+            cache.clear()
+        cache[name] = parsed
+    return parsed
 
 
 # --------------------------------------------------------------------------------------------------- values
@@ -363,6 +384,85 @@ def _check_device(data: dict[str, Any], topic_device: str) -> str:
     return device_id
 
 
+def _range(name: str, python_type: type):
+    return Annotated[python_type, msgspec.Meta(ge=FIELDS[name][2], le=FIELDS[name][3])] | None
+
+
+class _V1(msgspec.Struct):
+    """Payload v1 as msgspec decodes and checks it in one C call (types and ranges from :data:`FIELDS`)."""
+
+    device_id: str
+    ts: str
+    seq: Annotated[int, msgspec.Meta(ge=FIELDS["seq"][2], le=FIELDS["seq"][3])]
+    v: Literal[1] = 1
+    temperature: _range("temperature", float) = None
+    humidity: _range("humidity", float) = None
+    pressure: _range("pressure", float) = None
+    motion: bool | None = None
+    switch: bool | None = None
+    event: Any = None  # checked below only on the event channel (ignored on telemetry, as the full check does)
+    rssi: _range("rssi", int) = None
+    uptime_s: _range("uptime_s", int) = None
+    fw: Annotated[str, msgspec.Meta(max_length=MAX_FW_LEN)] | None = None
+    dropped: _range("dropped", int) = None
+
+
+_V1_DECODER = msgspec.json.Decoder(_V1)
+
+
+def _fast_v1(payload: bytes | str, topic_device: str, channel: str, now: datetime | None) -> Reading | None:
+    """The common case, a payload v1 with every field right, checked mostly in C; None when anything at all is
+    unusual, and the full check (:func:`parse_v1`) then decides, naming what is wrong.
+
+    It accepts only what the full check accepts untouched, and returns the same Reading (a differential test,
+    tests/unit/test_contract_fast_path.py, holds it to that): the size and nesting limits first, then strict JSON
+    with the types and ranges of :data:`FIELDS`.  msgspec skips the fields it does not know without checking their
+    UTF-8, where ``json.loads`` refuses the whole payload, so non-ASCII bytes are decoded here first."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    if isinstance(payload, bytes | bytearray):
+        if payload.count(b"[") + payload.count(b"{") > MAX_JSON_DEPTH:
+            return None
+        if not payload.isascii():
+            try:
+                payload.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
+            except UnicodeDecodeError:
+                return None
+    elif payload.count("[") + payload.count("{") > MAX_JSON_DEPTH:
+        return None
+    try:
+        data = _V1_DECODER.decode(payload)
+    except (msgspec.DecodeError, ValueError):  # ValueError: invalid UTF-8 inside a field msgspec decodes
+        return None
+    if data.device_id != topic_device:
+        return None
+    if channel == EVENT:
+        kind = data.event
+        if kind.__class__ is not str or kind not in EVENT_KINDS:
+            return None
+    else:
+        kind = KIND_TELEMETRY
+    try:
+        when = parse_ts(data.ts, now)
+    except ContractError:
+        return None
+    return Reading(
+        when,
+        data.device_id,
+        kind,
+        data.seq,
+        data.temperature,
+        data.humidity,
+        data.pressure,
+        data.motion,
+        data.switch,
+        data.rssi,
+        data.uptime_s,
+        data.fw,
+        data.dropped,
+    )
+
+
 def parse_v1(
     payload: bytes | str,
     topic_device: str,
@@ -375,6 +475,20 @@ def parse_v1(
     With a ``rejected`` list, a wrong value field is set to None and recorded there instead of rejecting the
     message (see the module docstring); without one, any wrong field raises ContractError.
     """
+    reading = _fast_v1(payload, topic_device, channel, now)
+    if reading is not None:
+        return reading
+    return _full_v1(payload, topic_device, channel, now, rejected)
+
+
+def _full_v1(
+    payload: bytes | str,
+    topic_device: str,
+    channel: str,
+    now: datetime | None = None,
+    rejected: list[FieldRejection] | None = None,
+) -> Reading:
+    """:func:`parse_v1` field by field in Python: every payload the fast path declines, and every error."""
     data = _load_object(payload)
     version = data.get("v", 1)
     if version != PAYLOAD_VERSION or version.__class__ is not int:
@@ -530,7 +644,7 @@ def parse_message(
     (notices for devices) gives None.  Anything that breaks the contract raises ContractError; with a
     ``rejected`` list, a wrong value field of a reading is set to None and recorded there instead.
     """
-    parsed = parse_topic(base, topic_name)
+    parsed = _cached_topic(base, topic_name)
     channel = parsed.channel
     if channel in (TELEMETRY, EVENT):
         return parsed, parse_v1(payload, parsed.device_id, channel, now, rejected)
