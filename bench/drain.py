@@ -149,7 +149,7 @@ def row_at_a_time(stack: Stack, client_id: str, dbname: str, limit: int, max_sec
         now = datetime.now(UTC)
         if state["count"] == 0:
             state["first"] = time.perf_counter()
-        _topic, reading = contract.parse_message(BASE, msg.topic, msg.payload, now)
+        reading = contract.parse_message(BASE, msg.topic, msg.payload, now).reading
         conn.execute(INSERT_ONE, (*reading, now))
         conn.commit()
         state["count"] += 1

@@ -27,6 +27,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -57,11 +58,23 @@ KIND_SWITCH = "switch"
 EVENT_KINDS = (KIND_MOTION, KIND_SWITCH)
 STATUS_VALUES = ("online", "offline")
 
-#: Payload v1 fields: name -> (json type, unit, minimum, maximum, required, description).
-#: Ranges are what any supported sensor can physically report; a value outside is rejected with a reason.
-FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]] = {
-    "v": ("integer", None, 1, 1, False, "payload version; 1 when absent"),
-    "device_id": (
+
+class Field(NamedTuple):
+    """One payload v1 field.  Ranges are what any supported sensor can physically report; a value outside is
+    rejected with a reason."""
+
+    type: str  # the JSON type: integer | number | boolean | string
+    unit: str | None
+    minimum: float | None
+    maximum: float | None
+    required: bool
+    description: str
+
+
+#: Payload v1 fields, in contract order (the firmware mirrors the first five members of each).
+FIELDS: dict[str, Field] = {
+    "v": Field("integer", None, 1, 1, False, "payload version; 1 when absent"),
+    "device_id": Field(
         "string",
         None,
         None,
@@ -69,8 +82,8 @@ FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]]
         True,
         "the publishing device; must equal the topic's device id",
     ),
-    "ts": ("string", None, None, None, True, "time of the reading, RFC 3339 in UTC (`Z` or `+00:00`)"),
-    "seq": (
+    "ts": Field("string", None, None, None, True, "time of the reading, RFC 3339 in UTC (`Z` or `+00:00`)"),
+    "seq": Field(
         "integer",
         None,
         0,
@@ -78,12 +91,12 @@ FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]]
         True,
         "per-device counter: +1 per message, never repeats (may jump ahead after a reboot)",
     ),
-    "temperature": ("number", "°C", -50.0, 125.0, False, "air temperature; null when no sensor"),
-    "humidity": ("number", "%RH", 0.0, 100.0, False, "relative humidity; null when no sensor"),
-    "pressure": ("number", "hPa", 300.0, 1100.0, False, "barometric pressure; null when no sensor"),
-    "motion": ("boolean", None, None, None, False, "PIR state; null when unknown"),
-    "switch": ("boolean", None, None, None, False, "switch/reed state, true = closed; null when unknown"),
-    "event": (
+    "temperature": Field("number", "°C", -50.0, 125.0, False, "air temperature; null when no sensor"),
+    "humidity": Field("number", "%RH", 0.0, 100.0, False, "relative humidity; null when no sensor"),
+    "pressure": Field("number", "hPa", 300.0, 1100.0, False, "barometric pressure; null when no sensor"),
+    "motion": Field("boolean", None, None, None, False, "PIR state; null when unknown"),
+    "switch": Field("boolean", None, None, None, False, "switch/reed state, true = closed; null when unknown"),
+    "event": Field(
         "string",
         None,
         None,
@@ -91,10 +104,10 @@ FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]]
         False,
         "on the event topic: `motion` or `switch`, the input that changed",
     ),
-    "rssi": ("integer", "dBm", -127, 0, False, "Wi-Fi signal strength"),
-    "uptime_s": ("integer", "s", 0, 2**31 - 1, False, "seconds since boot"),
-    "fw": ("string", None, None, None, False, "firmware version, at most 32 characters"),
-    "dropped": (
+    "rssi": Field("integer", "dBm", -127, 0, False, "Wi-Fi signal strength"),
+    "uptime_s": Field("integer", "s", 0, 2**31 - 1, False, "seconds since boot"),
+    "fw": Field("string", None, None, None, False, "firmware version, at most 32 characters"),
+    "dropped": Field(
         "integer",
         None,
         0,
@@ -168,6 +181,27 @@ class Topic(NamedTuple):
     channel: str  # one of TELEMETRY, EVENT, STATUS, CONFIG, LEGACY
 
 
+class Tag(StrEnum):
+    """What a message is, in :class:`Message`."""
+
+    READING = "reading"  # a reading (telemetry, event or legacy): ``reading`` and ``rejected`` are set
+    STATUS = "status"  # a device's retained online/offline: ``status`` is set
+    IGNORED = "ignored"  # a config notice (for devices): nothing to store or show
+    BROKEN = "broken"  # breaks the contract: ``error`` says why (the ingest dead-letters it, tail counts it)
+
+
+class Message(NamedTuple):
+    """One message, parsed: the tagged result of :func:`parse_message`.  ``tag`` says which members are set."""
+
+    tag: Tag
+    topic: str  # as received
+    device_id: str | None  # from the topic; for BROKEN, when the topic names a valid one
+    reading: Reading | None = None
+    rejected: tuple[FieldRejection, ...] = ()  # value fields of ``reading`` set to None (docs/contract.md)
+    status: str | None = None
+    error: ContractError | None = None
+
+
 # --------------------------------------------------------------------------------------------------- topics
 
 
@@ -227,6 +261,14 @@ def _cached_topic(base: str, name: str) -> Topic:
     return parsed
 
 
+def _topic_device(base: str, name: str) -> str | None:
+    """The device a topic names, if any, even when the topic is otherwise wrong (for a dead letter)."""
+    parts = name.split("/")
+    if len(parts) >= 2 and parts[0] == base and valid_device_id(parts[1]):
+        return parts[1]
+    return None
+
+
 # --------------------------------------------------------------------------------------------------- values
 
 
@@ -257,9 +299,10 @@ def _number(name: str, raw: Any) -> float | None:
     # bool is an int subclass in Python; a JSON true is not a temperature.
     if raw.__class__ not in (int, float):
         raise ContractError("bad_type", f"{name} must be a number or null, got {type(raw).__name__}")
-    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    spec = FIELDS[name]
+    lo, hi = spec.minimum, spec.maximum
     if not lo <= raw <= hi:  # also false for NaN
-        unit = FIELDS[name][1]
+        unit = spec.unit
         raise ContractError("impossible_value", f"{name} {raw} {unit} is outside {lo}..{hi} {unit}")
     return float(raw)
 
@@ -271,7 +314,7 @@ def _integer(name: str, raw: Any, required: bool = False) -> int | None:
         return None
     if raw.__class__ is not int:
         raise ContractError("bad_type", f"{name} must be an integer, got {type(raw).__name__}")
-    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    lo, hi = FIELDS[name].minimum, FIELDS[name].maximum
     if not lo <= raw <= hi:
         raise ContractError("impossible_value", f"{name} {raw} is outside {lo}..{hi}")
     return raw
@@ -385,7 +428,8 @@ def _check_device(data: dict[str, Any], topic_device: str) -> str:
 
 
 def _range(name: str, python_type: type):
-    return Annotated[python_type, msgspec.Meta(ge=FIELDS[name][2], le=FIELDS[name][3])] | None
+    spec = FIELDS[name]
+    return Annotated[python_type, msgspec.Meta(ge=spec.minimum, le=spec.maximum)] | None
 
 
 class _V1(msgspec.Struct):
@@ -393,7 +437,7 @@ class _V1(msgspec.Struct):
 
     device_id: str
     ts: str
-    seq: Annotated[int, msgspec.Meta(ge=FIELDS["seq"][2], le=FIELDS["seq"][3])]
+    seq: Annotated[int, msgspec.Meta(ge=FIELDS["seq"].minimum, le=FIELDS["seq"].maximum)]
     v: Literal[1] = 1
     temperature: _range("temperature", float) = None
     humidity: _range("humidity", float) = None
@@ -567,7 +611,7 @@ def _legacy_pressure(name: str, raw: Any) -> float | None:
     """
     if raw is None or raw.__class__ not in (int, float):
         return _legacy_number(name, raw, inhg_to_hpa)
-    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    lo, hi = FIELDS[name].minimum, FIELDS[name].maximum
     once, twice = raw * INHG_TO_HPA, raw * INHG_TO_HPA**2
     if not lo <= once <= hi and lo <= twice <= hi:
         uncertainty = _half_unit(raw) * INHG_TO_HPA**2
@@ -631,31 +675,36 @@ def parse_legacy(
     return fields.finish(reading, rejected)
 
 
-def parse_message(
-    base: str,
-    topic_name: str,
-    payload: bytes | str,
-    now: datetime | None = None,
-    rejected: list[FieldRejection] | None = None,
-):
-    """Parse one message. Returns ``(Topic, Reading | str | None)``.
+def parse_message(base: str, topic_name: str, payload: bytes | str, now: datetime | None = None) -> Message:
+    """Parse one message into a :class:`Message`; a message that breaks the contract is tagged BROKEN (with the
+    ContractError), never raised.
 
-    A reading channel gives a Reading; the status channel gives ``"online"``/``"offline"``; the config channel
-    (notices for devices) gives None.  Anything that breaks the contract raises ContractError; with a
-    ``rejected`` list, a wrong value field of a reading is set to None and recorded there instead.
+    A reading channel gives READING (a wrong value field is set to None and listed in ``rejected``, see the module
+    docstring); the status channel gives STATUS with ``online``/``offline``; the config channel (notices for
+    devices) gives IGNORED.
     """
-    parsed = _cached_topic(base, topic_name)
-    channel = parsed.channel
-    if channel in (TELEMETRY, EVENT):
-        return parsed, parse_v1(payload, parsed.device_id, channel, now, rejected)
-    if channel == LEGACY:
-        return parsed, parse_legacy(payload, parsed.device_id, now, rejected)
-    if channel == STATUS:
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) else payload
-        if text not in STATUS_VALUES:
-            raise ContractError("bad_status", f"status must be online or offline, got {text[:40]!r}")
-        return parsed, text
-    return parsed, None
+    try:
+        parsed = _cached_topic(base, topic_name)
+        channel = parsed.channel
+        if channel in (TELEMETRY, EVENT):
+            reading = _fast_v1(payload, parsed.device_id, channel, now)
+            if reading is not None:
+                return Message(Tag.READING, topic_name, parsed.device_id, reading)
+            rejected: list[FieldRejection] = []
+            reading = _full_v1(payload, parsed.device_id, channel, now, rejected)
+            return Message(Tag.READING, topic_name, parsed.device_id, reading, tuple(rejected))
+        if channel == LEGACY:
+            rejected = []
+            reading = parse_legacy(payload, parsed.device_id, now, rejected)
+            return Message(Tag.READING, topic_name, parsed.device_id, reading, tuple(rejected))
+        if channel == STATUS:
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) else payload
+            if text not in STATUS_VALUES:
+                raise ContractError("bad_status", f"status must be online or offline, got {text[:40]!r}")
+            return Message(Tag.STATUS, topic_name, parsed.device_id, status=text)
+        return Message(Tag.IGNORED, topic_name, parsed.device_id)
+    except ContractError as exc:
+        return Message(Tag.BROKEN, topic_name, _topic_device(base, topic_name), error=exc)
 
 
 def reading_fields(reading: Reading) -> dict[str, Any]:
@@ -692,7 +741,7 @@ def make_payload(reading: Reading, **extra: Any) -> str:
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of payload v1, generated from FIELDS."""
     props: dict[str, Any] = {}
-    for name, (type_, unit, lo, hi, _required, doc) in FIELDS.items():
+    for name, (type_, unit, lo, hi, _required, doc) in FIELDS.items():  # every member, in order
         prop: dict[str, Any] = {"description": doc + (f" ({unit})" if unit else "")}
         if type_ in ("number", "boolean") and name not in ("v",):
             prop["type"] = [type_, "null"]
@@ -713,7 +762,7 @@ def json_schema() -> dict[str, Any]:
         "title": "iots6 payload v1",
         "description": "A reading published on <base>/<device_id>/telemetry or /event. Unknown fields are ignored.",
         "type": "object",
-        "required": [n for n, f in FIELDS.items() if f[4]],
+        "required": [n for n, f in FIELDS.items() if f.required],
         "properties": props,
         "additionalProperties": True,
     }

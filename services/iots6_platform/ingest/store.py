@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import psycopg
 
@@ -90,9 +91,22 @@ class DeadLetter:
     device_id: str | None
 
 
-#: One reading of a batch: the reading, when it was received, its raw topic and payload (kept for the dead-letter
-#: table should the device turn out to be unknown) and the values the contract set to None in it.
-BatchReading = tuple[Reading, datetime, str, bytes, tuple[FieldRejection, ...]]
+class BatchReading(NamedTuple):
+    """One reading of a batch."""
+
+    reading: Reading
+    received_at: datetime
+    topic: str  # the raw topic and payload: kept for the dead-letter table should the device turn out unknown
+    payload: bytes
+    rejected: tuple[FieldRejection, ...]  # the values the contract set to None in it
+
+
+class Status(NamedTuple):
+    """A device's retained online/offline, as received."""
+
+    device_id: str
+    status: str
+    received_at: datetime
 
 
 #: PostgreSQL's COPY text format escapes these in a text value (docs: "COPY", "Text Format").
@@ -131,7 +145,7 @@ class Batch:
 
     readings: list[BatchReading] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    statuses: list[tuple[str, str, datetime]] = field(default_factory=list)  # device_id, status, when
+    statuses: list[Status] = field(default_factory=list)
 
 
 @dataclass
@@ -207,11 +221,11 @@ class Store:
                 stored, dropped, readings = self._row_by_row(conn, readings, dead)
                 rejected = self._write_rejected_fields(conn, readings)
                 self._write_side_tables(conn, batch, dead)
-        min_time = min((r[0].time for r in readings), default=None)
+        min_time = min((item.reading.time for item in readings), default=None)
         return BatchResult(stored, len(readings) - stored, dead, min_time, rejected, dropped)
 
     def _drop_unknown(self, conn, batch: Batch, dead: list[DeadLetter]) -> list:
-        unknown = self._unknown(conn, {r[0].device_id for r in batch.readings})
+        unknown = self._unknown(conn, {item.reading.device_id for item in batch.readings})
         if not unknown:
             return batch.readings
         kept = []
@@ -232,7 +246,7 @@ class Store:
             with cur.copy(COPY_STAGING) as copy:
                 copy.write(copy_text(readings))
             # The plain INSERT unless a device reported drops (rare): the common path stays as lean as before.
-            if any(item[0].dropped for item in readings):
+            if any(item.reading.dropped for item in readings):
                 stored, dropped = cur.execute(INSERT_FROM_STAGING_COUNTING_DROPS).fetchone()
             else:
                 cur.execute(INSERT_FROM_STAGING)
