@@ -2,7 +2,7 @@
 it is committed.
 
 Threads: the network thread (``iots6_platform.ingest.wire``: a lean MQTT reader, see there why not paho) parses the
-each message into the pending batch (``_on_message``); the main thread
+messages of each read into the pending batch (``_on_messages``); the main thread
 flushes pending messages to the database by size or age, commits, then acknowledges them in the order received.
 
 * A redelivered message (after a crash, a broker restart or a lost PUBACK) hits the unique key and is counted as
@@ -32,7 +32,7 @@ from iots6_platform.core import contract
 from iots6_platform.ingest import metrics
 from iots6_platform.ingest.config import IngestConfig
 from iots6_platform.ingest.store import Batch, BatchReading, DeadLetter, Status, Store
-from iots6_platform.ingest.wire import Consumer, Refused, tls_context
+from iots6_platform.ingest.wire import Consumer, Received, Refused, tls_context
 
 log = logging.getLogger("iots6.ingest")
 
@@ -49,7 +49,8 @@ class Pending:
 
     def __init__(self):
         self.batch = Batch()
-        self.acks: list[tuple[int, int, int]] = []  # (generation, mid, qos)
+        #: (connection generation, packet ids of the QoS 1 messages of one read), in the order received.
+        self.acks: list[tuple[int, list[int]]] = []
         self.count = 0
         self.first_at = 0.0
 
@@ -102,7 +103,7 @@ class Ingestor:
                 cfg.client_id,
                 cfg.mqtt_username,
                 cfg.mqtt_password,
-                self._on_message,
+                self._on_messages,
                 protocol=cfg.mqtt_protocol,
                 keepalive=30,
                 session_expiry=SESSION_EXPIRY_S,
@@ -143,41 +144,53 @@ class Ingestor:
             self.network_stop.wait(delay + random.uniform(0, delay / 2))
             delay = min(delay * 2, 10.0)
 
-    def _on_message(self, topic_name: str, payload: bytes, mid: int, qos: int) -> None:
-        """Parse into the pending batch. Never raises: a bad message becomes a dead letter."""
+    def _on_messages(self, messages: list[Received]) -> None:
+        """Parse the messages of one read into the pending batch. Never raises: a bad message becomes a dead
+        letter.  One timestamp, one lock and one metrics update per read, not per message."""
         now = datetime.now(UTC)
-        try:
-            message = contract.parse_message(self.config.topic_base, topic_name, payload, now)
-        except Exception as exc:  # a parser bug must not kill the network thread
-            log.exception("unexpected error parsing a message on %s", topic_name)
-            detail = f"{type(exc).__name__}: {exc}"[:300]
-            message = None
-            dead = DeadLetter(now, topic_name, payload[:65536], "internal_error", detail, None)
-        tag = BROKEN if message is None else message.tag
-        if tag is READING:
-            item = BatchReading(message.reading, now, topic_name, payload, message.rejected)
-        elif tag is BROKEN and message is not None:
-            error = message.error
-            dead = DeadLetter(now, topic_name, payload[:65536], error.reason, error.detail, message.device_id)
-        elif tag is STATUS:
-            item = Status(message.device_id, message.status, now)
+        base = self.config.topic_base
+        readings: list[BatchReading] = []
+        dead: list[DeadLetter] = []
+        statuses: list[Status] = []
+        mids: list[int] = []
+        for topic_name, payload, mid, qos in messages:
+            try:
+                message = contract.parse_message(base, topic_name, payload, now)
+            except Exception as exc:  # a parser bug must not kill the network thread
+                log.exception("unexpected error parsing a message on %s", topic_name)
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                dead.append(DeadLetter(now, topic_name, payload[:65536], "internal_error", detail, None))
+            else:
+                tag = message.tag
+                if tag is READING:
+                    readings.append(BatchReading(message.reading, now, topic_name, payload, message.rejected))
+                elif tag is BROKEN:
+                    error = message.error
+                    dead.append(
+                        DeadLetter(now, topic_name, payload[:65536], error.reason, error.detail, message.device_id)
+                    )
+                elif tag is STATUS:
+                    statuses.append(Status(message.device_id, message.status, now))
+                # IGNORED: config notices are for devices
+            if qos:
+                mids.append(mid)
         with self.lock:
             pending = self.pending
             first = pending.count == 0
             if first:
                 pending.first_at = time.monotonic()
-            pending.count += 1
-            if tag is READING:
-                pending.batch.readings.append(item)
-            elif tag is BROKEN:
-                pending.batch.dead_letters.append(dead)
-            elif tag is STATUS:
-                pending.batch.statuses.append(item)
-            # IGNORED: config notices are for devices
-            if qos:
-                pending.acks.append((self.generation, mid, qos))
+            pending.count += len(messages)
+            batch = pending.batch
+            if readings:
+                batch.readings.extend(readings)
+            if dead:
+                batch.dead_letters.extend(dead)
+            if statuses:
+                batch.statuses.extend(statuses)
+            if mids:
+                pending.acks.append((self.generation, mids))
             full = pending.count >= self.config.batch_size
-        metrics.RECEIVED.inc()
+        metrics.RECEIVED.inc(len(messages))
         if full or first:  # first: the main thread sleeps until exactly flush_ms after it
             self.wake.set()
 
@@ -225,7 +238,7 @@ class Ingestor:
         acked = 0
         if consumer is not None:
             # Only packet ids of the current connection: the old connection's died with it (redelivered).
-            mids = [mid for gen, mid, _qos in taken.acks if gen == generation]
+            mids = [mid for gen, chunk in taken.acks if gen == generation for mid in chunk]
             try:
                 consumer.ack(mids)
                 acked = len(mids)
@@ -243,7 +256,7 @@ class Ingestor:
         metrics.COMMIT_LAG.observe(committed - taken.first_at)
         if result.min_time is not None:
             self.dirty_from = result.min_time if self.dirty_from is None else min(self.dirty_from, result.min_time)
-        unacked = len(taken.acks) - acked
+        unacked = sum(len(chunk) for _gen, chunk in taken.acks) - acked
         if unacked:
             log.info(
                 "committed %d messages; %d left unacknowledged for redelivery (connection changed)",
