@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,53 @@ from iots6_platform.core import contract
 from iots6_platform.ingest.store import INSERT_ONE
 
 SUB = contract.subscription(BASE)
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat from field 3 (state) on: field k is at index k - 3."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].decode().split()
+
+
+def cpu_seconds(pid: int, tree: bool = False) -> float:
+    """CPU (user + system) a process used so far; ``tree``: with its children, live (their own) and reaped (the
+    parent's cutime/cstime): a PostgreSQL server is its postmaster's tree."""
+    fields = _stat(pid)
+    ticks = int(fields[11]) + int(fields[12])
+    if tree:
+        ticks += int(fields[13]) + int(fields[14])
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    child = _stat(int(entry.name))
+                except OSError:
+                    continue
+                if child[1] == str(pid):
+                    ticks += int(child[11]) + int(child[12])
+    return ticks / _TICK
+
+
+class CpuMeter:
+    """CPU seconds of the broker and the database server (and optionally one more process) between samples."""
+
+    def __init__(self, stack: Stack, pid: int | None = None):
+        self.broker, self.database, self.pid = stack.mosquitto.pid(), stack.postgres.pid(), pid
+
+    def sample(self) -> dict[str, float]:
+        out = {"broker": cpu_seconds(self.broker), "database": cpu_seconds(self.database, tree=True)}
+        if self.pid is not None:
+            out["ingest"] = cpu_seconds(self.pid)
+        return out
+
+
+def cpu_per_message(before: dict[str, float], after: dict[str, float], messages: int) -> dict[str, float]:
+    """Microseconds of CPU per message of each process between two samples."""
+    if messages <= 0:
+        return {}
+    return {name: round((after[name] - before[name]) / messages * 1e6, 1) for name in after}
+
+
 #: Flow control of every consumer here: the ingest's default INGEST_RECEIVE_MAXIMUM.
 RECEIVE_MAXIMUM = 8000
 
@@ -60,14 +108,20 @@ def mosquitto_sub(stack: Stack, client_id: str, n: int, timeout: float) -> dict:
     out = home / "times.txt"
     argv = [binary, "-h", "127.0.0.1", "-p", str(stack.mosquitto.port), "-V", "mqttv5", "-i", client_id, "-c"]
     argv += ["-x", str(SESSION_EXPIRY_S), "-q", "1", "-t", SUB, "-C", str(n), "-F", "%U", "-W", str(int(timeout))]
+    meter = CpuMeter(stack)
+    before, children = meter.sample(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(out, "wb") as sink:
         proc = subprocess.run(argv, env={**os.environ, "XDG_CONFIG_HOME": str(home)}, stdout=sink, check=False)
+    after, used = meter.sample(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    after["mosquitto_sub"] = used.ru_utime + used.ru_stime
+    before["mosquitto_sub"] = children.ru_utime + children.ru_stime
     lines = out.read_bytes().split()
     if proc.returncode != 0 or len(lines) < n:
         raise RuntimeError(f"mosquitto_sub got {len(lines)} of {n} messages (exit code {proc.returncode})")
     seconds = float(lines[-1]) - float(lines[0])
     shutil.rmtree(home, ignore_errors=True)
-    return {"messages": n, "seconds": round(seconds, 3), "msgs_per_s": round(n / seconds)}
+    cpu = cpu_per_message(before, after, n)
+    return {"messages": n, "seconds": round(seconds, 3), "msgs_per_s": round(n / seconds), "cpu_us_per_msg": cpu}
 
 
 def paho_311(stack: Stack, client_id: str, n: int, timeout: float) -> dict:
@@ -192,19 +246,28 @@ def ingest_drain(
 ) -> dict:
     """(c) the real ingest process(es): time from the first reading received to the last row committed.
 
+    CPU per message of the ingest (the first worker), the broker and the database server, from samples taken while
+    the rows went from 10 % to 90 % of the backlog (so neither start-up nor the last flush counts): on a shared
+    machine the rate depends on what else runs, the CPU each message costs much less.
+
     ``source``: run the ``iots6_platform`` found in that directory instead of the installed one (``--compare``)."""
     env = {"PYTHONPATH": str(source)} if source is not None else {}
     workers = [Ingest(stack, dbname, cid, share_group, extra_env=env).start() for cid in client_ids]
     profiler = profile(workers[0].proc.pid) if profile else None
+    meter = CpuMeter(stack, workers[0].proc.pid)
+    samples: list[tuple[int, dict[str, float]]] = []
     try:
+        with stack.connect(dbname, autocommit=True) as poll:
 
-        def complete():
-            for worker in workers:
-                worker.check_alive()
-            with stack.connect(dbname, autocommit=True) as conn:
-                return conn.execute("SELECT count(*) FROM sensor_data").fetchone()[0] >= n
+            def complete():
+                for worker in workers:
+                    worker.check_alive()
+                rows = poll.execute("SELECT count(*) FROM sensor_data").fetchone()[0]
+                if n // 10 <= rows <= n * 9 // 10:
+                    samples.append((rows, meter.sample()))
+                return rows >= n
 
-        wait_until(complete, timeout, 0.2, f"{n} rows in {dbname}")
+            wait_until(complete, timeout, 0.25, f"{n} rows in {dbname}")
     finally:
         if profiler is not None:
             profiler.stop()
@@ -219,6 +282,9 @@ def ingest_drain(
         "seconds": round(seconds, 3),
         "msgs_per_s": round(n / seconds),
     }
+    if len(samples) >= 2 and len(workers) == 1:
+        (first_rows, first), (last_rows, last) = samples[0], samples[-1]
+        result["cpu_us_per_msg"] = cpu_per_message(first, last, last_rows - first_rows)
     if profiler is not None:
         result["profile"] = profiler.report()
     return result

@@ -356,3 +356,14 @@ def test_legacy_containers_where_a_word_belongs_are_contract_errors_not_crashes(
     with pytest.raises(ContractError) as info:
         contract.parse_legacy(json.dumps({**LEGACY_BASE, field: value}), "pico-01", NOW)
     assert info.value.reason == ("bad_event" if field == "event_type" else "bad_type")
+
+
+def test_a_lone_surrogate_in_fw_costs_only_that_field():
+    # JSON may escape half a UTF-16 pair; no UTF-8 (and so no PostgreSQL text) can hold it.
+    text = contract.make_payload(reading()).replace('"fw":"1.2.0"', '"fw":"1.2\\ud800"')
+    assert "\\ud800" in text
+    rejected: list[contract.FieldRejection] = []
+    parsed = contract.parse_v1(text.encode(), "pico-01", contract.TELEMETRY, NOW, rejected)
+    assert parsed.fw is None and parsed.temperature == reading().temperature
+    assert [(r.field, r.raw, r.reason) for r in rejected] == [("fw", '"1.2\\ud800"', "bad_type")]
+    rejected[0].raw.encode("utf-8")  # what goes into rejected_field is storable text

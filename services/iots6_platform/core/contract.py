@@ -331,7 +331,19 @@ def _fw(name: str, raw: Any) -> str | None:
         return None
     if not isinstance(raw, str) or len(raw) > MAX_FW_LEN:
         raise ContractError("bad_type", f"{name} must be a string of at most {MAX_FW_LEN} characters")
+    if not raw.isascii() and not _is_unicode(raw):
+        raise ContractError("bad_type", f"{name} must be Unicode text (it holds a lone UTF-16 surrogate)")
     return raw
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a str no UTF-8 can carry: JSON's ``\\ud800`` escapes decode to lone surrogates, which PostgreSQL
+    (and psycopg, before sending) refuse."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _brief(value: Any) -> str:
@@ -343,8 +355,10 @@ def _brief(value: Any) -> str:
 
 
 def _raw_text(value: Any) -> str:
-    """The value as sent, as JSON text, for the ``rejected_field`` table (at most 200 characters)."""
-    return json.dumps(value, ensure_ascii=False)[:200]
+    """The value as sent, as JSON text, for the ``rejected_field`` table (at most 200 characters; ASCII escapes
+    for what is not Unicode text)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return (text if text.isascii() or _is_unicode(text) else json.dumps(value))[:200]
 
 
 class _Fields:

@@ -25,7 +25,26 @@ _COLUMNS = READING_COLUMNS + ("received_at",)
 CREATE_STAGING = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (LIKE sensor_data INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
-COPY_STAGING = f"COPY {STAGING} ({', '.join(_COLUMNS)}) FROM STDIN"
+#: The PostgreSQL type of each COPY column (``_COLUMNS`` order).  COPY is binary: psycopg encodes each row in C
+#: (``set_types``), where the text format formats every timestamp with ``datetime.isoformat`` in Python; binary
+#: data must match each column's type exactly, which tests/integration/test_ingest_copy.py checks.
+COPY_TYPES = (
+    "timestamptz",  # time
+    "text",  # device_id
+    "text",  # kind
+    "int8",  # seq
+    "float8",  # temperature
+    "float8",  # humidity
+    "float8",  # pressure
+    "bool",  # motion
+    "bool",  # switch
+    "int2",  # rssi
+    "int4",  # uptime_s
+    "text",  # fw
+    "int4",  # dropped
+    "timestamptz",  # received_at
+)
+COPY_STAGING = f"COPY {STAGING} ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 INSERT_FROM_STAGING = (
     f"INSERT INTO sensor_data ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} FROM {STAGING} "
     "ON CONFLICT ON CONSTRAINT sensor_data_reading_key DO NOTHING"
@@ -109,36 +128,6 @@ class Status(NamedTuple):
     received_at: datetime
 
 
-#: PostgreSQL's COPY text format escapes these in a text value (docs: "COPY", "Text Format").
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-
-
-def copy_text(readings: list[BatchReading]) -> bytes:
-    """The COPY data of ``readings`` (columns ``_COLUMNS``) in PostgreSQL's text format, written here in one pass:
-    psycopg's per-row ``write_row`` (a dumper call per value) was the largest single cost of a drain.
-
-    Tab-separated, one line per row, ``\\N`` for NULL; times in ISO 8601 with their UTC offset; floats as Python's
-    shortest round-trip ``repr`` (what psycopg sends too); booleans ``t``/``f``.  Only ``fw`` can hold characters
-    COPY escapes: ``device_id`` matches the contract's pattern and ``kind`` is one of three words.  A value
-    PostgreSQL refuses (e.g. NUL in ``fw``) fails the COPY, and the batch is written row by row (dead-lettering
-    that one row), as before."""
-    lines = []
-    append = lines.append
-    null = "\\N"
-    for r, received, _topic, _payload, _rejected in readings:
-        t, h, p, m, sw, rssi, up, fw, dropped = r[4:]
-        append(
-            f"{r.time.isoformat()}\t{r.device_id}\t{r.kind}\t{r.seq}\t"
-            f"{null if t is None else repr(t)}\t{null if h is None else repr(h)}\t"
-            f"{null if p is None else repr(p)}\t{null if m is None else ('t' if m else 'f')}\t"
-            f"{null if sw is None else ('t' if sw else 'f')}\t{null if rssi is None else rssi}\t"
-            f"{null if up is None else up}\t{null if fw is None else fw.translate(_COPY_ESCAPES)}\t"
-            f"{null if dropped is None else dropped}\t{received.isoformat()}\n"
-        )
-    # surrogatepass: a lone surrogate the JSON escaped reaches PostgreSQL, which refuses it like any invalid text.
-    return "".join(lines).encode("utf-8", "surrogatepass")
-
-
 @dataclass
 class Batch:
     """What one flush writes."""
@@ -211,9 +200,9 @@ class Store:
                 self._write_side_tables(conn, batch, dead)
         except psycopg.OperationalError:
             raise
-        except psycopg.Error as exc:
-            # A row the contract accepted but the database refused: write row by row so one bad row
-            # is dead-lettered instead of stalling the stream.
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            # A row the contract accepted but the database refused (or psycopg could not encode): write row by
+            # row so one bad row is dead-lettered instead of stalling the stream.
             log.warning("batch rejected by the database (%s); retrying row by row", str(exc).splitlines()[0])
             dead = list(batch.dead_letters)
             with conn.transaction():
@@ -244,7 +233,10 @@ class Store:
             return 0, 0
         with conn.cursor() as cur:
             with cur.copy(COPY_STAGING) as copy:
-                copy.write(copy_text(readings))
+                copy.set_types(COPY_TYPES)
+                write_row = copy.write_row
+                for item in readings:
+                    write_row((*item.reading, item.received_at))
             # The plain INSERT unless a device reported drops (rare): the common path stays as lean as before.
             if any(item.reading.dropped for item in readings):
                 stored, dropped = cur.execute(INSERT_FROM_STAGING_COUNTING_DROPS).fetchone()
@@ -271,7 +263,7 @@ class Store:
                         cur.execute(INSERT_STAGING_ONE, (*reading, received))
                 except psycopg.OperationalError:
                     raise
-                except psycopg.Error as exc:
+                except (psycopg.Error, UnicodeEncodeError) as exc:
                     reason = str(exc).splitlines()[0][:300]
                     dead.append(DeadLetter(received, topic, payload, "db_rejected", reason, reading.device_id))
                     continue
