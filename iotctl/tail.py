@@ -19,11 +19,13 @@ from iotctl.endpoints import MqttEndpoint
 from iotctl.errors import AuthRefused, InvalidInput, OperationFailed
 from iots6_platform.core import contract
 
-#: Contract fields a reading carries, in the contract's order (``dropped`` is a device counter, not stored).
-JSON_FIELDS = tuple(name for name in contract.FIELDS if name != "dropped")
 COLUMNS = ("device", "status", "temperature", "humidity", "pressure", "motion", "switch", "rssi", "fw", "age")
 
-READING, STATUS, ERROR, IGNORED = "reading", "status", "error", "ignored"
+#: What a message did (``Update.tag``): the contract's tags; ERROR is a message that breaks the contract.
+READING, STATUS, ERROR, IGNORED = contract.Tag.READING, contract.Tag.STATUS, contract.Tag.BROKEN, contract.Tag.IGNORED
+#: One message as :meth:`TailModel.handle` saw it: the contract's parse result (``tag``, ``device_id``, ``reading``
+#: with the value fields it ``rejected`` (stored as NULL by the ingest, shown blank here), ``status``, ``error``).
+Update = contract.Message
 
 
 def reading_json(reading: contract.Reading) -> dict[str, Any]:
@@ -50,20 +52,6 @@ def _number(value: float | int | None, unit: str, digits: int = 1) -> str:
 
 def _flag(value: bool | None, yes: str, no: str) -> str:
     return "-" if value is None else (yes if value else no)
-
-
-@dataclass
-class Update:
-    """What one message did: a reading, a status change, an error (bad message) or nothing for us."""
-
-    kind: str  # READING | STATUS | ERROR | IGNORED
-    topic: str
-    device_id: str | None = None
-    reading: contract.Reading | None = None
-    status: str | None = None
-    error: str | None = None
-    # Value fields that broke the contract: stored as NULL by the ingest (docs/contract.md), shown blank here.
-    rejected: tuple[contract.FieldRejection, ...] = ()
 
 
 @dataclass
@@ -116,27 +104,23 @@ class TailModel:
         return [contract.topic(self.topic_base, self.device, channel) for channel in channels]
 
     def handle(self, topic: str, payload: bytes | str, now: datetime | None = None) -> Update:
-        rejected: list[contract.FieldRejection] = []
-        try:
-            # Parsed as the ingest parses it: one impossible field costs only itself (the reading is stored).
-            parsed, value = contract.parse_message(self.topic_base, topic, payload, now, rejected)
-        except contract.ContractError as exc:
+        # Parsed as the ingest parses it: one impossible field costs only itself (the reading is stored).
+        message = contract.parse_message(self.topic_base, topic, payload, now)
+        if message.tag is ERROR:
             self.errors += 1
-            self.last_error = f"{topic}: {exc.reason}: {exc.detail}"
-            return Update(ERROR, topic, error=self.last_error)
-        if self.device is not None and parsed.device_id != self.device:
-            return Update(IGNORED, topic, parsed.device_id)
-        if isinstance(value, contract.Reading):
-            state = self.devices.setdefault(parsed.device_id, DeviceState(parsed.device_id))
-            state.reading = value
+            self.last_error = f"{topic}: {message.error}"
+            return message
+        if self.device is not None and message.device_id != self.device:
+            return message._replace(tag=IGNORED)
+        if message.tag is READING:
+            state = self.devices.setdefault(message.device_id, DeviceState(message.device_id))
+            state.reading = message.reading
             state.readings += 1
             self.readings += 1
-            self.rejected_fields += len(rejected)
-            return Update(READING, topic, parsed.device_id, reading=value, rejected=tuple(rejected))
-        if isinstance(value, str):
-            self.devices.setdefault(parsed.device_id, DeviceState(parsed.device_id)).status = value
-            return Update(STATUS, topic, parsed.device_id, status=value)
-        return Update(IGNORED, topic, parsed.device_id)
+            self.rejected_fields += len(message.rejected)
+        elif message.tag is STATUS:
+            self.devices.setdefault(message.device_id, DeviceState(message.device_id)).status = message.status
+        return message
 
     def rows(self, now: datetime | None = None) -> list[Row]:
         now = now or datetime.now(UTC)

@@ -65,7 +65,7 @@ def sensors(
     errors = err()
 
     def emit(update) -> None:
-        if update.kind == READING:
+        if update.tag == READING:
             if json_:
                 sys.stdout.write(json.dumps(reading_json(update.reading), ensure_ascii=False) + "\n")
             else:
@@ -75,8 +75,8 @@ def sensors(
                 errors.print(
                     f"{update.device_id}: `{field.field}` rejected ({field.reason}: {field.detail}); stored empty"
                 )
-        elif update.kind == ERROR:
-            errors.print(f"bad message: {update.error}")
+        elif update.tag == ERROR:
+            errors.print(f"bad message: {update.topic}: {update.error}")
 
     live_view = not json_ and sys.stdout.isatty()
     try:

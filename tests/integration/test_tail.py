@@ -235,8 +235,8 @@ def test_library_follows_live_traffic(broker, devices, device_id):
     publisher = threading.Thread(target=publish_live)
     follow(operator, model, updates.append, count=2, timeout=10, on_ready=publisher.start)
     publisher.join(10)
-    assert [u.kind for u in updates if u.kind in (READING, ERROR)] == [READING, ERROR, READING]
-    assert [u.reading.seq for u in updates if u.kind == READING] == [1, 2]
+    assert [u.tag for u in updates if u.tag in (READING, ERROR)] == [READING, ERROR, READING]
+    assert [u.reading.seq for u in updates if u.tag == READING] == [1, 2]
     assert model.errors == 1 and "not_json" in model.last_error
     [row] = model.rows()
     assert (row.device, row.status, row.temperature) == (device_id, "online", "20.5 °C")

@@ -176,7 +176,7 @@ def _reader(port: int, account, got: list, *, host="127.0.0.1", v5=True, keepali
         cid or f"wire-{uuid.uuid4().hex[:8]}",
         account[0],
         account[1],
-        lambda *m: got.append(m),
+        got.extend,
         protocol=wire.PROTOCOL_5 if v5 else wire.PROTOCOL_311,
         keepalive=keepalive,
         session_expiry=60,

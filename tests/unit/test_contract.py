@@ -143,10 +143,41 @@ def test_legacy_conversion():
 
 
 def test_status_and_config_channels():
-    assert contract.parse_message("iots6", "iots6/p/status", b"online", NOW)[1] == "online"
-    assert contract.parse_message("iots6", "iots6/p/config", b'{"version": 3}', NOW)[1] is None
-    with pytest.raises(ContractError, match="bad_status"):
-        contract.parse_message("iots6", "iots6/p/status", b"sleeping", NOW)
+    status = contract.parse_message("iots6", "iots6/p/status", b"online", NOW)
+    assert (status.tag, status.device_id, status.status) == (contract.Tag.STATUS, "p", "online")
+    notice = contract.parse_message("iots6", "iots6/p/config", b'{"version": 3}', NOW)
+    assert (notice.tag, notice.device_id, notice.reading, notice.status) == (contract.Tag.IGNORED, "p", None, None)
+    broken = contract.parse_message("iots6", "iots6/p/status", b"sleeping", NOW)
+    assert (broken.tag, broken.device_id, broken.error.reason) == (contract.Tag.BROKEN, "p", "bad_status")
+
+
+def test_parse_message_tags_readings_with_their_rejected_fields():
+    good = contract.parse_message("iots6", "iots6/pico-01/telemetry", contract.make_payload(reading()), NOW)
+    assert (good.tag, good.device_id, good.reading, good.rejected) == (contract.Tag.READING, "pico-01", reading(), ())
+    payload = json.loads(contract.make_payload(reading()))
+    payload["humidity"] = 140.0
+    partial = contract.parse_message("iots6", "iots6/pico-01/telemetry", json.dumps(payload).encode(), NOW)
+    assert partial.tag is contract.Tag.READING and partial.reading.humidity is None
+    assert [(r.field, r.reason) for r in partial.rejected] == [("humidity", "impossible_value")]
+
+
+@pytest.mark.parametrize(
+    ("topic", "device_id", "reason"),
+    [
+        ("iots6/pico-01/telemetry", "pico-01", "not_json"),  # the payload below is not JSON
+        ("iots6/pico-01/telemetry/x", "pico-01", "bad_topic"),  # a wrong topic still names its device
+        ("other/pico-01/telemetry", None, "bad_topic"),
+        ("iots6/bad id/telemetry", None, "bad_device_id"),
+    ],
+)
+def test_parse_message_tags_what_breaks_the_contract_and_never_raises(topic, device_id, reason):
+    broken = contract.parse_message("iots6", topic, b"{not json", NOW)
+    assert (broken.tag, broken.topic, broken.device_id, broken.error.reason) == (
+        contract.Tag.BROKEN,
+        topic,
+        device_id,
+        reason,
+    )
 
 
 def test_generated_schema_accepts_payloads_and_matches_the_docs():
@@ -325,3 +356,14 @@ def test_legacy_containers_where_a_word_belongs_are_contract_errors_not_crashes(
     with pytest.raises(ContractError) as info:
         contract.parse_legacy(json.dumps({**LEGACY_BASE, field: value}), "pico-01", NOW)
     assert info.value.reason == ("bad_event" if field == "event_type" else "bad_type")
+
+
+def test_a_lone_surrogate_in_fw_costs_only_that_field():
+    # JSON may escape half a UTF-16 pair; no UTF-8 (and so no PostgreSQL text) can hold it.
+    text = contract.make_payload(reading()).replace('"fw":"1.2.0"', '"fw":"1.2\\ud800"')
+    assert "\\ud800" in text
+    rejected: list[contract.FieldRejection] = []
+    parsed = contract.parse_v1(text.encode(), "pico-01", contract.TELEMETRY, NOW, rejected)
+    assert parsed.fw is None and parsed.temperature == reading().temperature
+    assert [(r.field, r.raw, r.reason) for r in rejected] == [("fw", '"1.2\\ud800"', "bad_type")]
+    rejected[0].raw.encode("utf-8")  # what goes into rejected_field is storable text

@@ -34,10 +34,10 @@ def _payload(device_id: str, seconds_ago: float, **values) -> str:
 
 def test_rows_one_per_device_with_units_status_and_age():
     model = TailModel("iots6")
-    assert model.handle("iots6/b/telemetry", _payload("b", 5), NOW).kind == READING
-    assert model.handle("iots6/a/telemetry", _payload("a", 75), NOW).kind == READING
-    assert model.handle("iots6/a/telemetry", _payload("a", 65, seq=4, temperature=22.0), NOW).kind == READING
-    assert model.handle("iots6/a/status", b"offline", NOW).kind == STATUS
+    assert model.handle("iots6/b/telemetry", _payload("b", 5), NOW).tag == READING
+    assert model.handle("iots6/a/telemetry", _payload("a", 75), NOW).tag == READING
+    assert model.handle("iots6/a/telemetry", _payload("a", 65, seq=4, temperature=22.0), NOW).tag == READING
+    assert model.handle("iots6/a/status", b"offline", NOW).tag == STATUS
     rows = model.rows(NOW)
     assert [r.device for r in rows] == ["a", "b"]
     a, b = rows
@@ -80,9 +80,9 @@ def test_bad_messages_are_counted_not_raised():
         ("iots6/a/status", b"maybe"),
     ]
     updates = [model.handle(topic, payload, NOW) for topic, payload in bad]
-    assert [u.kind for u in updates] == [ERROR] * len(bad)
+    assert [u.tag for u in updates] == [ERROR] * len(bad)
     assert model.errors == len(bad) and model.readings == 0 and model.rows(NOW) == []
-    assert "device_mismatch" in updates[2].error
+    assert "device_mismatch" in str(updates[2].error)
     assert model.last_error.startswith("iots6/a/status: bad_status")
 
 
@@ -90,7 +90,7 @@ def test_an_impossible_value_costs_only_itself_as_in_the_ingest():
     """The ingest stores such a reading with the field NULL (docs/contract.md); tail shows it, the field blank."""
     model = TailModel("iots6")
     update = model.handle("iots6/a/telemetry", _payload("a", 0, temperature=999), NOW)
-    assert update.kind == READING and update.reading.temperature is None and update.reading.humidity == 40.0
+    assert update.tag == READING and update.reading.temperature is None and update.reading.humidity == 40.0
     assert [(r.field, r.reason) for r in update.rejected] == [("temperature", "impossible_value")]
     assert model.rejected_fields == 1 and model.errors == 0
     assert reading_json(update.reading)["temperature"] is None
@@ -100,8 +100,8 @@ def test_device_filter_and_subscriptions():
     model = TailModel("iots6", "a")
     assert model.subscriptions() == ["iots6/a/telemetry", "iots6/a/event", "iots6/a/status", "iots6/a"]
     assert TailModel("iots6").subscriptions() == ["iots6/#"]
-    assert model.handle("iots6/b/telemetry", _payload("b", 0), NOW).kind == IGNORED
-    assert model.handle("iots6/a/config", b"{}", NOW).kind == IGNORED
+    assert model.handle("iots6/b/telemetry", _payload("b", 0), NOW).tag == IGNORED
+    assert model.handle("iots6/a/config", b"{}", NOW).tag == IGNORED
     assert model.readings == 0 and list(model.devices) == []
     with pytest.raises(InvalidInput, match="`a/b`"):
         TailModel("iots6", "a/b")

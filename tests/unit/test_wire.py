@@ -26,7 +26,7 @@ CONNACK_V3 = bytes.fromhex("20 02 00 00")
 
 def decoder(v5: bool = True, connected: bool = True, max_packet: int = wire.MAX_PACKET):
     got: list[tuple[str, bytes, int, int]] = []
-    dec = wire.Decoder(v5, lambda *m: got.append(m), max_packet)
+    dec = wire.Decoder(v5, got.extend, max_packet)
     if connected:
         dec.feed(CONNACK_V5 if v5 else CONNACK_V3)
         assert dec.connack == (False, {})
@@ -371,7 +371,7 @@ def _consumer(port: int, v5: bool = True, keepalive: int = 60, got=None) -> wire
         "cid",
         "user",
         "pw",
-        (lambda *m: got.append(m)) if got is not None else (lambda *m: None),
+        got.extend if got is not None else (lambda _messages: None),
         protocol=wire.PROTOCOL_5 if v5 else wire.PROTOCOL_311,
         keepalive=keepalive,
         session_expiry=604800,

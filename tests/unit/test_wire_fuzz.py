@@ -267,7 +267,7 @@ def reference(data: bytes, v5: bool) -> tuple[list, str]:
 
 def run_decoder(v5: bool, chunks: list[bytes]) -> tuple[list, bool]:
     got: list = []
-    dec = wire.Decoder(v5, lambda *m: got.append(m), MAX_PACKET)
+    dec = wire.Decoder(v5, got.extend, MAX_PACKET)
     dec.feed(bytes([0x20, 3, 0, 0, 0]) if v5 else bytes([0x20, 2, 0, 0]))
     try:
         for chunk in chunks:

@@ -28,7 +28,10 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from enum import StrEnum
+from typing import Annotated, Any, Literal, NamedTuple
+
+import msgspec
 
 PAYLOAD_VERSION = 1
 DEFAULT_TOPIC_BASE = "iots6"
@@ -58,11 +61,23 @@ EVENT_KINDS = (KIND_MOTION, KIND_SWITCH)
 #: readings, dated later); ``offline`` is the last will.
 STATUS_VALUES = ("online", "offline", "no_clock")
 
-#: Payload v1 fields: name -> (json type, unit, minimum, maximum, required, description).
-#: Ranges are what any supported sensor can physically report; a value outside is rejected with a reason.
-FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]] = {
-    "v": ("integer", None, 1, 1, False, "payload version; 1 when absent"),
-    "device_id": (
+
+class Field(NamedTuple):
+    """One payload v1 field.  Ranges are what any supported sensor can physically report; a value outside is
+    rejected with a reason."""
+
+    type: str  # the JSON type: integer | number | boolean | string
+    unit: str | None
+    minimum: float | None
+    maximum: float | None
+    required: bool
+    description: str
+
+
+#: Payload v1 fields, in contract order (the firmware mirrors the first five members of each).
+FIELDS: dict[str, Field] = {
+    "v": Field("integer", None, 1, 1, False, "payload version; 1 when absent"),
+    "device_id": Field(
         "string",
         None,
         None,
@@ -70,8 +85,8 @@ FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]]
         True,
         "the publishing device; must equal the topic's device id",
     ),
-    "ts": ("string", None, None, None, True, "time of the reading, RFC 3339 in UTC (`Z` or `+00:00`)"),
-    "seq": (
+    "ts": Field("string", None, None, None, True, "time of the reading, RFC 3339 in UTC (`Z` or `+00:00`)"),
+    "seq": Field(
         "integer",
         None,
         0,
@@ -79,12 +94,12 @@ FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]]
         True,
         "per-device counter: +1 per message, never repeats (may jump ahead after a reboot)",
     ),
-    "temperature": ("number", "°C", -50.0, 125.0, False, "air temperature; null when no sensor"),
-    "humidity": ("number", "%RH", 0.0, 100.0, False, "relative humidity; null when no sensor"),
-    "pressure": ("number", "hPa", 300.0, 1100.0, False, "barometric pressure; null when no sensor"),
-    "motion": ("boolean", None, None, None, False, "PIR state; null when unknown"),
-    "switch": ("boolean", None, None, None, False, "switch/reed state, true = closed; null when unknown"),
-    "event": (
+    "temperature": Field("number", "°C", -50.0, 125.0, False, "air temperature; null when no sensor"),
+    "humidity": Field("number", "%RH", 0.0, 100.0, False, "relative humidity; null when no sensor"),
+    "pressure": Field("number", "hPa", 300.0, 1100.0, False, "barometric pressure; null when no sensor"),
+    "motion": Field("boolean", None, None, None, False, "PIR state; null when unknown"),
+    "switch": Field("boolean", None, None, None, False, "switch/reed state, true = closed; null when unknown"),
+    "event": Field(
         "string",
         None,
         None,
@@ -92,10 +107,10 @@ FIELDS: dict[str, tuple[str, str | None, float | None, float | None, bool, str]]
         False,
         "on the event topic: `motion` or `switch`, the input that changed",
     ),
-    "rssi": ("integer", "dBm", -127, 0, False, "Wi-Fi signal strength"),
-    "uptime_s": ("integer", "s", 0, 2**31 - 1, False, "seconds since boot"),
-    "fw": ("string", None, None, None, False, "firmware version, at most 32 characters"),
-    "dropped": (
+    "rssi": Field("integer", "dBm", -127, 0, False, "Wi-Fi signal strength"),
+    "uptime_s": Field("integer", "s", 0, 2**31 - 1, False, "seconds since boot"),
+    "fw": Field("string", None, None, None, False, "firmware version, at most 32 characters"),
+    "dropped": Field(
         "integer",
         None,
         0,
@@ -169,6 +184,27 @@ class Topic(NamedTuple):
     channel: str  # one of TELEMETRY, EVENT, STATUS, CONFIG, LEGACY
 
 
+class Tag(StrEnum):
+    """What a message is, in :class:`Message`."""
+
+    READING = "reading"  # a reading (telemetry, event or legacy): ``reading`` and ``rejected`` are set
+    STATUS = "status"  # a device's retained online/offline: ``status`` is set
+    IGNORED = "ignored"  # a config notice (for devices): nothing to store or show
+    BROKEN = "broken"  # breaks the contract: ``error`` says why (the ingest dead-letters it, tail counts it)
+
+
+class Message(NamedTuple):
+    """One message, parsed: the tagged result of :func:`parse_message`.  ``tag`` says which members are set."""
+
+    tag: Tag
+    topic: str  # as received
+    device_id: str | None  # from the topic; for BROKEN, when the topic names a valid one
+    reading: Reading | None = None
+    rejected: tuple[FieldRejection, ...] = ()  # value fields of ``reading`` set to None (docs/contract.md)
+    status: str | None = None
+    error: ContractError | None = None
+
+
 # --------------------------------------------------------------------------------------------------- topics
 
 
@@ -192,6 +228,11 @@ def subscription(base: str) -> str:
     return f"{base}/#"
 
 
+#: Topics already split, per base: a fleet publishes on a few topics per device, each seen over and over.
+_TOPICS: dict[str, dict[str, Topic]] = {}
+_TOPICS_MAX = 100_000  # topics remembered per base; past that the cache starts over
+
+
 def parse_topic(base: str, name: str) -> Topic:
     """Split a topic into device id and channel, or raise ContractError('bad_topic')."""
     prefix = base + "/"
@@ -207,6 +248,28 @@ def parse_topic(base: str, name: str) -> Topic:
     if not valid_device_id(device_id):
         raise ContractError("bad_device_id", f"device id {device_id!r} does not match {DEVICE_ID_PATTERN}")
     return Topic(device_id, channel)
+
+
+def _cached_topic(base: str, name: str) -> Topic:
+    """:func:`parse_topic`, remembering the topics that parse."""
+    cache = _TOPICS.get(base)
+    if cache is None:
+        cache = _TOPICS.setdefault(base, {})
+    parsed = cache.get(name)
+    if parsed is None:
+        parsed = parse_topic(base, name)
+        if len(cache) >= _TOPICS_MAX:
+            cache.clear()
+        cache[name] = parsed
+    return parsed
+
+
+def _topic_device(base: str, name: str) -> str | None:
+    """The device a topic names, if any, even when the topic is otherwise wrong (for a dead letter)."""
+    parts = name.split("/")
+    if len(parts) >= 2 and parts[0] == base and valid_device_id(parts[1]):
+        return parts[1]
+    return None
 
 
 # --------------------------------------------------------------------------------------------------- values
@@ -239,9 +302,10 @@ def _number(name: str, raw: Any) -> float | None:
     # bool is an int subclass in Python; a JSON true is not a temperature.
     if raw.__class__ not in (int, float):
         raise ContractError("bad_type", f"{name} must be a number or null, got {type(raw).__name__}")
-    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    spec = FIELDS[name]
+    lo, hi = spec.minimum, spec.maximum
     if not lo <= raw <= hi:  # also false for NaN
-        unit = FIELDS[name][1]
+        unit = spec.unit
         raise ContractError("impossible_value", f"{name} {raw} {unit} is outside {lo}..{hi} {unit}")
     return float(raw)
 
@@ -253,7 +317,7 @@ def _integer(name: str, raw: Any, required: bool = False) -> int | None:
         return None
     if raw.__class__ is not int:
         raise ContractError("bad_type", f"{name} must be an integer, got {type(raw).__name__}")
-    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    lo, hi = FIELDS[name].minimum, FIELDS[name].maximum
     if not lo <= raw <= hi:
         raise ContractError("impossible_value", f"{name} {raw} is outside {lo}..{hi}")
     return raw
@@ -270,7 +334,19 @@ def _fw(name: str, raw: Any) -> str | None:
         return None
     if not isinstance(raw, str) or len(raw) > MAX_FW_LEN:
         raise ContractError("bad_type", f"{name} must be a string of at most {MAX_FW_LEN} characters")
+    if not raw.isascii() and not _is_unicode(raw):
+        raise ContractError("bad_type", f"{name} must be Unicode text (it holds a lone UTF-16 surrogate)")
     return raw
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a str no UTF-8 can carry: JSON's ``\\ud800`` escapes decode to lone surrogates, which PostgreSQL
+    (and psycopg, before sending) refuse."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _brief(value: Any) -> str:
@@ -282,8 +358,10 @@ def _brief(value: Any) -> str:
 
 
 def _raw_text(value: Any) -> str:
-    """The value as sent, as JSON text, for the ``rejected_field`` table (at most 200 characters)."""
-    return json.dumps(value, ensure_ascii=False)[:200]
+    """The value as sent, as JSON text, for the ``rejected_field`` table (at most 200 characters; ASCII escapes
+    for what is not Unicode text)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return (text if text.isascii() or _is_unicode(text) else json.dumps(value))[:200]
 
 
 class _Fields:
@@ -366,6 +444,92 @@ def _check_device(data: dict[str, Any], topic_device: str) -> str:
     return device_id
 
 
+def _range(name: str, python_type: type):
+    spec = FIELDS[name]
+    return Annotated[python_type, msgspec.Meta(ge=spec.minimum, le=spec.maximum)] | None
+
+
+class _V1(msgspec.Struct):
+    """Payload v1 as msgspec decodes and checks it in one C call (types and ranges from :data:`FIELDS`)."""
+
+    device_id: str
+    ts: str
+    seq: Annotated[int, msgspec.Meta(ge=FIELDS["seq"].minimum, le=FIELDS["seq"].maximum)]
+    v: Literal[1] = 1
+    temperature: _range("temperature", float) = None
+    humidity: _range("humidity", float) = None
+    pressure: _range("pressure", float) = None
+    motion: bool | None = None
+    switch: bool | None = None
+    event: Any = None  # checked below only on the event channel (ignored on telemetry, as the full check does)
+    rssi: _range("rssi", int) = None
+    uptime_s: _range("uptime_s", int) = None
+    fw: Annotated[str, msgspec.Meta(max_length=MAX_FW_LEN)] | None = None
+    dropped: _range("dropped", int) = None
+
+
+_V1_DECODER = msgspec.json.Decoder(_V1)
+#: Builds a NamedTuple from a tuple of all its members in C, where calling the class runs the ``__new__`` that
+#: NamedTuple generates in Python: for the types made once per message on the ingest's hot path.
+_new = tuple.__new__
+
+
+def _fast_v1(payload: bytes | str, topic_device: str, channel: str, now: datetime | None) -> Reading | None:
+    """The common case, a payload v1 with every field right, checked mostly in C; None when anything at all is
+    unusual, and the full check (:func:`parse_v1`) then decides, naming what is wrong.
+
+    It accepts only what the full check accepts untouched, and returns the same Reading (a differential test,
+    tests/unit/test_contract_fast_path.py, holds it to that): the size and nesting limits first, then strict JSON
+    with the types and ranges of :data:`FIELDS`.  msgspec skips the fields it does not know without checking their
+    UTF-8, where ``json.loads`` refuses the whole payload, so non-ASCII bytes are decoded here first."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    if isinstance(payload, bytes | bytearray):
+        if payload.count(b"[") + payload.count(b"{") > MAX_JSON_DEPTH:
+            return None
+        if not payload.isascii():
+            try:
+                payload.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
+            except UnicodeDecodeError:
+                return None
+    elif payload.count("[") + payload.count("{") > MAX_JSON_DEPTH:
+        return None
+    try:
+        data = _V1_DECODER.decode(payload)
+    except (msgspec.DecodeError, ValueError):  # ValueError: invalid UTF-8 inside a field msgspec decodes
+        return None
+    if data.device_id != topic_device:
+        return None
+    if channel == EVENT:
+        kind = data.event
+        if kind.__class__ is not str or kind not in EVENT_KINDS:
+            return None
+    else:
+        kind = KIND_TELEMETRY
+    try:
+        when = parse_ts(data.ts, now)
+    except ContractError:
+        return None
+    return _new(
+        Reading,
+        (
+            when,
+            data.device_id,
+            kind,
+            data.seq,
+            data.temperature,
+            data.humidity,
+            data.pressure,
+            data.motion,
+            data.switch,
+            data.rssi,
+            data.uptime_s,
+            data.fw,
+            data.dropped,
+        ),
+    )
+
+
 def parse_v1(
     payload: bytes | str,
     topic_device: str,
@@ -378,6 +542,20 @@ def parse_v1(
     With a ``rejected`` list, a wrong value field is set to None and recorded there instead of rejecting the
     message (see the module docstring); without one, any wrong field raises ContractError.
     """
+    reading = _fast_v1(payload, topic_device, channel, now)
+    if reading is not None:
+        return reading
+    return _full_v1(payload, topic_device, channel, now, rejected)
+
+
+def _full_v1(
+    payload: bytes | str,
+    topic_device: str,
+    channel: str,
+    now: datetime | None = None,
+    rejected: list[FieldRejection] | None = None,
+) -> Reading:
+    """:func:`parse_v1` field by field in Python: every payload the fast path declines, and every error."""
     data = _load_object(payload)
     version = data.get("v", 1)
     if version != PAYLOAD_VERSION or version.__class__ is not int:
@@ -456,7 +634,7 @@ def _legacy_pressure(name: str, raw: Any) -> float | None:
     """
     if raw is None or raw.__class__ not in (int, float):
         return _legacy_number(name, raw, inhg_to_hpa)
-    lo, hi = FIELDS[name][2], FIELDS[name][3]
+    lo, hi = FIELDS[name].minimum, FIELDS[name].maximum
     once, twice = raw * INHG_TO_HPA, raw * INHG_TO_HPA**2
     if not lo <= once <= hi and lo <= twice <= hi:
         uncertainty = _half_unit(raw) * INHG_TO_HPA**2
@@ -520,31 +698,38 @@ def parse_legacy(
     return fields.finish(reading, rejected)
 
 
-def parse_message(
-    base: str,
-    topic_name: str,
-    payload: bytes | str,
-    now: datetime | None = None,
-    rejected: list[FieldRejection] | None = None,
-):
-    """Parse one message. Returns ``(Topic, Reading | str | None)``.
+def parse_message(base: str, topic_name: str, payload: bytes | str, now: datetime | None = None) -> Message:
+    """Parse one message into a :class:`Message`; a message that breaks the contract is tagged BROKEN (with the
+    ContractError), never raised.
 
-    A reading channel gives a Reading; the status channel gives ``"online"``/``"offline"``; the config channel
-    (notices for devices) gives None.  Anything that breaks the contract raises ContractError; with a
-    ``rejected`` list, a wrong value field of a reading is set to None and recorded there instead.
+    A reading channel gives READING (a wrong value field is set to None and listed in ``rejected``, see the module
+    docstring); the status channel gives STATUS with ``online``/``offline``; the config channel (notices for
+    devices) gives IGNORED.
     """
-    parsed = parse_topic(base, topic_name)
-    channel = parsed.channel
-    if channel in (TELEMETRY, EVENT):
-        return parsed, parse_v1(payload, parsed.device_id, channel, now, rejected)
-    if channel == LEGACY:
-        return parsed, parse_legacy(payload, parsed.device_id, now, rejected)
-    if channel == STATUS:
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) else payload
-        if text not in STATUS_VALUES:
-            raise ContractError("bad_status", f"status must be one of {', '.join(STATUS_VALUES)}, got {text[:40]!r}")
-        return parsed, text
-    return parsed, None
+    try:
+        parsed = _cached_topic(base, topic_name)
+        channel = parsed.channel
+        if channel in (TELEMETRY, EVENT):
+            reading = _fast_v1(payload, parsed.device_id, channel, now)
+            if reading is not None:
+                return _new(Message, (Tag.READING, topic_name, parsed.device_id, reading, (), None, None))
+            rejected: list[FieldRejection] = []
+            reading = _full_v1(payload, parsed.device_id, channel, now, rejected)
+            return Message(Tag.READING, topic_name, parsed.device_id, reading, tuple(rejected))
+        if channel == LEGACY:
+            rejected = []
+            reading = parse_legacy(payload, parsed.device_id, now, rejected)
+            return Message(Tag.READING, topic_name, parsed.device_id, reading, tuple(rejected))
+        if channel == STATUS:
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) else payload
+            if text not in STATUS_VALUES:
+                raise ContractError(
+                    "bad_status", f"status must be one of {', '.join(STATUS_VALUES)}, got {text[:40]!r}"
+                )
+            return Message(Tag.STATUS, topic_name, parsed.device_id, status=text)
+        return Message(Tag.IGNORED, topic_name, parsed.device_id)
+    except ContractError as exc:
+        return Message(Tag.BROKEN, topic_name, _topic_device(base, topic_name), error=exc)
 
 
 def reading_fields(reading: Reading) -> dict[str, Any]:
@@ -581,7 +766,7 @@ def make_payload(reading: Reading, **extra: Any) -> str:
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of payload v1, generated from FIELDS."""
     props: dict[str, Any] = {}
-    for name, (type_, unit, lo, hi, _required, doc) in FIELDS.items():
+    for name, (type_, unit, lo, hi, _required, doc) in FIELDS.items():  # every member, in order
         prop: dict[str, Any] = {"description": doc + (f" ({unit})" if unit else "")}
         if type_ in ("number", "boolean") and name not in ("v",):
             prop["type"] = [type_, "null"]
@@ -602,7 +787,7 @@ def json_schema() -> dict[str, Any]:
         "title": "iots6 payload v1",
         "description": "A reading published on <base>/<device_id>/telemetry or /event. Unknown fields are ignored.",
         "type": "object",
-        "required": [n for n, f in FIELDS.items() if f[4]],
+        "required": [n for n, f in FIELDS.items() if f.required],
         "properties": props,
         "additionalProperties": True,
     }

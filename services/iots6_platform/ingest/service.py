@@ -1,15 +1,15 @@
 """The ingest loop: MQTT (QoS 1, persistent session, manual acks) in, PostgreSQL out, nothing acknowledged before
 it is committed.
 
-Threads: the network thread (``iots6_platform.ingest.wire``: a lean MQTT reader, see there why not paho) parses each
-message into the pending list (``on_message``); the main thread
+Threads: the network thread (``iots6_platform.ingest.wire``: a lean MQTT reader, see there why not paho) parses the
+messages of each read into the pending batch (``_on_messages``); the main thread
 flushes pending messages to the database by size or age, commits, then acknowledges them in the order received.
 
 * A redelivered message (after a crash, a broker restart or a lost PUBACK) hits the unique key and is counted as
   a duplicate, not stored twice.
 * A message that breaks the contract is written to ``dead_letter`` with its reason in the same transaction as the
   batch, and acknowledged: it never blocks the stream.  A reading with one wrong value is stored with that value
-  NULL, the value recorded in ``rejected_field`` (``contract.parse_message(..., rejected)``).
+  NULL, the value recorded in ``rejected_field`` (``contract.parse_message`` lists it in ``Message.rejected``).
 * When the database is down the batch stays in memory, unacknowledged; the broker sends no more than
   ``receive_maximum`` unacknowledged messages, so memory stays bounded; the flush is retried with backoff.
 * When the broker connection drops, messages received on the old connection are still written, but not
@@ -31,10 +31,13 @@ import psycopg
 from iots6_platform.core import contract
 from iots6_platform.ingest import metrics
 from iots6_platform.ingest.config import IngestConfig
-from iots6_platform.ingest.store import Batch, DeadLetter, Store
-from iots6_platform.ingest.wire import Consumer, Refused, tls_context
+from iots6_platform.ingest.store import Batch, BatchReading, DeadLetter, Status, Store
+from iots6_platform.ingest.wire import Consumer, Received, Refused, tls_context
 
 log = logging.getLogger("iots6.ingest")
+
+READING, STATUS, BROKEN = contract.Tag.READING, contract.Tag.STATUS, contract.Tag.BROKEN
+_new = tuple.__new__
 
 #: Session kept by the broker while the ingest is away (seconds): a week of buffering across outages.
 SESSION_EXPIRY_S = 7 * 24 * 3600
@@ -47,7 +50,8 @@ class Pending:
 
     def __init__(self):
         self.batch = Batch()
-        self.acks: list[tuple[int, int, int]] = []  # (generation, mid, qos)
+        #: (connection generation, packet ids of the QoS 1 messages of one read), in the order received.
+        self.acks: list[tuple[int, list[int]]] = []
         self.count = 0
         self.first_at = 0.0
 
@@ -100,7 +104,7 @@ class Ingestor:
                 cfg.client_id,
                 cfg.mqtt_username,
                 cfg.mqtt_password,
-                self._on_message,
+                self._on_messages,
                 protocol=cfg.mqtt_protocol,
                 keepalive=30,
                 session_expiry=SESSION_EXPIRY_S,
@@ -141,60 +145,54 @@ class Ingestor:
             self.network_stop.wait(delay + random.uniform(0, delay / 2))
             delay = min(delay * 2, 10.0)
 
-    def _on_message(self, topic_name: str, payload: bytes, mid: int, qos: int) -> None:
-        """Parse into the pending batch. Never raises: a bad message becomes a dead letter."""
+    def _on_messages(self, messages: list[Received]) -> None:
+        """Parse the messages of one read into the pending batch. Never raises: a bad message becomes a dead
+        letter.  One timestamp, one lock and one metrics update per read, not per message."""
         now = datetime.now(UTC)
-        rejected: list[contract.FieldRejection] = []  # values set to None in an otherwise good reading
-        try:
-            parsed, value = contract.parse_message(self.config.topic_base, topic_name, payload, now, rejected)
-        except contract.ContractError as exc:
-            item, kind = (
-                DeadLetter(
-                    now,
-                    topic_name,
-                    bytes(payload)[:65536],
-                    exc.reason,
-                    exc.detail,
-                    _device_of(self.config.topic_base, topic_name),
-                ),
-                "dead",
-            )
-        except Exception as exc:  # a parser bug must not kill the network thread
-            log.exception("unexpected error parsing a message on %s", topic_name)
-            item, kind = (
-                DeadLetter(
-                    now,
-                    topic_name,
-                    bytes(payload)[:65536],
-                    "internal_error",
-                    f"{type(exc).__name__}: {exc}"[:300],
-                    None,
-                ),
-                "dead",
-            )
-        else:
-            if isinstance(value, contract.Reading):
-                item, kind = (value, now, topic_name, payload, tuple(rejected)), "reading"
-            elif isinstance(value, str):
-                item, kind = (parsed.device_id, value, now), "status"
+        base = self.config.topic_base
+        readings: list[BatchReading] = []
+        dead: list[DeadLetter] = []
+        statuses: list[Status] = []
+        mids: list[int] = []
+        for topic_name, payload, mid, qos in messages:
+            try:
+                message = contract.parse_message(base, topic_name, payload, now)
+            except Exception as exc:  # a parser bug must not kill the network thread
+                log.exception("unexpected error parsing a message on %s", topic_name)
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                dead.append(DeadLetter(now, topic_name, payload[:65536], "internal_error", detail, None))
             else:
-                item, kind = None, "ignored"  # config notices are for devices
+                tag = message.tag
+                if tag is READING:
+                    # tuple.__new__ (see contract._new): one NamedTuple per message, built in C
+                    readings.append(_new(BatchReading, (message.reading, now, topic_name, payload, message.rejected)))
+                elif tag is BROKEN:
+                    error = message.error
+                    dead.append(
+                        DeadLetter(now, topic_name, payload[:65536], error.reason, error.detail, message.device_id)
+                    )
+                elif tag is STATUS:
+                    statuses.append(Status(message.device_id, message.status, now))
+                # IGNORED: config notices are for devices
+            if qos:
+                mids.append(mid)
         with self.lock:
             pending = self.pending
             first = pending.count == 0
             if first:
                 pending.first_at = time.monotonic()
-            pending.count += 1
-            if kind == "reading":
-                pending.batch.readings.append(item)
-            elif kind == "dead":
-                pending.batch.dead_letters.append(item)
-            elif kind == "status":
-                pending.batch.statuses.append(item)
-            if qos:
-                pending.acks.append((self.generation, mid, qos))
+            pending.count += len(messages)
+            batch = pending.batch
+            if readings:
+                batch.readings.extend(readings)
+            if dead:
+                batch.dead_letters.extend(dead)
+            if statuses:
+                batch.statuses.extend(statuses)
+            if mids:
+                pending.acks.append((self.generation, mids))
             full = pending.count >= self.config.batch_size
-        metrics.RECEIVED.inc()
+        metrics.RECEIVED.inc(len(messages))
         if full or first:  # first: the main thread sleeps until exactly flush_ms after it
             self.wake.set()
 
@@ -242,7 +240,7 @@ class Ingestor:
         acked = 0
         if consumer is not None:
             # Only packet ids of the current connection: the old connection's died with it (redelivered).
-            mids = [mid for gen, mid, _qos in taken.acks if gen == generation]
+            mids = [mid for gen, chunk in taken.acks if gen == generation for mid in chunk]
             try:
                 consumer.ack(mids)
                 acked = len(mids)
@@ -260,11 +258,12 @@ class Ingestor:
         metrics.COMMIT_LAG.observe(committed - taken.first_at)
         if result.min_time is not None:
             self.dirty_from = result.min_time if self.dirty_from is None else min(self.dirty_from, result.min_time)
-        if acked < len(taken.acks):
+        unacked = sum(len(chunk) for _gen, chunk in taken.acks) - acked
+        if unacked:
             log.info(
                 "committed %d messages; %d left unacknowledged for redelivery (connection changed)",
                 taken.count,
-                len(taken.acks) - acked,
+                unacked,
             )
         return True
 
@@ -372,10 +371,3 @@ class Ingestor:
             "db": "ok" if self.db_ok else "error",
             "pending": pending,
         }
-
-
-def _device_of(base: str, topic_name: str) -> str | None:
-    parts = topic_name.split("/")
-    if len(parts) >= 2 and parts[0] == base and contract.valid_device_id(parts[1]):
-        return parts[1]
-    return None

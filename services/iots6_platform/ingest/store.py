@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import psycopg
 
@@ -24,7 +25,26 @@ _COLUMNS = READING_COLUMNS + ("received_at",)
 CREATE_STAGING = (
     f"CREATE TEMP TABLE IF NOT EXISTS {STAGING} (LIKE sensor_data INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
-COPY_STAGING = f"COPY {STAGING} ({', '.join(_COLUMNS)}) FROM STDIN"
+#: The PostgreSQL type of each COPY column (``_COLUMNS`` order).  COPY is binary: psycopg encodes each row in C
+#: (``set_types``), where the text format formats every timestamp with ``datetime.isoformat`` in Python; binary
+#: data must match each column's type exactly, which tests/integration/test_ingest_copy.py checks.
+COPY_TYPES = (
+    "timestamptz",  # time
+    "text",  # device_id
+    "text",  # kind
+    "int8",  # seq
+    "float8",  # temperature
+    "float8",  # humidity
+    "float8",  # pressure
+    "bool",  # motion
+    "bool",  # switch
+    "int2",  # rssi
+    "int4",  # uptime_s
+    "text",  # fw
+    "int4",  # dropped
+    "timestamptz",  # received_at
+)
+COPY_STAGING = f"COPY {STAGING} ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 INSERT_FROM_STAGING = (
     f"INSERT INTO sensor_data ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} FROM {STAGING} "
     "ON CONFLICT ON CONSTRAINT sensor_data_reading_key DO NOTHING"
@@ -90,9 +110,22 @@ class DeadLetter:
     device_id: str | None
 
 
-#: One reading of a batch: the reading, when it was received, its raw topic and payload (kept for the dead-letter
-#: table should the device turn out to be unknown) and the values the contract set to None in it.
-BatchReading = tuple[Reading, datetime, str, bytes, tuple[FieldRejection, ...]]
+class BatchReading(NamedTuple):
+    """One reading of a batch."""
+
+    reading: Reading
+    received_at: datetime
+    topic: str  # the raw topic and payload: kept for the dead-letter table should the device turn out unknown
+    payload: bytes
+    rejected: tuple[FieldRejection, ...]  # the values the contract set to None in it
+
+
+class Status(NamedTuple):
+    """A device's retained online/offline, as received."""
+
+    device_id: str
+    status: str
+    received_at: datetime
 
 
 @dataclass
@@ -101,7 +134,7 @@ class Batch:
 
     readings: list[BatchReading] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    statuses: list[tuple[str, str, datetime]] = field(default_factory=list)  # device_id, status, when
+    statuses: list[Status] = field(default_factory=list)
 
 
 @dataclass
@@ -167,9 +200,9 @@ class Store:
                 self._write_side_tables(conn, batch, dead)
         except psycopg.OperationalError:
             raise
-        except psycopg.Error as exc:
-            # A row the contract accepted but the database refused: write row by row so one bad row
-            # is dead-lettered instead of stalling the stream.
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            # A row the contract accepted but the database refused (or psycopg could not encode): write row by
+            # row so one bad row is dead-lettered instead of stalling the stream.
             log.warning("batch rejected by the database (%s); retrying row by row", str(exc).splitlines()[0])
             dead = list(batch.dead_letters)
             with conn.transaction():
@@ -177,11 +210,11 @@ class Store:
                 stored, dropped, readings = self._row_by_row(conn, readings, dead)
                 rejected = self._write_rejected_fields(conn, readings)
                 self._write_side_tables(conn, batch, dead)
-        min_time = min((r[0].time for r in readings), default=None)
+        min_time = min((item.reading.time for item in readings), default=None)
         return BatchResult(stored, len(readings) - stored, dead, min_time, rejected, dropped)
 
     def _drop_unknown(self, conn, batch: Batch, dead: list[DeadLetter]) -> list:
-        unknown = self._unknown(conn, {r[0].device_id for r in batch.readings})
+        unknown = self._unknown(conn, {item.reading.device_id for item in batch.readings})
         if not unknown:
             return batch.readings
         kept = []
@@ -200,10 +233,12 @@ class Store:
             return 0, 0
         with conn.cursor() as cur:
             with cur.copy(COPY_STAGING) as copy:
-                for reading, received, _topic, _payload, _rejected in readings:
-                    copy.write_row((*reading, received))
+                copy.set_types(COPY_TYPES)
+                write_row = copy.write_row
+                for item in readings:
+                    write_row((*item.reading, item.received_at))
             # The plain INSERT unless a device reported drops (rare): the common path stays as lean as before.
-            if any(item[0].dropped for item in readings):
+            if any(item.reading.dropped for item in readings):
                 stored, dropped = cur.execute(INSERT_FROM_STAGING_COUNTING_DROPS).fetchone()
             else:
                 cur.execute(INSERT_FROM_STAGING)
@@ -228,7 +263,7 @@ class Store:
                         cur.execute(INSERT_STAGING_ONE, (*reading, received))
                 except psycopg.OperationalError:
                     raise
-                except psycopg.Error as exc:
+                except (psycopg.Error, UnicodeEncodeError) as exc:
                     reason = str(exc).splitlines()[0][:300]
                     dead.append(DeadLetter(received, topic, payload, "db_rejected", reason, reading.device_id))
                     continue

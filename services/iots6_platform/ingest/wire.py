@@ -45,6 +45,9 @@ MAX_PACKET = 1 << 20
 #: Bytes asked of the socket per read: a backlog arrives as hundreds of packets per call.
 RECV_SIZE = 262144
 
+#: One PUBLISH as handed to the caller: (topic, payload, packet id, QoS); the packet id is 0 at QoS 0.
+Received = tuple[str, bytes, int, int]
+
 # Reason codes a v5 client sends in DISCONNECT when the broker breaks the protocol.
 MALFORMED, PROTOCOL_ERROR, PACKET_TOO_LARGE = 0x81, 0x82, 0x95
 
@@ -272,14 +275,15 @@ class Decoder:
     """The packets a broker sends a subscriber, from a byte stream fed in chunks of any size.
 
     Until the CONNACK it accepts only a CONNACK, and stops right after it (what follows stays buffered for
-    :meth:`feed` to parse once the caller is ready for messages).  Then: PUBLISH (QoS 0/1) goes to
-    ``on_message(topic, payload, mid, qos)``; SUBACK (for a subscription we sent), PINGRESP and DISCONNECT are
-    checked.  Anything else, and any length that does not fit, raises :class:`WireError`; a refusal raises
-    :class:`Refused`."""
+    :meth:`feed` to parse once the caller is ready for messages).  Then: the PUBLISHes (QoS 0/1) of each chunk go
+    to ``on_messages([(topic, payload, mid, qos), ...])`` in one call, in the order received (once per chunk, not
+    per message: a backlog arrives as hundreds of packets per read); SUBACK (for a subscription we sent), PINGRESP
+    and DISCONNECT are checked.  Anything else, and any length that does not fit, raises :class:`WireError`; a
+    refusal raises :class:`Refused`."""
 
-    def __init__(self, v5: bool, on_message: Callable[[str, bytes, int, int], None], max_packet: int = MAX_PACKET):
+    def __init__(self, v5: bool, on_messages: Callable[[list[Received]], None], max_packet: int = MAX_PACKET):
         self.v5 = v5
-        self.on_message = on_message
+        self.on_messages = on_messages
         self.max_packet = max_packet
         self.buf = bytearray()
         #: (session present, CONNACK properties) once the CONNACK has arrived.
@@ -288,10 +292,14 @@ class Decoder:
         self.pending_subscriptions: set[int] = set()
 
     def feed(self, chunk: bytes) -> None:
-        """Parse every complete packet in what has arrived; keep the incomplete rest for the next chunk."""
+        """Parse every complete packet in what has arrived; keep the incomplete rest for the next chunk.
+
+        The messages before a bad packet are still handed over (the connection then closes; none is acknowledged
+        yet, so the broker redelivers what the caller does not keep)."""
         buf = self.buf
         buf += chunk
-        on_message = self.on_message
+        received: list[Received] = []
+        keep = received.append
         v5 = self.v5
         max_packet = self.max_packet
         connected = self.connack is not None  # a CONNACK ends this call, so this holds throughout it
@@ -348,9 +356,7 @@ class Decoder:
                         raise _malformed("PUBLISH topic length runs past the packet")
                     if topic_end == start + 2:
                         raise _protocol_error("PUBLISH with an empty topic")
-                    on_message(
-                        buf[start + 2 : topic_end].decode("utf-8", "replace"), bytes(buf[index:stop_at]), mid, qos
-                    )
+                    keep((buf[start + 2 : topic_end].decode("utf-8", "replace"), bytes(buf[index:stop_at]), mid, qos))
                 else:
                     self._control(header, buf, start, stop_at)
                     if self.connack is not None and header == _CONNACK:
@@ -360,6 +366,8 @@ class Decoder:
         finally:
             if pos:
                 del buf[:pos]
+            if received:
+                self.on_messages(received)
 
     def _control(self, header: int, buf, start: int, end: int) -> None:
         """Every packet but PUBLISH: rare, so clarity over speed."""
@@ -447,8 +455,8 @@ def _no_passphrase() -> bytes:
 
 
 class Consumer:
-    """One connection. ``on_message(topic, payload, mid, qos)`` is called on the reading thread for each PUBLISH;
-    ``ack(mids)`` may be called from any thread."""
+    """One connection. ``on_messages([(topic, payload, mid, qos), ...])`` is called on the reading thread with the
+    PUBLISHes of each chunk read (see :class:`Decoder`); ``ack(mids)`` may be called from any thread."""
 
     def __init__(
         self,
@@ -457,7 +465,7 @@ class Consumer:
         client_id: str,
         username: str,
         password: str,
-        on_message: Callable[[str, bytes, int, int], None],
+        on_messages: Callable[[list[Received]], None],
         *,
         protocol: str = PROTOCOL_5,
         keepalive: int = 30,
@@ -468,7 +476,7 @@ class Consumer:
     ):
         self.host, self.port, self.client_id = host, port, client_id
         self.username, self.password = username, password
-        self.on_message = on_message
+        self.on_messages = on_messages
         self.v5 = protocol == PROTOCOL_5
         self.keepalive = keepalive
         self.session_expiry = session_expiry
@@ -481,7 +489,7 @@ class Consumer:
         self.last_send = 0.0
         self.last_recv = 0.0
         self.last_ping = 0.0
-        self.decoder = Decoder(self.v5, on_message, max_packet)
+        self.decoder = Decoder(self.v5, on_messages, max_packet)
         self._poll: select.poll | None = None
 
     # ------------------------------------------------------------------ connection
@@ -501,7 +509,7 @@ class Consumer:
                 if self.tls is not None:
                     sock = self.tls.wrap_socket(raw, server_hostname=self.host)
                 self.sock = sock
-                self.decoder = Decoder(self.v5, self.on_message, self.max_packet)
+                self.decoder = Decoder(self.v5, self.on_messages, self.max_packet)
                 self._send(_packet(_CONNECT, self._connect_body()))
                 while self.decoder.connack is None:
                     left = deadline - time.monotonic()
