@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLATFORM = ROOT / "services" / "iots6_platform"
 CLI = ROOT / "iotctl"
 # What the shared domain may import besides the standard library and itself.
-CORE_THIRD_PARTY = {"psycopg", "pydantic", "pydantic_settings"}
+CORE_THIRD_PARTY = {"psycopg", "pydantic", "pydantic_settings", "msgspec"}
 
 
 def _module_name(path: Path) -> str:
