@@ -27,6 +27,10 @@ Brokers that iotctl does not start itself and that run no Python (the AKS chart'
 definition from a file: :func:`platform_json` writes the default access, the platform roles with their ACLs and
 the service clients, one record per line, to ``infra/helm/iots6/files/mosquitto/dynsec-platform.json``
 (``python -m iotctl.broker.dynsec > …``; a test fails when that copy differs).
+
+Why one module over 400 lines: the plugin's state file and its live command protocol are two views of the same
+records (clients, roles, ACLs, default access); the seed, the migration from a password file, the live admin and
+the chart's copy are written from one definition here, so they cannot drift apart.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """An environment's secrets for a host deployment, as files the playbook reads (``iots6_secrets_dir``).
 
-Every file is named as its Key Vault secret (DECISIONS §6; one secret per file, 0600, in a 0700 directory),
+Every file is named as its Key Vault secret (docs/decisions.md §6; one secret per file, 0600, in a 0700 directory),
 TLS included: ``tls-ca-crt``, ``tls-broker-crt``/``tls-broker-key`` (the MQTT listener), ``tls-config-crt``/
 ``tls-config-key`` (the HTTPS proxy in front of the config server and Grafana). :mod:`iotctl.pki` keeps its own
 files (the CA's key among them, which never leaves the controller) in ``pki/`` below.

@@ -22,7 +22,7 @@ DB_DIRECT, DB_JOB = "direct", "job"
 CREDENTIALS_FILES = "files"
 KEYVAULT_PREFIX = "keyvault:"
 
-# Secret names: the same in an environment's credentials directory and in its Key Vault (DECISIONS §6).
+# Secret names: the same in an environment's credentials directory and in its Key Vault (docs/decisions.md §6).
 MQTT_ADMIN = "mqtt-admin-password"
 MQTT_OPERATOR = "mqtt-operator-password"
 CONFIG_ADMIN = "config-admin-token"

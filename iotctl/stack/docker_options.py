@@ -95,7 +95,7 @@ class DockerOptions:
     project: str = "iots6"
     topic_base: str = contract.DEFAULT_TOPIC_BASE
     mqtt_port: int = 18830
-    # The plaintext listener is published on the host's loopback only (DECISIONS §4); devices on the LAN use TLS.
+    # The plaintext listener is published on the host's loopback only (docs/decisions.md §4); LAN devices use TLS.
     mqtt_bind: str = "127.0.0.1"
     mqtt_tls: bool = False  # TLS listener on 8883, published on 0.0.0.0 (certificate from the stack's CA)
     mqtt_tls_port: int = 8883

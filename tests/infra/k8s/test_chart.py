@@ -169,7 +169,7 @@ def test_every_consumed_secret_comes_from_key_vault(rendered, env):
     externals = _by(docs, "ExternalSecret")
     assert consumed == {e["spec"]["target"]["name"] for e in externals.values()}
     remote = {item["remoteRef"]["key"] for e in externals.values() for item in e["spec"]["data"]}
-    decided = {  # DECISIONS.md §6, plus postgres-grafana-password (docs/deploy-aks.md)
+    decided = {  # docs/decisions.md §6, plus postgres-grafana-password (docs/deploy-aks.md)
         "postgres-admin-password", "postgres-app-password", "postgres-grafana-password", "mqtt-admin-password",
         "mqtt-ingest-password", "mqtt-config-password", "mqtt-operator-password", "config-admin-token",
         "grafana-admin-password", "tls-ca-crt", "tls-broker-crt", "tls-broker-key", "tls-config-crt", "tls-config-key",
@@ -282,10 +282,10 @@ def test_metrics_are_scraped_by_managed_prometheus(rendered, env):
 
 
 def test_service_variables_are_spelled_in_one_place():
-    """DECISIONS.md §2: INGEST_*, CONFIG_SERVER_* and IOTCTL_DATABASE_* appear only in _helpers.tpl."""
+    """docs/decisions.md §2: INGEST_*, CONFIG_SERVER_* and MIGRATE_* appear only in _helpers.tpl."""
     for path in (CHART / "templates").rglob("*"):
         if path.is_file() and path.name != "_helpers.tpl":
-            assert not re.search(r"\b(INGEST|CONFIG_SERVER|IOTCTL)_[A-Z_]+", path.read_text()), path
+            assert not re.search(r"\b(INGEST|CONFIG_SERVER|MIGRATE|IOTCTL)_[A-Z_]+", path.read_text()), path
 
 
 # ------------------------------------------------------------------------------------------ one copy of dashboards

@@ -55,7 +55,7 @@ def test_primary_resource_named_this_and_no_hard_coded_names(name):
     for block in resources:
         name_attr = scalar(block.body.get("name", "${}"))
         # Names come from modules/naming (local.names…) or are fixed by Azure (association names, well-known
-        # zone names, node pool names, secret names from DECISIONS §6); never a free-typed resource name.
+        # zone names, node pool names, secret names from docs/decisions.md §6); never a free-typed resource name.
         if isinstance(name_attr, str) and "${" not in name_attr:
             assert name_attr in FIXED_NAMES, f"{name}: {block.address} has the hard-coded name {name_attr!r}"
 

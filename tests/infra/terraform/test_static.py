@@ -184,7 +184,7 @@ def test_key_vault_rbac_private_and_purge_protected_in_prod():
 
 def test_federated_credential_matches_the_namespace_and_service_account_scheme():
     fic = one("aks/environment", "azurerm_federated_identity_credential", "secrets")
-    # modules/naming's test proves this is system:serviceaccount:iots6-<env>:iots6-secrets (DECISIONS §7).
+    # modules/naming's test proves this is system:serviceaccount:iots6-<env>:iots6-secrets (docs/decisions.md §7).
     assert attr(fic, "subject") == "${module.naming.federated_subject}"
     assert attr(fic, "issuer") == "${var.platform.oidc_issuer_url}"
     assert attr(fic, "audience") == "api://AzureADTokenExchange"
