@@ -162,6 +162,8 @@ def render(result: dict, json_text: str) -> str:
     out.append("")
     for name, sql in q["sql"].items():
         out.append(f"* `{name}`: `{sql}`")
+    if "latest" in result:
+        out += _latest(result["latest"])
     if "durability" in result:
         out += _durability(result["durability"])
     if "profile" in result:
@@ -185,6 +187,34 @@ def render(result: dict, json_text: str) -> str:
         ]
     out += ["", OPTIMISATIONS, NOTES, "## The JSON of this run", "", "```json", json_text, "```", ""]
     return "\n".join(out)
+
+
+def _latest(latest: dict) -> list[str]:
+    out = [
+        "",
+        f"## Latest values: {latest['devices']:,} devices, a reading every {latest['interval_s']} s, by retention",
+        "",
+        "Each device's newest reading from `latest_reading` (migration 0007, kept by the ingest in the batch's "
+        "transaction; what `iotctl device fleet`, the dashboards' current values and `iotctl tail` read) against "
+        "the same answer from `sensor_data` (one backward index probe per device and partition). The data is "
+        "generated in the server, newest days first; `latest_reading` is filled by "
+        "`iots6_refresh_latest_reading()` (the migration's back-fill, timed). Median wall ms includes fetching "
+        "every row into Python (binary); `server ms` is PostgreSQL's execution time.",
+        "",
+        _row(["retention", "rows", "partitions", "latest_reading median / p95 ms", "server ms",
+              "scan median ms", "scan server ms", "back-fill s"]),
+        _row(["---"] * 8),
+    ]  # fmt: skip
+    for name, r in latest["retention"].items():
+        lr, sc = r["queries"]["latest_reading"], r["queries"]["scan_sensor_data"]
+        out.append(
+            _row([name, f"{r['rows']:,}", r["partitions"], f"{lr['median_ms']} / {lr['p95_ms']}",
+                  lr["server_median_ms"], sc["median_ms"], sc["server_median_ms"], r["refresh_latest_seconds"]])
+        )  # fmt: skip
+    out.append("")
+    for name, sql in latest["sql"].items():
+        out.append(f"* `{name}`: `{sql}`")
+    return out
 
 
 def _durability(dur: dict) -> list[str]:

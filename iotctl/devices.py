@@ -32,6 +32,15 @@ from iotctl.secretfiles import generate_password, write_secret
 from iotctl.settings import Settings
 from iots6_platform.core import contract
 
+#: The newest stored reading of each device, from ``latest_reading`` (one row per device, kept by the ingest): the
+#: fleet's current values cost the same whatever the retention of the readings.
+LATEST_FIELDS = ("time", "kind", "temperature", "humidity", "pressure", "motion", "switch")
+LIST_DEVICES = (
+    "SELECT d.device_id, d.created_at, d.last_seen, d.status, d.fw, d.rssi, d.labels, d.retired_at, "
+    "d.dropped_total, d.dropped_at, " + ", ".join(f"l.{f}" for f in LATEST_FIELDS) + " "
+    "FROM devices AS d LEFT JOIN latest_reading AS l USING (device_id) ORDER BY d.device_id"
+)
+
 
 @dataclass(frozen=True)
 class DeviceCredentials:
@@ -217,12 +226,11 @@ class Provisioning:
 
     def list(self) -> list[dict]:
         states = self.broker.devices()
-        rows = self.conn.execute(
-            "SELECT device_id, created_at, last_seen, status, fw, rssi, labels, retired_at, dropped_total, dropped_at "
-            "FROM devices ORDER BY device_id"
-        ).fetchall()
+        rows = self.conn.execute(LIST_DEVICES).fetchall()
         result = []
-        for device_id, created, last_seen, status, fw, rssi, labels, retired, dropped, dropped_at in rows:
+        for row in rows:
+            device_id, created, last_seen, status, fw, rssi, labels, retired, dropped, dropped_at = row[:10]
+            latest = dict(zip(LATEST_FIELDS, row[10:], strict=True)) if row[10] is not None else None
             result.append(
                 {
                     "device_id": device_id,
@@ -236,6 +244,7 @@ class Provisioning:
                     "dropped": dropped,
                     "dropped_at": dropped_at,
                     "broker_account": states.get(device_id) == ACTIVE,
+                    "latest": latest,
                 }
             )
         return result
@@ -283,6 +292,7 @@ def list_devices(settings: Settings) -> list[dict]:
 
     ``dropped``: readings the device reported dropping before it could send them (full offline buffer), summed
     over its stored readings by the ingest; ``dropped_at``: the time of the newest reading that reported any.
+    ``latest``: the device's newest stored reading (``LATEST_FIELDS``), or None before its first.
     """
     with provisioning(settings) as session:
         return session.list()

@@ -39,6 +39,12 @@ def test_bench_smoke_reports_every_figure(tmp_path):
             "0.05",
             "--query-devices",
             "5",
+            "--latest-devices",
+            "30",
+            "--latest-days",
+            "0.05,0.1",
+            "--latest-interval",
+            "60",
             "--durability-n",
             "300",
             "--no-profile",
@@ -72,6 +78,13 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         "hourly_all_devices_30d",
     }
     assert all(q["median_ms"] > 0 and q["rows"] > 0 for q in queries["queries"].values())
+    latest = result["latest"]
+    assert set(latest["retention"]) == {"0.05d", "0.1d"}
+    for span in latest["retention"].values():
+        assert span["queries"]["latest_reading"]["rows"] == span["queries"]["scan_sensor_data"]["rows"] == 30
+        assert span["queries"]["latest_reading"]["median_ms"] > 0
+    assert latest["retention"]["0.05d"]["refresh_latest_changed"] == 30  # the older readings change nothing
+    assert latest["retention"]["0.1d"]["refresh_latest_changed"] == 0
     durability = result["durability"]
     assert set(durability["settings"]) == {"every_60_s", "every_1_s", "every_1000_changes", "every_100_changes",
                                            "every_change"}  # fmt: skip
@@ -81,13 +94,14 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         assert 0 <= setting["offline"]["survived_sigkill"] <= 300, name
     # The setting in use (100 changes) keeps all but the changes since its last save.
     assert durability["settings"]["every_100_changes"]["offline"]["survived_sigkill"] >= 200
-    assert set(result["goals"]) == {"ratio_c_a", "ratio_c_b", "latency_p99_ms", "hourly_30d_ms"}
+    assert set(result["goals"]) == {"ratio_c_a", "ratio_c_b", "latency_p99_ms", "hourly_30d_ms", "latest_values_ms"}
     for key in ("cpu", "cores", "ram_gib", "os", "python", "postgresql", "mosquitto"):
         assert result["machine"][key], key
     assert len(result["load_average_start"]) == len(result["load_average_end"]) == 3
 
     text = doc.read_text()
     assert "## Drain" in text and "## Latency" in text and "## Queries" in text and "## Broker durability" in text
+    assert "## Latest values" in text
     assert json.dumps(result, indent=2) in text
 
 
