@@ -45,6 +45,10 @@ def test_bench_smoke_reports_every_figure(tmp_path):
             "0.05,0.1",
             "--latest-interval",
             "60",
+            "--provision-devices",
+            "20",
+            "--provision-seconds",
+            "30",
             "--durability-n",
             "300",
             "--no-profile",
@@ -85,6 +89,8 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         assert span["queries"]["latest_reading"]["median_ms"] > 0
     assert latest["retention"]["0.05d"]["refresh_latest_changed"] == 30  # the older readings change nothing
     assert latest["retention"]["0.1d"]["refresh_latest_changed"] == 0
+    provisioned = result["provisioning"]
+    assert provisioned["devices"] == 20 and provisioned["bounded_by"] == "count"
     durability = result["durability"]
     assert set(durability["settings"]) == {"every_60_s", "every_1_s", "every_1000_changes", "every_100_changes",
                                            "every_change"}  # fmt: skip
@@ -94,7 +100,14 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         assert 0 <= setting["offline"]["survived_sigkill"] <= 300, name
     # The setting in use (100 changes) keeps all but the changes since its last save.
     assert durability["settings"]["every_100_changes"]["offline"]["survived_sigkill"] >= 200
-    assert set(result["goals"]) == {"ratio_c_a", "ratio_c_b", "latency_p99_ms", "hourly_30d_ms", "latest_values_ms"}
+    assert set(result["goals"]) == {
+        "ratio_c_a",
+        "ratio_c_b",
+        "latency_p99_ms",
+        "hourly_30d_ms",
+        "latest_values_ms",
+        "provision_fleet_s",
+    }
     for key in ("cpu", "cores", "ram_gib", "os", "python", "postgresql", "mosquitto"):
         assert result["machine"][key], key
     assert len(result["load_average_start"]) == len(result["load_average_end"]) == 3
