@@ -75,6 +75,7 @@ class Stack:
     ingest_password: str = ""
     operator_password: str = ""
     publisher_password: str = ""
+    device_passwords: dict[str, str] = field(default_factory=dict)
     # Saves every 60 s, not after every 100 changes as deployed: the drain queues 100k readings for 7 sessions, and
     # rewriting that whole queue every 100 of them would measure the broker's persistence, not the ingest.
     # bench/durability.py measures what the deployed setting costs, on brokers of its own.
@@ -118,7 +119,9 @@ class Stack:
         # too, so the broker holds what a real fleet's does).
         self.ingest_password, self.operator_password = uuid.uuid4().hex, uuid.uuid4().hex
         self.publisher_password = uuid.uuid4().hex
-        devices = {device_id: PasswordHash.create(uuid.uuid4().hex) for device_id in device_ids(self.devices)}
+        # Kept: bench/fleet.py logs every device in with its own account.
+        self.device_passwords = {device_id: uuid.uuid4().hex for device_id in device_ids(self.devices)}
+        devices = {device_id: PasswordHash.create(password) for device_id, password in self.device_passwords.items()}
         services = {ROLE_INGEST: self.ingest_password, ROLE_OPERATOR: self.operator_password}
         state = dynsec.seed_state(uuid.uuid4().hex, BASE, services, devices)
         state["roles"].append(

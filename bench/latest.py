@@ -88,6 +88,8 @@ def run(stack: Stack, devices: int, days: tuple[float, ...], interval_s: int) ->
     result: dict = {"devices": devices, "interval_s": interval_s, "sql": QUERIES, "retention": {}}
     loaded_to = end
     with stack.connect(dbname, autocommit=True) as conn:
+        # This copy holds exactly the measured fleet (the template registers every device of every run).
+        conn.execute("DELETE FROM devices WHERE device_id <> ALL(%s)", (ids,))
         for span in sorted(days):
             start = end - timedelta(days=span)
             log(f"latest: generating {devices} devices x {span:g} days at {interval_s} s")

@@ -162,6 +162,23 @@ def render(result: dict, json_text: str) -> str:
     out.append("")
     for name, sql in q["sql"].items():
         out.append(f"* `{name}`: `{sql}`")
+    if "latency_high" in result:
+        h = result["latency_high"]
+        out += [
+            "",
+            f"## Latency: {h['rate_target']:,} msg/s from {h['devices']:,} devices for {h['seconds']:g} s",
+            "",
+            _row(["rows", "achieved msg/s", "p50 ms", "p95 ms", "p99 ms", "max ms",
+                  "publish->received p50 / p99 ms", "publisher lag p99 / max ms"]),
+            _row(["---"] * 8),
+            _row([h["rows"], h["rate_achieved"], h["p50_ms"], h["p95_ms"], h["p99_ms"], h["max_ms"],
+                  f"{h['publish_to_received_p50_ms']} / {h['publish_to_received_p99_ms']}",
+                  f"{h.get('publisher_lag_p99_ms', '-')} / {h['publisher_max_lag_ms']}"]),
+        ]  # fmt: skip
+    if "fleet" in result:
+        out += _fleet(result["fleet"])
+    if "startup" in result:
+        out += _startup(result["startup"])
     if "latest" in result:
         out += _latest(result["latest"])
     if "provisioning" in result:
@@ -217,6 +234,52 @@ def _latest(latest: dict) -> list[str]:
     for name, sql in latest["sql"].items():
         out.append(f"* `{name}`: `{sql}`")
     return out
+
+
+def _fleet(f: dict) -> list[str]:
+    out = [
+        "",
+        f"## A fleet connected at once: {f['devices']:,} devices at {f['hz_per_device']:g} Hz for {f['seconds']:g} s",
+        "",
+        "Each device on its own connection with its own dynamic-security account, from ONE asyncio process "
+        f"speaking MQTT 3.1.1 over sockets ({f['connections_in_one_process']:,} connections; open-files limit "
+        f"{f['open_files_limit']:,}, raised with `resource.setrlimit` before the broker starts, which inherits it). "
+        "QoS 1, each device waits for its PUBACK; latency is publish -> committed as above; `lost` and "
+        "`duplicates` compare what the broker acknowledged with the distinct rows stored.",
+        "",
+        _row(["connected in s", "published", "acked", "lost", "duplicates", "msg/s", "p50 ms", "p95 ms", "p99 ms",
+              "max ms", "publish->received p50/p95/p99 ms", "PUBACK p50 / p99 ms", "generator lag p50 / p99 / max ms"]),
+        _row(["---"] * 13),
+        _row([f["connect_seconds"], f"{f['published']:,}", f"{f['acked']:,}", f["lost"], f["duplicates"],
+              f["msgs_per_s"], f["p50_ms"], f["p95_ms"], f["p99_ms"], f["max_ms"],
+              " / ".join(str(x) for x in f.get("publish_to_received_p50_p95_p99_ms", [])) or "-",
+              f"{f.get('puback_p50_ms', '-')} / {f['puback_p99_ms']}",
+              f"{f['generator_lag_median_ms']} / {f['generator_lag_p99_ms']} / {f['generator_lag_max_ms']}"]),
+        "",
+        _row(["process", "CPU s", "% of one core", "peak RSS MiB"]),
+        _row(["---"] * 4),
+        *[_row([name, u["cpu_seconds"], u["cpu_pct_of_one_core"], u["peak_rss_mib"]])
+          for name, u in f["processes"].items()],
+    ]  # fmt: skip
+    return out
+
+
+def _startup(st: dict) -> list[str]:
+    h, t = st["help"], st["tail"]
+    return [
+        "",
+        "## Start-up of the CLI",
+        "",
+        "`iotctl --help` against a plain Typer app generated from iotctl's own command tree (same groups, commands, "
+        "parameters and help texts; empty bodies, no imports but typer); `iotctl tail sensors --count 1` from "
+        "spawning the process to its first line, a retained reading waiting. Fresh interpreters, medians.",
+        "",
+        _row(["iotctl --help ms", "plain Typer --help ms", "ratio", "bare python ms",
+              "tail first line ms (median / max)"]),
+        _row(["---"] * 5),
+        _row([h["iotctl_help_ms"], h["plain_typer_help_ms"], h["ratio"], h["python_bare_ms"],
+              f"{t['first_line_ms_median']} / {t['first_line_ms_max']}"]),
+    ]  # fmt: skip
 
 
 def _provisioning(p: dict) -> list[str]:

@@ -45,6 +45,18 @@ def test_bench_smoke_reports_every_figure(tmp_path):
             "0.05,0.1",
             "--latest-interval",
             "60",
+            "--latency-high-rate",
+            "300",
+            "--latency-high-devices",
+            "60",
+            "--fleet-devices",
+            "40",
+            "--fleet-hz",
+            "1",
+            "--fleet-seconds",
+            "2",
+            "--startup-runs",
+            "1",
             "--provision-devices",
             "20",
             "--provision-seconds",
@@ -89,6 +101,12 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         assert span["queries"]["latest_reading"]["median_ms"] > 0
     assert latest["retention"]["0.05d"]["refresh_latest_changed"] == 30  # the older readings change nothing
     assert latest["retention"]["0.1d"]["refresh_latest_changed"] == 0
+    assert result["latency_high"]["rows"] == 600 and result["latency_high"]["p99_ms"] > 0
+    connected = result["fleet"]
+    assert connected["published"] == connected["acked"] == connected["rows"] == 80
+    assert connected["lost"] == connected["duplicates"] == 0
+    assert set(connected["processes"]) == {"broker", "ingest", "load_generator"}
+    assert result["startup"]["help"]["ratio"] > 0 and result["startup"]["tail"]["first_line_ms_median"] > 0
     provisioned = result["provisioning"]
     assert provisioned["devices"] == 20 and provisioned["bounded_by"] == "count"
     durability = result["durability"]
@@ -107,6 +125,11 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         "hourly_30d_ms",
         "latest_values_ms",
         "provision_fleet_s",
+        "latency_high_p99_ms",
+        "fleet_p99_ms",
+        "fleet_lost",
+        "help_vs_plain_typer",
+        "tail_first_line_ms",
     }
     for key in ("cpu", "cores", "ram_gib", "os", "python", "postgresql", "mosquitto"):
         assert result["machine"][key], key
@@ -114,7 +137,7 @@ def test_bench_smoke_reports_every_figure(tmp_path):
 
     text = doc.read_text()
     assert "## Drain" in text and "## Latency" in text and "## Queries" in text and "## Broker durability" in text
-    assert "## Latest values" in text
+    assert "## Latest values" in text and "## A fleet connected at once" in text and "## Start-up" in text
     assert json.dumps(result, indent=2) in text
 
 
