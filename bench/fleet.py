@@ -193,6 +193,7 @@ FROM (SELECT device_id, seq, extract(epoch FROM pg_xact_commit_timestamp(xmin) -
 def run(stack: Stack, devices: int, hz: float, seconds: float, ingest_env: dict[str, str] | None = None) -> dict:
     dbname = stack.database("bench_fleet")
     client_id = "bench-fleet"
+    stack.drop_sessions()  # earlier runs' sessions would queue this run's messages too
     stack.presubscribe(client_id, contract.subscription(BASE))
     worker = Ingest(stack, dbname, client_id, extra_env=ingest_env or {}, http_port=free_port()).start()
     ids = device_ids(devices)

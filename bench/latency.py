@@ -24,6 +24,7 @@ FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - time) * 1000 AS
 def run(stack: Stack, rate: int, devices: int, seconds: float) -> dict:
     dbname = stack.database("bench_latency")
     client_id = "bench-latency"
+    stack.drop_sessions()  # earlier runs' sessions would queue this run's messages too
     stack.presubscribe(client_id, contract.subscription(BASE))
     worker = Ingest(stack, dbname, client_id, http_port=free_port()).start()
     try:
