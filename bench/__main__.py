@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how long the connected fleet publishes (the recorded goal is 60 s: `--fleet-seconds 60`; 20 s by "
         "default keeps `make bench` inside its budget)",
     )
-    parser.add_argument("--startup-runs", type=int, default=7, help="fresh processes per start-up measurement")
+    parser.add_argument("--startup-runs", type=int, default=15, help="fresh processes per start-up measurement")
     parser.add_argument("--query-days", type=float, default=30.0, help="days of 10 s readings for the query run")
     parser.add_argument("--query-devices", type=int, default=100, help="devices in the query data set")
     parser.add_argument(
