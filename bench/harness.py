@@ -75,6 +75,8 @@ class Stack:
     ingest_password: str = ""
     operator_password: str = ""
     publisher_password: str = ""
+    device_passwords: dict[str, str] = field(default_factory=dict)
+    sessions: list[str] = field(default_factory=list)  # consumer sessions presubscribed, for drop_sessions()
     # Saves every 60 s, not after every 100 changes as deployed: the drain queues 100k readings for 7 sessions, and
     # rewriting that whole queue every 100 of them would measure the broker's persistence, not the ingest.
     # bench/durability.py measures what the deployed setting costs, on brokers of its own.
@@ -118,7 +120,9 @@ class Stack:
         # too, so the broker holds what a real fleet's does).
         self.ingest_password, self.operator_password = uuid.uuid4().hex, uuid.uuid4().hex
         self.publisher_password = uuid.uuid4().hex
-        devices = {device_id: PasswordHash.create(uuid.uuid4().hex) for device_id in device_ids(self.devices)}
+        # Kept: bench/fleet.py logs every device in with its own account.
+        self.device_passwords = {device_id: uuid.uuid4().hex for device_id in device_ids(self.devices)}
+        devices = {device_id: PasswordHash.create(password) for device_id, password in self.device_passwords.items()}
         services = {ROLE_INGEST: self.ingest_password, ROLE_OPERATOR: self.operator_password}
         state = dynsec.seed_state(uuid.uuid4().hex, BASE, services, devices)
         state["roles"].append(
@@ -211,8 +215,20 @@ class Stack:
             raise TimeoutError(f"client {client_id} did not connect")
         return client
 
+    def drop_sessions(self) -> None:
+        """End every consumer session made so far (a clean start with expiry 0 discards a session): a session left
+        behind queues every later run's messages too (the row-at-a-time consumer leaves most of the backlog), and
+        the broker's periodic save of that queue stalls its one thread for a second at a time, which the later
+        latency runs would measure as theirs."""
+        for client_id in self.sessions:
+            client = self.client(client_id, service_username(ROLE_INGEST), self.ingest_password, clean_start=True)
+            client.disconnect()
+            client.loop_stop()
+        self.sessions.clear()
+
     def presubscribe(self, client_id: str, topic_filter: str) -> None:
         """Create the persistent session a consumer will resume, so the broker queues the backlog for it."""
+        self.sessions.append(client_id)
         client = self.client(
             client_id,
             service_username(ROLE_INGEST),

@@ -251,6 +251,83 @@ def run_dynsec(directory: Path, n: int) -> dict:
         server.stop()
 
 
+# -------------------------------------------------------------------- the product's own path, at fleet scale
+
+
+def run_fleet(stack, n: int, seconds: float) -> dict:
+    """``iotctl device provision`` for ``n`` devices in one session (what ``device provision id1 id2 ...`` does:
+    per device the registry row and config token in one transaction, the broker client and role over dynamic
+    security, the 0600 credentials file), against the native stack's own Mosquitto and the bench's PostgreSQL.
+    Stops after ``seconds`` if the fleet is not done by then, and says how far it got.
+
+    Mosquitto 2.0's dynamic-security plugin rewrites its whole state file after every change (``createRole`` and
+    ``createClient`` each call ``dynsec__config_save``), so the cost of one device grows with the fleet already
+    there; the per-100 figures show that growth.
+    """
+    from iotctl.devices import Provisioning
+    from iotctl.settings import Settings
+    from iotctl.stack.layout import StackLayout
+    from iotctl.stack.native import NativeStack
+
+    dbname = stack.database("bench_provisioning")
+    state = stack.directory / "provisioning-state"
+    port = procs.free_port()
+    NativeStack(Settings(state_dir=state, mqtt_port=port, engine="system")).ensure_broker("system")
+    broker = MosquittoServer(StackLayout(state).mosquitto_dir, port)
+    settings = Settings(
+        state_dir=state,
+        mqtt_port=port,
+        engine="system",
+        database_url=stack.url(dbname),
+        database_password_file=stack.db_password_file,
+    )
+    per_100: list[float] = []
+    try:
+        pid = broker.pid()
+        cpu0 = cpu_seconds(pid)
+        with Provisioning(settings) as session:
+            started = mark = time.monotonic()
+            done = 0
+            while done < n and time.monotonic() - started < seconds:
+                session.provision(f"fleet-{done:05d}")
+                done += 1
+                if done % 100 == 0:
+                    now = time.monotonic()
+                    per_100.append(round((now - mark) * 1000 / 100, 2))
+                    mark = now
+            wall = time.monotonic() - started
+        cpu = cpu_seconds(pid) - cpu0
+        last = StackLayout(state).device_file(f"fleet-{done - 1:05d}")
+        login = json.loads(last.read_text())
+        if not login_works(port, login["mqtt_username"], login["mqtt_password"]):
+            raise RuntimeError(f"`{login['mqtt_username']}` cannot log in after provisioning")
+        state_bytes = broker.state_file.stat().st_size
+    finally:
+        broker.stop()
+    result = {
+        "target_devices": n,
+        "devices": done,
+        "bounded_by": "count" if done >= n else f"{seconds:g} s",
+        "wall_seconds": round(wall, 2),
+        "devices_per_second": round(done / wall, 1),
+        "ms_per_device_per_100": per_100,
+        "broker_cpu_seconds": round(cpu, 2),
+        "broker_state_bytes": state_bytes,
+    }
+    if done < n and len(per_100) >= 2:
+        # Cost per device grows linearly with the devices already there (a whole-file save per change): fit
+        # ms = a + b * k over the per-100 figures and sum it to n.
+        k = [100 * (i + 0.5) for i in range(len(per_100))]
+        mean_k, mean_ms = statistics.fmean(k), statistics.fmean(per_100)
+        b = sum((x - mean_k) * (y - mean_ms) for x, y in zip(k, per_100, strict=True)) / sum(
+            (x - mean_k) ** 2 for x in k
+        )
+        a = mean_ms - b * mean_k
+        result["estimated_seconds_for_target"] = round((a * n + b * n * n / 2) / 1000, 1)
+        result["estimate_model"] = "ms per device = a + b x devices already provisioned, least squares per 100"
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.provisioning", description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000, help="devices to provision on each path")

@@ -43,6 +43,9 @@ from iotctl.secretfiles import generate_password, write_secret
 from iotctl.settings import Settings
 from iots6_platform.core import contract
 
+#: The newest stored reading of each device, from ``latest_reading`` (one row per device, kept by the ingest): the
+#: fleet's current values cost the same whatever the retention of the readings.
+
 
 @dataclass(frozen=True)
 class DeviceCredentials:
@@ -308,6 +311,7 @@ def list_devices(settings: Settings) -> list[dict]:
 
     ``dropped``: readings the device reported dropping before it could send them (full offline buffer), summed
     over its stored readings by the ingest; ``dropped_at``: the time of the newest reading that reported any.
+    ``latest``: the device's newest stored reading (``registry.LATEST_FIELDS``), or None before its first.
     """
     with provisioning(settings) as session:
         return session.list()

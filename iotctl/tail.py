@@ -96,6 +96,16 @@ class TailModel:
                 f"Device id `{self.device}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`."
             )
 
+    def seed(self, readings: list[contract.Reading]) -> None:
+        """Start from stored readings (each device's newest, :func:`latest_readings`): shown until a live reading
+        replaces them, never counted as live, never replacing a newer reading already seen."""
+        for reading in readings:
+            if self.device is not None and reading.device_id != self.device:
+                continue
+            state = self.devices.setdefault(reading.device_id, DeviceState(reading.device_id))
+            if state.reading is None or state.reading.time < reading.time:
+                state.reading = reading
+
     def subscriptions(self) -> list[str]:
         """Topic filters: every device topic, or the one device's reading and status topics."""
         if self.device is None:
@@ -145,6 +155,35 @@ class TailModel:
                 )
             )
         return rows
+
+
+#: Each device's newest stored reading (migration 0007's latest_reading: one row per device, kept by the ingest).
+LATEST_READINGS = (
+    "SELECT " + ", ".join(f"l.{name}" for name in contract.READING_COLUMNS) + " FROM latest_reading AS l "
+    "JOIN devices AS d USING (device_id) WHERE d.retired_at IS NULL AND (%(device)s::text IS NULL OR "
+    "l.device_id = %(device)s) ORDER BY l.device_id"
+)
+
+
+def latest_readings(endpoint, device: str | None = None) -> list[contract.Reading]:
+    """The newest stored reading of every active device (or of ``device``) from the environment's database.
+
+    ``endpoint`` is a :class:`iotctl.endpoints.DbEndpoint`; raises the connection's typed errors (Unreachable,
+    AuthRefused) for the caller to report.
+    """
+    import psycopg
+
+    from iotctl.db.connect import connect
+
+    with connect(endpoint, timeout=3) as conn:
+        try:
+            rows = conn.execute(LATEST_READINGS, {"device": device}).fetchall()
+        except psycopg.Error as exc:
+            raise OperationFailed(
+                f"Database `{endpoint.url}` could not list the newest readings ({str(exc).splitlines()[0]}); "
+                "run `iotctl db migrate`."
+            ) from None
+    return [contract.Reading(*row) for row in rows]
 
 
 def plain_line(reading: contract.Reading) -> str:

@@ -52,8 +52,8 @@ def provision(
 
 @app.command("fleet")
 def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION) -> None:
-    """List the registered fleet: last seen, status, firmware, RSSI, readings dropped on the device, location,
-    broker account.
+    """List the registered fleet: last seen, the newest stored values, status, firmware, RSSI, readings dropped on
+    the device, location, broker account.
 
     From the database on the local stacks, from the config server's admin API on a vm or aks environment.
     """
@@ -66,14 +66,18 @@ def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION)
         emit_json(rows)
         return
     table = Table()
-    for column in ("device", "status", "last seen", "fw", "rssi", "dropped", "location", "broker account"):
-        table.add_column(column, justify="right" if column in ("rssi", "dropped") else "left")
+    numbers = ("°C", "%RH", "hPa", "rssi", "dropped")
+    for column in ("device", "status", "last seen", "°C", "%RH", "hPa", "fw", "rssi", "dropped", "location",
+                   "broker account"):  # fmt: skip
+        table.add_column(column, justify="right" if column in numbers else "left")
     for r in rows:
         state = "retired" if r["retired_at"] else (r["status"] or "-")
+        latest = r["latest"] or {}
         table.add_row(
             r["device_id"],
             state,
             str(r["last_seen"] or "-"),
+            *(_value(latest.get(name)) for name in ("temperature", "humidity", "pressure")),
             r["fw"] or "-",
             str(r["rssi"] or "-"),
             str(r["dropped"]),
@@ -81,6 +85,10 @@ def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION)
             "yes" if r["broker_account"] else "no",
         )
     out().print(table)
+
+
+def _value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 @app.command()

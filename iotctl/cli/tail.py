@@ -34,6 +34,19 @@ def _table(model, now=None):
     return table
 
 
+def _seed(cfg, model, errors) -> None:
+    """The newest stored readings into the table; without a database path, say so once and go on live."""
+    from iotctl.errors import IotctlError
+    from iotctl.tail import latest_readings
+
+    try:
+        from iotctl.environments import active
+
+        model.seed(latest_readings(active(cfg).db_endpoint(), model.device))
+    except IotctlError as exc:
+        errors.print(f"showing live readings only: {exc}")
+
+
 @app.command()
 def sensors(
     ctx: typer.Context,
@@ -54,6 +67,13 @@ def sensors(
         help="Stop after this many seconds; with --count, exit 1 if fewer arrived.",
     ),
     json_: bool = typer.Option(False, "--json", help="One JSON line per reading (contract fields) on stdout."),
+    initial: bool = typer.Option(
+        True,
+        "--initial/--no-initial",
+        envvar="IOTCTL_TAIL_INITIAL",
+        help="The live table starts from each device's newest stored reading (from the environment's database, "
+        "when it is reachable); lines and --json show live readings only.",
+    ),
 ) -> None:
     """Show live readings, one row per device: last values, online/offline and the age of the last reading."""
     from iotctl.environments import mqtt_endpoint
@@ -92,6 +112,8 @@ def sensors(
                 lambda _update: None,
                 count=count,
                 timeout=timeout,
+                # Once subscribed (live readings queue meanwhile), so a stored reading never hides a newer live one.
+                on_ready=(lambda: _seed(cfg, model, errors)) if initial else None,
                 on_tick=lambda: live.update(_table(model), refresh=True),
             )
     except KeyboardInterrupt:

@@ -155,6 +155,8 @@ class AdminClient:
             row = {key: device.get(key) for key in FLEET_KEYS}
             for key in FLEET_TIMES:
                 row[key] = datetime.fromisoformat(row[key]) if row[key] else None
+            latest = device.get("latest")
+            row["latest"] = {**latest, "time": datetime.fromisoformat(latest["time"])} if latest else None
             rows.append(row)
         return rows
 

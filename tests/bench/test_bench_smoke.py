@@ -39,6 +39,28 @@ def test_bench_smoke_reports_every_figure(tmp_path):
             "0.05",
             "--query-devices",
             "5",
+            "--latest-devices",
+            "30",
+            "--latest-days",
+            "0.05,0.1",
+            "--latest-interval",
+            "60",
+            "--latency-high-rate",
+            "300",
+            "--latency-high-devices",
+            "60",
+            "--fleet-devices",
+            "40",
+            "--fleet-hz",
+            "1",
+            "--fleet-seconds",
+            "2",
+            "--startup-runs",
+            "1",
+            "--provision-devices",
+            "20",
+            "--provision-seconds",
+            "30",
             "--durability-n",
             "300",
             "--no-profile",
@@ -72,6 +94,22 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         "hourly_all_devices_30d",
     }
     assert all(q["median_ms"] > 0 and q["rows"] > 0 for q in queries["queries"].values())
+    latest = result["latest"]
+    assert set(latest["retention"]) == {"0.05d", "0.1d"}
+    for span in latest["retention"].values():
+        assert span["queries"]["latest_reading"]["rows"] == span["queries"]["scan_sensor_data"]["rows"] == 30
+        assert span["queries"]["latest_reading"]["median_ms"] > 0
+    assert latest["retention"]["0.05d"]["refresh_latest_changed"] == 30  # the older readings change nothing
+    assert latest["retention"]["0.1d"]["refresh_latest_changed"] == 0
+    high = result["latency_high"]  # 300 msg/s from 60 devices, each on its own connection, for 2 s
+    assert high["published"] == high["rows"] == 600 and high["lost"] == 0 and high["p99_ms"] > 0
+    connected = result["fleet"]
+    assert connected["published"] == connected["acked"] == connected["rows"] == 80
+    assert connected["lost"] == connected["duplicates"] == 0
+    assert set(connected["processes"]) == {"broker", "ingest", "load_generator"}
+    assert result["startup"]["help"]["ratio"] > 0 and result["startup"]["tail"]["first_line_ms_median"] > 0
+    provisioned = result["provisioning"]
+    assert provisioned["devices"] == 20 and provisioned["bounded_by"] == "count"
     durability = result["durability"]
     assert set(durability["settings"]) == {"every_60_s", "every_1_s", "every_1000_changes", "every_100_changes",
                                            "every_change"}  # fmt: skip
@@ -87,6 +125,13 @@ def test_bench_smoke_reports_every_figure(tmp_path):
         "latency_p99_ms",
         "hourly_30d_ms",
         "ratio_c_mosquitto_sub",
+        "latest_values_ms",
+        "provision_fleet_s",
+        "latency_high_p99_ms",
+        "fleet_p99_ms",
+        "fleet_lost",
+        "help_vs_plain_typer",
+        "tail_first_line_ms",
     }
     for key in ("cpu", "cores", "ram_gib", "os", "python", "postgresql", "mosquitto"):
         assert result["machine"][key], key
@@ -94,6 +139,7 @@ def test_bench_smoke_reports_every_figure(tmp_path):
 
     text = doc.read_text()
     assert "## Drain" in text and "## Latency" in text and "## Queries" in text and "## Broker durability" in text
+    assert "## Latest values" in text and "## A fleet connected at once" in text and "## Start-up" in text
     assert json.dumps(result, indent=2) in text
 
 

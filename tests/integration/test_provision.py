@@ -374,3 +374,36 @@ def test_fleet_shows_the_readings_each_device_dropped(site, database):
     row = next(line for line in table.stdout.splitlines() if "bench-05" in line)
     cells = [c.strip() for c in row.split("│")]
     assert "dropped" in header and "41" in cells, table.stdout
+
+
+def test_fleet_shows_each_devices_newest_stored_values(site, database):
+    """`device fleet` reads the current values from latest_reading, which the ingest's store keeps."""
+    from datetime import UTC, datetime, timedelta
+
+    from iots6_platform.ingest.store import Batch, Store
+
+    _, env, _ = site
+    assert run(env, "device", "provision", "now-01", "now-02").exit_code == 0
+    when = datetime.now(UTC).replace(microsecond=0)
+    readings = [
+        contract.Reading(when - timedelta(seconds=s), "now-01", "telemetry", 10 - s, t, 45.0, 1009.5, None, None, -61,
+                         60, "1.0.0")
+        for s, t in ((0, 21.5), (10, 19.0))
+    ]  # fmt: skip
+    store = Store(database.url, database.password)
+    try:
+        store.write(Batch([(r, when, contract.topic(BASE, "now-01", "telemetry"), b"{}", ()) for r in readings]))
+    finally:
+        store.reset()
+    listed = run(env, "device", "fleet", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = {r["device_id"]: r for r in json.loads(listed.stdout)}
+    assert rows["now-02"]["latest"] is None
+    latest = rows["now-01"]["latest"]
+    assert (latest["kind"], latest["temperature"], latest["humidity"], latest["pressure"]) == (
+        "telemetry", 21.5, 45.0, 1009.5
+    )  # fmt: skip
+    table = run({**env, "COLUMNS": "250"}, "device", "fleet")
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.stdout.splitlines() if "now-01" in line)
+    assert [c.strip() for c in row.split("│")][4:7] == ["21.5", "45.0", "1009.5"], table.stdout

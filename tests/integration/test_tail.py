@@ -254,3 +254,87 @@ def test_broker_down_exits_4_with_one_line(operator_env):
     assert result.returncode == 4, result.stderr
     assert result.stderr.startswith("error: Broker `mqtt://127.0.0.1:") and result.stderr.strip().count("\n") == 0
     assert result.stdout == ""
+
+
+def _store_readings(database, *readings: contract.Reading) -> None:
+    """Readings written by the ingest's own store (which keeps latest_reading), devices registered first."""
+    from iots6_platform.ingest.store import Batch, Store
+
+    with database.connect(autocommit=True) as conn:
+        for device in sorted({r.device_id for r in readings}):
+            conn.execute("INSERT INTO devices (device_id) VALUES (%s) ON CONFLICT DO NOTHING", (device,))
+    store = Store(database.url, database.password)
+    try:
+        store.write(Batch([(r, datetime.now(UTC), "-", b"{}", ()) for r in readings]))
+    finally:
+        store.reset()
+
+
+def _reading(device_id: str, seconds_ago: int, seq: int, temperature: float) -> contract.Reading:
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=seconds_ago)
+    return contract.Reading(when, device_id, "telemetry", seq, temperature, 40.0, 1013.2, False, True, -61, 5, "2.1.0")
+
+
+def test_table_starts_from_the_newest_stored_readings(database, device_id):
+    """tail's initial state: each device's newest stored reading (latest_reading), not counted as live, replaced
+    by a newer live one and never by an older one."""
+    from iotctl.endpoints import DbEndpoint
+    from iotctl.tail import latest_readings
+
+    other = device_id + "-b"
+    _store_readings(database, _reading(device_id, 60, 1, 19.0), _reading(device_id, 30, 2, 21.5),
+                    _reading(other, 10, 1, 7.0))  # fmt: skip
+    endpoint = DbEndpoint(database.url, database.password)
+    assert [r.seq for r in latest_readings(endpoint, device_id)] == [2]
+    model = TailModel(BASE)
+    model.seed(latest_readings(endpoint))
+    rows = {row.device: row for row in model.rows()}
+    assert (rows[device_id].temperature, rows[other].temperature) == ("21.5 °C", "7.0 °C")
+    assert 29 <= rows[device_id].age_s < 120 and model.readings == 0
+    newer = _v1(device_id, 3, _ts(1), temperature=22.0)
+    assert model.handle(contract.topic(BASE, device_id, contract.TELEMETRY), newer).kind == READING
+    model.seed(latest_readings(endpoint))  # an older stored reading never hides the live one
+    assert {row.device: row.temperature for row in model.rows()}[device_id] == "22.0 °C"
+
+
+def test_live_table_on_a_terminal_shows_stored_values_before_any_message(operator_env, database, device_id, tmp_path):
+    """`iotctl tail sensors` on a terminal (a pty): the stored reading is in the table although nothing is
+    published while it runs."""
+    import pty
+
+    from iotctl.secretfiles import write_secret
+
+    _store_readings(database, _reading(device_id, 5, 1, 23.4))
+    env = {
+        **os.environ,
+        **operator_env,
+        "IOTCTL_DATABASE_URL": database.url,
+        "IOTCTL_DATABASE_PASSWORD_FILE": str(write_secret(tmp_path / "db.pw", database.password)),
+        "COLUMNS": "200",
+        "LINES": "40",
+        "TERM": "xterm",
+        "IOTCTL_TAIL_INITIAL": "1",
+    }
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from iotctl.cli.main import run; run()", "tail", "sensors", "--device", device_id,
+             "--timeout", "3"],
+            env=env, stdin=secondary, stdout=secondary, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        os.close(secondary)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the child closed the pty
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode()
+        proc.stderr.close()
+    finally:
+        os.close(primary)
+    text = output.decode(errors="replace")
+    assert device_id in text and "23.4 °C" in text, text[-2000:]

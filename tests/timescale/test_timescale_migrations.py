@@ -418,3 +418,50 @@ def test_apache_maintain_ages_out_rejected_fields(apache):
 def test_apache_rerun_applies_nothing(apache):
     with apache.connect() as conn:
         assert migrate.migrate(conn, edition_override="timescale-apache")[1] == []
+
+
+# --- latest_reading (0007), both TimescaleDB editions --------------------------------------------------------
+
+
+@pytest.mark.parametrize("edition", ["ts", "apache"])
+def test_latest_reading_is_kept_by_the_ingests_upsert_and_back_filled(edition, request, database):
+    """The ingest's own statement (store.UPSERT_LATEST_READING, from its staging table) over a hypertable: the
+    newest reading per device, never moved back by a late or redelivered one; iots6_refresh_latest_reading()
+    catches up with rows written around the ingest.  Same columns as the plain PostgreSQL edition."""
+    from iots6_platform.ingest.store import CREATE_STAGING, INSERT_STAGING_ONE, UPSERT_LATEST_READING
+
+    server = request.getfixturevalue(edition)
+    with database.connect() as pg_conn:
+        plain = _columns(pg_conn, "latest_reading")
+    device, other = f"{edition}-latest", f"{edition}-latest-bulk"
+    base = _base()
+
+    def deliver(conn, seconds: int, seq: int, temperature: float) -> None:
+        row = (base + timedelta(seconds=seconds), device, "telemetry", seq, temperature, 40.0, 1000.0, None, None,
+               -60, 10, "1.0.0", None, base)  # fmt: skip
+        with conn.transaction():  # the staging table empties itself at commit, as in the ingest
+            conn.execute(INSERT_READING, row[:9])
+            conn.execute(INSERT_STAGING_ONE, row)
+            conn.execute(UPSERT_LATEST_READING)
+
+    def latest(conn, who: str) -> tuple:
+        return conn.execute("SELECT seq, temperature FROM latest_reading WHERE device_id = %s", (who,)).fetchone()
+
+    with server.connect() as conn:
+        # pglite keeps one backend for every connection: a statement psycopg prepares would clash with a name an
+        # earlier connection prepared.
+        conn.prepare_threshold = None
+        assert _columns(conn, "latest_reading") == plain
+        conn.execute("INSERT INTO devices (device_id) VALUES (%s), (%s)", (device, other))
+        conn.execute(CREATE_STAGING)
+        deliver(conn, 60, 2, 22.0)
+        assert latest(conn, device) == (2, 22.0)
+        deliver(conn, 0, 1, 18.0)  # late
+        deliver(conn, 60, 2, 99.0)  # redelivered, other values
+        assert latest(conn, device) == (2, 22.0)
+        deliver(conn, 120, 3, 23.0)
+        assert latest(conn, device) == (3, 23.0)
+        assert _insert(conn, base + timedelta(seconds=5), other, 7, temperature=5.0) == 1
+        assert latest(conn, other) is None
+        assert _one(conn, "SELECT iots6_refresh_latest_reading()") == 1
+        assert latest(conn, other) == (7, 5.0) and latest(conn, device) == (3, 23.0)

@@ -146,6 +146,8 @@ class DeviceSummary:
             key: value.isoformat() if key in registry.FLEET_TIMES and value else value
             for key, value in self.registry.items()
         }
+        if row.get("latest"):
+            row["latest"] = {**row["latest"], "time": row["latest"]["time"].isoformat()}
         return {
             **row,
             "device_id": self.device_id,

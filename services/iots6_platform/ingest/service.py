@@ -3,7 +3,9 @@ it is committed.
 
 Threads: the network thread (``iots6_platform.ingest.wire``: a lean MQTT reader, see there why not paho) parses the
 messages of each read into the pending batch (``_on_messages``); the main thread
-flushes pending messages to the database by size or age, commits, then acknowledges them in the order received.
+flushes pending messages to the database by size or age, commits, then acknowledges them in the order received;
+a background thread (``iots6_platform.ingest.background``) refreshes the rollups and runs maintenance on its own
+connection.
 
 * A redelivered message (after a crash, a broker restart or a lost PUBACK) hits the unique key and is counted as
   a duplicate, not stored twice.
@@ -24,12 +26,13 @@ import random
 import signal
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 
 from iots6_platform.core import contract
 from iots6_platform.ingest import metrics
+from iots6_platform.ingest.background import Background
 from iots6_platform.ingest.config import IngestConfig
 from iots6_platform.ingest.store import Batch, BatchReading, DeadLetter, Status, Store
 from iots6_platform.ingest.wire import Consumer, Received, Refused, tls_context
@@ -60,6 +63,8 @@ class Ingestor:
     def __init__(self, config: IngestConfig):
         self.config = config
         self.store = Store(config.database_url, config.database_password)
+        # Rollups and maintenance: own thread, own connection, off the write path (background.py says why).
+        self.background = Background(config)
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.pending = Pending()
@@ -67,7 +72,6 @@ class Ingestor:
         self.connected = False
         self.db_ok = False
         self.stopping = threading.Event()
-        self.dirty_from: datetime | None = None
         self.dirty_to: datetime | None = None
         self.consumer: Consumer | None = None
         self.network: threading.Thread | None = None
@@ -257,7 +261,7 @@ class Ingestor:
         metrics.BATCH_SECONDS.observe(committed - started)
         metrics.COMMIT_LAG.observe(committed - taken.first_at)
         if result.min_time is not None:
-            self.dirty_from = result.min_time if self.dirty_from is None else min(self.dirty_from, result.min_time)
+            self.background.mark_dirty(result.min_time)
         unacked = sum(len(chunk) for _gen, chunk in taken.acks) - acked
         if unacked:
             log.info(
@@ -282,30 +286,12 @@ class Ingestor:
             return idle
         return max(0.0, first_at + self.config.flush_ms / 1000 - time.monotonic())
 
-    def _periodic(self, now: float, timers: dict[str, float]) -> None:
-        if self.dirty_from is not None and now >= timers["rollup"]:
-            start, self.dirty_from = self.dirty_from, None
-            try:
-                self.store.refresh_rollups(start, datetime.now(UTC) + timedelta(minutes=1))
-            except psycopg.Error as exc:
-                self.dirty_from = start if self.dirty_from is None else min(start, self.dirty_from)
-                log.warning("rollup refresh failed: %s", str(exc).strip().splitlines()[0])
-                self.store.reset()
-            timers["rollup"] = now + self.config.rollup_interval_s
-        if now >= timers["maintain"]:
-            try:
-                self.store.maintain()
-            except psycopg.Error as exc:
-                log.warning("maintenance failed: %s", str(exc).strip().splitlines()[0])
-                self.store.reset()
-            timers["maintain"] = now + self.config.maintenance_interval_s
-
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (or :meth:`stop`); flush, then disconnect keeping the session."""
         self._connect_db_with_backoff()
         self.network = threading.Thread(target=self._network, name="ingest-mqtt", daemon=True)
         self.network.start()
-        timers = {"rollup": time.monotonic() + self.config.rollup_interval_s, "maintain": time.monotonic()}
+        self.background.start()
         backoff = 0.5
         tick = self.config.flush_ms / 1000 / 2
         while not self.stopping.is_set():
@@ -318,7 +304,6 @@ class Ingestor:
                     self.stopping.wait(backoff + random.uniform(0, backoff / 2))
                     backoff = min(backoff * 2, 10.0)
                     continue
-            self._periodic(time.monotonic(), timers)
         self._shutdown()
         return 0
 
@@ -350,6 +335,7 @@ class Ingestor:
         self.network_stop.set()
         if self.network is not None:
             self.network.join(timeout=5)
+        self.background.stop()
         self.store.reset()
         log.info("stopped")
 

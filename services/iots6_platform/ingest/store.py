@@ -1,8 +1,9 @@
 """The database side of the ingest: one transaction per batch, COPY into a staging table, then an INSERT that
 lets the unique key absorb redeliveries.  Nothing here acknowledges anything: the caller acks after commit.
 
-In the same transaction: the registry (last seen, firmware, RSSI, and the `dropped` counts devices report), the
-values the contract rejected from otherwise stored readings (``rejected_field``) and the dead letters.
+In the same transaction: the registry (last seen, firmware, RSSI, and the `dropped` counts devices report), each
+device's newest reading (``latest_reading``), the values the contract rejected from otherwise stored readings
+(``rejected_field``) and the dead letters.
 """
 
 from __future__ import annotations
@@ -85,6 +86,21 @@ UPDATE devices AS d SET
     rssi = CASE WHEN d.last_seen IS NULL OR s.time >= d.last_seen THEN COALESCE(s.rssi, d.rssi) ELSE d.rssi END
 FROM (SELECT DISTINCT ON (device_id) device_id, time, fw, rssi FROM {STAGING} ORDER BY device_id, time DESC) AS s
 WHERE d.device_id = s.device_id
+"""
+# The newest reading of each device in the batch replaces the device's row in latest_reading (0007) only when it
+# is strictly newer by sensor_data's key order (time, kind, seq): out-of-order and redelivered readings never move
+# it backwards, and a redelivery (an equal key) changes nothing.  Rows go in device order, so concurrent ingests
+# take the row locks in the same order.
+_LATEST_COLUMNS = (
+    "device_id", "time", "kind", "seq", "temperature", "humidity", "pressure", "motion", "switch", "rssi",
+    "uptime_s", "fw", "received_at", "dropped",
+)  # fmt: skip
+UPSERT_LATEST_READING = f"""
+INSERT INTO latest_reading AS l ({", ".join(_LATEST_COLUMNS)})
+SELECT DISTINCT ON (device_id) {", ".join(_LATEST_COLUMNS)} FROM {STAGING}
+ORDER BY device_id, time DESC, kind DESC, seq DESC
+ON CONFLICT (device_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _LATEST_COLUMNS[1:])}
+WHERE (EXCLUDED.time, EXCLUDED.kind, EXCLUDED.seq) > (l.time, l.kind, l.seq)
 """
 UPDATE_STATUS = "UPDATE devices SET status = %s, status_at = %s WHERE device_id = %s"
 INSERT_DEAD_LETTER = (
@@ -244,7 +260,12 @@ class Store:
                 cur.execute(INSERT_FROM_STAGING)
                 stored, dropped = cur.rowcount, 0
             cur.execute(UPDATE_DEVICES)
+        self._update_latest(conn)
         return stored, dropped
+
+    def _update_latest(self, conn) -> None:
+        """The device's newest reading into latest_reading, from the staged batch, in the caller's transaction."""
+        conn.execute(UPSERT_LATEST_READING)
 
     def _row_by_row(self, conn, readings: list[BatchReading], dead: list[DeadLetter]):
         """One savepoint per row. Returns (rows stored, drops counted, the readings the database accepted)."""
@@ -271,6 +292,7 @@ class Store:
                 dropped += reading.dropped if new and reading.dropped else 0
                 accepted.append(item)
             cur.execute(UPDATE_DEVICES)
+        self._update_latest(conn)
         return stored, dropped, accepted
 
     def _write_rejected_fields(self, conn, readings: list[BatchReading]) -> list[tuple[str, str]]:
