@@ -12,7 +12,7 @@ import pytest
 from iots6_platform.core import contract
 from iots6_platform.core.contract import Reading
 from iots6_platform.core.db import migrate
-from iots6_platform.ingest.store import Batch, DeadLetter, Store
+from iots6_platform.ingest.store import Batch, BatchReading, DeadLetter, Store
 
 from .conftest import count_rows, wait_until
 
@@ -31,7 +31,7 @@ def reading(device_id: str, seconds: float, seq: int, temperature: float = 20.0,
     """One batch item as the ingest's reader builds it."""
     r = Reading(T0 + timedelta(seconds=seconds), device_id, kind, seq, temperature, 40.0, 1010.0, False, True, -60,
                 seq * 10, "1.0.0", None)  # fmt: skip
-    return (r, datetime.now(UTC), contract.topic(BASE, device_id, contract.TELEMETRY), b"{}", ())
+    return BatchReading(r, datetime.now(UTC), contract.topic(BASE, device_id, contract.TELEMETRY), b"{}", ())
 
 
 def latest(conn) -> dict[str, tuple]:

@@ -380,7 +380,7 @@ def test_fleet_shows_each_devices_newest_stored_values(site, database):
     """`device fleet` reads the current values from latest_reading, which the ingest's store keeps."""
     from datetime import UTC, datetime, timedelta
 
-    from iots6_platform.ingest.store import Batch, Store
+    from iots6_platform.ingest.store import Batch, BatchReading, Store
 
     _, env, _ = site
     assert run(env, "device", "provision", "now-01", "now-02").exit_code == 0
@@ -392,7 +392,8 @@ def test_fleet_shows_each_devices_newest_stored_values(site, database):
     ]  # fmt: skip
     store = Store(database.url, database.password)
     try:
-        store.write(Batch([(r, when, contract.topic(BASE, "now-01", "telemetry"), b"{}", ()) for r in readings]))
+        topic = contract.topic(BASE, "now-01", "telemetry")
+        store.write(Batch([BatchReading(r, when, topic, b"{}", ()) for r in readings]))
     finally:
         store.reset()
     listed = run(env, "device", "fleet", "--json")

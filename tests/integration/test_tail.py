@@ -258,14 +258,14 @@ def test_broker_down_exits_4_with_one_line(operator_env):
 
 def _store_readings(database, *readings: contract.Reading) -> None:
     """Readings written by the ingest's own store (which keeps latest_reading), devices registered first."""
-    from iots6_platform.ingest.store import Batch, Store
+    from iots6_platform.ingest.store import Batch, BatchReading, Store
 
     with database.connect(autocommit=True) as conn:
         for device in sorted({r.device_id for r in readings}):
             conn.execute("INSERT INTO devices (device_id) VALUES (%s) ON CONFLICT DO NOTHING", (device,))
     store = Store(database.url, database.password)
     try:
-        store.write(Batch([(r, datetime.now(UTC), "-", b"{}", ()) for r in readings]))
+        store.write(Batch([BatchReading(r, datetime.now(UTC), "-", b"{}", ()) for r in readings]))
     finally:
         store.reset()
 
@@ -292,7 +292,7 @@ def test_table_starts_from_the_newest_stored_readings(database, device_id):
     assert (rows[device_id].temperature, rows[other].temperature) == ("21.5 °C", "7.0 °C")
     assert 29 <= rows[device_id].age_s < 120 and model.readings == 0
     newer = _v1(device_id, 3, _ts(1), temperature=22.0)
-    assert model.handle(contract.topic(BASE, device_id, contract.TELEMETRY), newer).kind == READING
+    assert model.handle(contract.topic(BASE, device_id, contract.TELEMETRY), newer).tag == READING
     model.seed(latest_readings(endpoint))  # an older stored reading never hides the live one
     assert {row.device: row.temperature for row in model.rows()}[device_id] == "22.0 °C"
 

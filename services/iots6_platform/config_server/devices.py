@@ -15,6 +15,7 @@ from iots6_platform.config_server.runtime import (
     state,
 )
 from iots6_platform.core import contract
+from iots6_platform.core import registry as core_registry
 
 bp = Blueprint("devices", __name__)
 bp.before_request(require_admin)
@@ -65,7 +66,7 @@ SCHEMAS = {
                         "latest": {
                             "type": ["object", "null"],
                             "description": "the device's newest stored reading; null before its first",
-                            "required": list(registry.LATEST_FIELDS),
+                            "required": list(core_registry.LATEST_FIELDS),
                             "properties": {
                                 "time": {"type": "string", "format": "date-time"},
                                 "kind": {"type": "string", "enum": ["telemetry", "motion", "switch"]},
