@@ -17,11 +17,12 @@ help:
 	@echo "make lint            ruff"
 
 # Recipes are silent and talk on stderr, so `make bench` prints nothing but its JSON on stdout.
-$(STAMP): pyproject.toml
-	@echo "installing .venv (pip install -e '.[dev]')" >&2
+# Two distributions from this checkout: the platform (services/, what the images install) and iotctl over it.
+$(STAMP): pyproject.toml services/pyproject.toml
+	@echo "installing .venv (pip install -e ./services -e '.[dev]')" >&2
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --upgrade pip >&2
-	@$(BIN)/pip install --quiet -e '.[dev]' >&2
+	@$(BIN)/pip install --quiet -e ./services -e '.[dev]' >&2
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -44,6 +45,7 @@ bench: install install-system
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -8,9 +8,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bench.harness import BASE, Ingest, Stack, backlog, device_ids, log, wait_until
-from iotctl import contract
 from iotctl.broker.accounts import ROLE_INGEST, service_username
-from services.ingest.store import INSERT_ONE
+from iots6_platform.core import contract
+from iots6_platform.ingest.store import INSERT_ONE
 
 SUB = contract.subscription(BASE)
 #: Flow control of every consumer here: the ingest's default INGEST_RECEIVE_MAXIMUM.

@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.harness import Stack, backlog, device_ids, log, wait_until
-from iotctl import contract
 from iotctl.broker.accounts import ROLE_INGEST, service_username
 from iotctl.errors import OperationFailed
 from iotctl.stack.procs import pid_alive
+from iots6_platform.core import contract
 
 BASE = contract.DEFAULT_TOPIC_BASE
 #: (name, autosave_interval, autosave_on_changes): the old default first, the chosen one (iotctl.stack.mosquitto)

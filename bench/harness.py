@@ -23,15 +23,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from iotctl import contract
 from iotctl.broker import dynsec
 from iotctl.broker.accounts import ROLE_INGEST, ROLE_OPERATOR, service_username
 from iotctl.broker.pwhash import PasswordHash
-from iotctl.db import migrate
 from iotctl.secretfiles import write_secret
 from iotctl.stack.mosquitto import MosquittoServer
 from iotctl.stack.postgres import PostgresServer
 from iotctl.stack.procs import free_port
+from iots6_platform.core import contract
+from iots6_platform.core.db import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = contract.DEFAULT_TOPIC_BASE
@@ -303,7 +303,7 @@ def backlog(devices: list[str], n: int, start: datetime) -> list[tuple[str, str]
 
 @dataclass
 class Ingest:
-    """The real ``python -m services.ingest`` process, configured by env vars like in production."""
+    """The real ``python -m iots6_platform.ingest`` process, configured by env vars like in production."""
 
     stack: Stack
     dbname: str
@@ -332,7 +332,7 @@ class Ingest:
         self.log_file = self.stack.directory / f"ingest-{self.client_id}.log"
         with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.ingest"],
+                [sys.executable, "-m", "iots6_platform.ingest"],
                 env=env,
                 cwd=REPO,
                 stdin=subprocess.DEVNULL,

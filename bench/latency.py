@@ -7,8 +7,8 @@ import time
 from datetime import UTC, datetime
 
 from bench.harness import BASE, Ingest, Stack, device_ids, log, wait_until
-from iotctl import contract
 from iotctl.stack.procs import free_port
+from iots6_platform.core import contract
 
 PERCENTILES = """
 SELECT count(*),

@@ -18,7 +18,7 @@ STAGES = {
         "ingest/wire.py",
     ),
     "on_message: parse + validate + append (network thread)": ("Ingestor._on_message", "ingest/service.py"),
-    "contract.parse_message": ("parse_message", "iotctl/contract.py"),
+    "contract.parse_message": ("parse_message", "services/iots6_platform/core/contract.py"),
     "json.loads": ("loads", "json/__init__.py"),
     "flush (main thread)": ("Ingestor.flush", "ingest/service.py"),
     "store.write: COPY + INSERT + UPDATE devices + commit": ("Store.write", "ingest/store.py"),

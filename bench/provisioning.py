@@ -30,7 +30,6 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from iotctl import contract
 from iotctl.broker import dynsec
 from iotctl.broker.accounts import ROLE_DEVICE, ROLE_INGEST, ROLE_OPERATOR, rules_for, service_username
 from iotctl.broker.identities import DynsecIdentities
@@ -38,6 +37,7 @@ from iotctl.broker.pwhash import hash_password
 from iotctl.secretfiles import write_secret
 from iotctl.stack import procs
 from iotctl.stack.mosquitto import MosquittoServer, require_mosquitto
+from iots6_platform.core import contract
 
 BASE = contract.DEFAULT_TOPIC_BASE
 

@@ -19,7 +19,7 @@ NOTES = """\
 * **(a) receive-only:** paho, QoS 1, acks each message after its callback, counts it. Rate = N / (last - first
   message). **(b) row-at-a-time:** paho, parses with the contract module, `INSERT ... ON CONFLICT DO NOTHING`,
   commit, then ack (after the callback). Bounded: first 10k messages or 20 s, rate extrapolated.
-  **(c) ingest:** the real `python -m services.ingest` process, default settings (batch 2000 / 50 ms, receive
+  **(c) ingest:** the real `python -m iots6_platform.ingest` process, default settings (batch 2000 / 50 ms, receive
   maximum 8000), acknowledge-after-commit. Rate = N / (commit time of the last row - `received_at` of the first);
   the run checks that exactly N distinct rows were stored. All three use receive maximum 8000.
 * **Latency.** The real ingest, already connected; one publisher paces 1,000 msg/s round-robin over 1,000 device
@@ -223,7 +223,8 @@ Profiles are py-spy samples of the real ingest process while it drains the backl
 so the measured runs are not slowed by sampling). Before/after figures come from development runs of this harness
 on the same shared machine (load average 2-4), so the ratios matter, not the absolute rates.
 
-1. **A lean MQTT reader instead of paho in the ingest** (`services/ingest/wire.py`). With paho, about 75 % of
+1. **A lean MQTT reader instead of paho in the ingest**
+(`services/iots6_platform/ingest/wire.py`). With paho, about 75 % of
    the ingest's CPU was paho's network thread: `Client._loop`, `_sock_recv` (several `recv` calls per packet),
    MQTT v5 property decoding (`Properties.__init__`), `decode_publish`. That is the same per-message work that
    bounds the receive-only paho subscriber (a) at ~8k msgs/s here, while Mosquitto delivers the same backlog to

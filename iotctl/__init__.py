@@ -1,6 +1,7 @@
 """iotctl: run a fleet of Raspberry Pi Pico W sensor nodes.
 
-The library layer lives in sub-packages (``iotctl.contract``, ``iotctl.db``, ``iotctl.broker``, ``iotctl.stack``);
+The operator's CLI over the platform (``iots6_platform``: the contract, device config, migrations and services).
+iotctl's library layer lives in sub-packages (``iotctl.db``, ``iotctl.broker``, ``iotctl.stack``, ``iotctl.deploy``);
 ``iotctl.cli`` is only the Typer wiring over them.
 """
 

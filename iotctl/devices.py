@@ -1,22 +1,32 @@
 """Device identity in the active environment: provisioning (broker client + role, registry row, config token,
 0600 credentials file), listing and retiring.
 
-The broker side goes through ``iotctl.broker.identities`` (Mosquitto's dynamic security, or the embedded
-broker's registry); the registry row and the config token live in the environment's database.  One device is
-made all-or-nothing:
+The broker side goes through ``iotctl.broker.identities`` (Mosquitto's dynamic security over MQTT, or the
+embedded broker's registry).  The registry row and the config token are written by ONE implementation,
+``iots6_platform.core.registry``, reached one of two ways:
 
-1. the registry row and the config token are written in one database transaction;
-2. inside it, the broker client is created (or re-enabled with a new password) and the credentials file is
-   written next to its final name;
+- the local stacks (``local``, ``docker``, a registered stack of kind ``local``): directly in the environment's
+  database;
+- a VM or AKS environment: through the config server's admin API over HTTPS (``iotctl.registry_api``), with the
+  environment's ``config-admin-token`` and CA, so the operator's machine never needs a path to the database.
+
+One device is made all-or-nothing:
+
+1. the registry row and the config token are written (in one database transaction on the direct path, which
+   stays open until step 3; in one request on the API path);
+2. the broker client is created (or re-enabled with a new password) and the credentials file is written next to
+   its final name;
 3. the transaction commits and the file takes its name.
 
-A failure before the commit rolls the database back, deletes the new broker client (or disables a re-used one)
-and leaves no file.  If even that clean-up cannot reach the broker, the device is left "broker only" and the
-next ``device provision`` of the same id repairs it without ``--rotate``.
+A failure before the end deletes the new broker client (or disables a re-used one), leaves no file and undoes
+the registry: the direct path rolls back; the API path retires a row it created or re-activated (a retired row
+with no token, which the next ``provision`` brings back).  If even that clean-up cannot reach the broker, the
+device is left "broker only" and the next ``device provision`` of the same id repairs it without ``--rotate``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -26,11 +36,12 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iotctl import contract
 from iotctl.broker.identities import ACTIVE
+from iotctl.device_id import validate_device_id
 from iotctl.errors import InvalidInput, NotFound
 from iotctl.secretfiles import generate_password, write_secret
 from iotctl.settings import Settings
+from iots6_platform.core import contract
 
 
 @dataclass(frozen=True)
@@ -69,12 +80,6 @@ def config_url(settings: Settings) -> str:
     return active(settings).config_url
 
 
-def validate_device_id(device_id: str) -> str:
-    if not contract.valid_device_id(device_id):
-        raise InvalidInput(f"Device id `{device_id}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`.")
-    return device_id
-
-
 def device_file(settings: Settings, device_id: str) -> Path:
     """Where the active environment keeps ``device_id``'s credentials."""
     from iotctl.environments import active
@@ -82,26 +87,80 @@ def device_file(settings: Settings, device_id: str) -> Path:
     return active(settings).devices_dir / f"{validate_device_id(device_id)}.json"
 
 
+class _DatabaseRegistry:
+    """The registry written directly in the environment's database (the local stacks): the row and the token are
+    written inside the caller's transaction, so a failure later in the provisioning rolls them back."""
+
+    def __init__(self, env):
+        self.endpoint = env.db_endpoint()  # fails early for an environment whose database iotctl cannot reach
+        self.conn = None
+
+    def open(self) -> None:
+        from iotctl.db.connect import connect
+
+        self.conn = connect(self.endpoint)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def lock(self, device_id: str):
+        from iots6_platform.core import registry
+
+        return registry.device_lock(self.conn, device_id)
+
+    def transaction(self):
+        return self.conn.transaction()
+
+    def get(self, device_id: str):
+        from iots6_platform.core import registry
+
+        return registry.get(self.conn, device_id)
+
+    def register(self, device_id: str, labels: dict | None) -> str:
+        from iots6_platform.core import registry
+
+        return registry.register(self.conn, device_id, labels, new_token_always=True).token
+
+    def undo_register(self, device_id: str, before) -> None:
+        """Nothing to do: the caller's transaction rolls the row and the token back."""
+
+    def retire(self, device_id: str) -> bool:
+        from iots6_platform.core import registry
+
+        found = registry.retire(self.conn, device_id)
+        return bool(found and found[1])
+
+    def list(self) -> list[dict]:
+        from iots6_platform.core import registry
+
+        return registry.fleet(self.conn)
+
+
 class Provisioning:
-    """One connection to the environment's broker (as its admin) and database, for any number of devices."""
+    """One connection to the environment's broker (as its admin) and its device registry, for any number of
+    devices.  The registry is the environment's database on the local stacks, the config server's admin API over
+    HTTPS on a VM or AKS (:mod:`iotctl.registry_api`): the same steps either way."""
 
     def __init__(self, settings: Settings):
         from iotctl.environments import active
 
         self.settings = settings
         self.env = active(settings)
-        self._db = self.env.db_endpoint()  # fails early for an environment whose database iotctl cannot reach
+        if self.env.registry_via_api:
+            from iotctl.registry_api import ApiRegistry
+
+            self.registry = ApiRegistry(self.env)
+        else:
+            self.registry = _DatabaseRegistry(self.env)
         self.broker = None
-        self.conn = None
 
     def __enter__(self) -> Provisioning:
-        from iotctl.db.connect import connect
-
-        self.conn = connect(self._db)
+        self.registry.open()
         try:
             self.broker = self.env.identities().__enter__()
         except BaseException:
-            self.conn.close()
+            self.registry.close()
             raise
         return self
 
@@ -109,32 +168,24 @@ class Provisioning:
         try:
             self.broker.close()
         finally:
-            self.conn.close()
+            self.registry.close()
 
     # -- provisioning
-    @contextmanager
-    def _device_lock(self, device_id: str) -> Iterator[None]:
-        """Serialize work on one device id across processes (a session-level advisory lock), so two provisions
-        of the same device cannot interleave their broker password, token and credentials file."""
-        self.conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", ("iotctl.device:" + device_id,))
-        try:
-            yield
-        finally:
-            self.conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", ("iotctl.device:" + device_id,))
-
     def provision(self, device_id: str, *, rotate: bool = False, labels: dict | None = None):
-        """Create ``device_id``'s identity everywhere, in one go. Returns (credentials, path of the 0600 file)."""
+        """Create ``device_id``'s identity everywhere, in one go. Returns (credentials, path of the 0600 file).
+
+        The registry lock serializes work on one device id across processes (two provisions of the same device
+        cannot interleave their broker password, token and credentials file); the config server takes the same
+        lock for each of its writes."""
         validate_device_id(device_id)
-        with self._device_lock(device_id):
+        with self.registry.lock(device_id):
             return self._provision(device_id, rotate, labels)
 
     def _provision(self, device_id: str, rotate: bool, labels: dict | None):
-        from iotctl.devconfig.tokens import issue_device_token
-
-        conn, broker, env = self.conn, self.broker, self.env
+        registry, broker, env = self.registry, self.broker, self.env
         state = broker.state(device_id)
-        row = conn.execute("SELECT retired_at IS NULL FROM devices WHERE device_id = %s", (device_id,)).fetchone()
-        if state == ACTIVE and row and row[0] and not rotate:
+        before = registry.get(device_id)
+        if state == ACTIVE and before is not None and before.active and not rotate:
             raise InvalidInput(
                 f"Device `{device_id}` is already provisioned; pass --rotate to issue new credentials "
                 "(the old ones stop working)."
@@ -142,16 +193,11 @@ class Provisioning:
         path = env.devices_dir / f"{device_id}.json"
         staged = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
         password = generate_password()
-        broker_changed = False
+        broker_changed = registry_changed = False
         try:
-            with conn.transaction():
-                conn.execute(
-                    "INSERT INTO devices (device_id, labels) VALUES (%s, %s::jsonb) "
-                    "ON CONFLICT (device_id) DO UPDATE SET retired_at = NULL, "
-                    "labels = CASE WHEN %s THEN EXCLUDED.labels ELSE devices.labels END",
-                    (device_id, json.dumps(labels or {}), labels is not None),
-                )
-                token = issue_device_token(conn, device_id, rotate=True)
+            with registry.transaction():
+                registry_changed = True
+                token = registry.register(device_id, labels)
                 broker_changed = True  # from here on a failure may have reached the broker
                 broker.provision(device_id, password)
                 ca = env.ca_file if env.broker.tls else None
@@ -174,6 +220,8 @@ class Provisioning:
             staged.unlink(missing_ok=True)
             if broker_changed:
                 self._undo(device_id, state)
+            if registry_changed:
+                self._best_effort(registry.undo_register, device_id, before)
             raise
         os.replace(staged, path)
         return creds, path
@@ -182,63 +230,40 @@ class Provisioning:
         """Best effort, back to where the broker was: a client made now is deleted, a retired one disabled again.
         A rotation that failed is left alone: the device may still hold a working password, and the error says to
         run it again."""
-        try:
-            if state_before is None:
-                self.broker.remove(device_id)
-            elif state_before != ACTIVE:
-                self.broker.retire(device_id)
-        except Exception:  # noqa: BLE001 - the original error is the one to report; a re-run repairs this
-            pass
+        if state_before is None:
+            self._best_effort(self.broker.remove, device_id)
+        elif state_before != ACTIVE:
+            self._best_effort(self.broker.retire, device_id)
+
+    @staticmethod
+    def _best_effort(step, *args) -> None:
+        # The original error is the one to report; a re-run repairs what this could not.
+        with contextlib.suppress(Exception):
+            step(*args)
 
     def retire(self, device_id: str) -> None:
         """Disable the broker client (disconnecting it at once), delete the config token, keep the readings and
         mark the registry row retired."""
         validate_device_id(device_id)
-        with self._device_lock(device_id):
+        with self.registry.lock(device_id):
             self._retire(device_id)
 
     def _retire(self, device_id: str) -> None:
-        conn, broker = self.conn, self.broker
+        registry, broker = self.registry, self.broker
         state = broker.state(device_id)
-        with conn.transaction():
-            found = conn.execute(
-                "UPDATE devices SET retired_at = now() WHERE device_id = %s AND retired_at IS NULL RETURNING 1",
-                (device_id,),
-            ).fetchone()
-            if not found and state != ACTIVE:
+        with registry.transaction():
+            if not registry.retire(device_id) and state != ACTIVE:
                 raise NotFound(
                     f"Device `{device_id}` is not provisioned in {self.env.label}; `iotctl device fleet` shows the "
                     "fleet."
                 )
-            conn.execute("DELETE FROM device_tokens WHERE device_id = %s", (device_id,))
             if state is not None:
                 broker.retire(device_id)
         (self.env.devices_dir / f"{device_id}.json").unlink(missing_ok=True)
 
     def list(self) -> list[dict]:
         states = self.broker.devices()
-        rows = self.conn.execute(
-            "SELECT device_id, created_at, last_seen, status, fw, rssi, labels, retired_at, dropped_total, dropped_at "
-            "FROM devices ORDER BY device_id"
-        ).fetchall()
-        result = []
-        for device_id, created, last_seen, status, fw, rssi, labels, retired, dropped, dropped_at in rows:
-            result.append(
-                {
-                    "device_id": device_id,
-                    "created_at": created,
-                    "last_seen": last_seen,
-                    "status": status,
-                    "fw": fw,
-                    "rssi": rssi,
-                    "labels": labels,
-                    "retired_at": retired,
-                    "dropped": dropped,
-                    "dropped_at": dropped_at,
-                    "broker_account": states.get(device_id) == ACTIVE,
-                }
-            )
-        return result
+        return [{**row, "broker_account": states.get(row["device_id"]) == ACTIVE} for row in self.registry.list()]
 
 
 @contextmanager

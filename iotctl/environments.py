@@ -1,14 +1,16 @@
 """Named environments: where a platform runs and how iotctl reaches it, like kubectl contexts.
 
 An environment holds the broker's address (and TLS CA), the config server's URL, how to reach the database for
-migrations and provisioning, where the operator's credentials are, and the platform's kind:
+migrations (and, on the local stacks, the device registry), where the operator's credentials are, and the
+platform's kind:
 
 ==========  ===========================================================================================
 ``local``   the native stack of ``state_dir`` (built in, the default; also ``kind`` of a second stack)
 ``docker``  the Docker Compose stack in ``<state_dir>/docker`` (built in as ``docker``)
-``vm``      a VM deployment (``deploy vm`` registers it)
-``aks``     an AKS namespace (``deploy aks`` registers it); credentials may come from Key Vault and the
-            database may be reachable only through a migration Job in the cluster
+``vm``      a VM deployment (``deploy vm`` registers it); devices are registered through its config server
+``aks``     an AKS namespace (``deploy aks`` registers it); credentials may come from Key Vault, the
+            database may be reachable only through a migration Job in the cluster, devices are registered
+            through its config server
 ==========  ===========================================================================================
 
 The built-in ``local`` and ``docker`` environments are derived from the settings (ports, state dir, explicit
@@ -21,8 +23,10 @@ Any other environment is a file, written 0600 by :func:`register_environment`::
                                                   here and reads the others from its vault when a command needs them)
         mqtt-admin-password                       the broker's dynamic-security `admin` (provisioning)
         mqtt-operator-password                    `svc.operator` (tail)
-        config-admin-token                        the config server's admin API
-        postgres-admin-password                   the database user of `database.url` (migrations, registry)
+        config-admin-token                        the config server's admin API (config; the device registry of
+                                                  a vm or aks environment)
+        postgres-admin-password                   the database user of `database.url` (migrations; the registry
+                                                  of a local kind)
         tls-ca-crt                                the CA that signed the broker's (and config server's) certificate
         devices/<id>.json                         credentials of devices provisioned in this environment
 
@@ -37,17 +41,20 @@ import os
 import re
 import shutil
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from iotctl.endpoints import DbEndpoint, MqttEndpoint
 from iotctl.errors import InvalidInput, NotFound, OperationFailed
 from iotctl.secretfiles import read_secret, write_secret
 from iotctl.settings import DEFAULT, Settings
 
 KINDS = ("local", "docker", "vm", "aks")
+#: Kinds whose device registry iotctl writes through the config server's admin API, never the database.
+API_REGISTRY_KINDS = ("vm", "aks")
 BUILTIN = ("local", "docker")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 DB_DIRECT, DB_JOB = "direct", "job"
@@ -68,7 +75,7 @@ _SECRET_WHAT = {
     DB_PASSWORD: "database password",
     CA_CERT: "CA certificate",
 }
-# The built-in stacks' names for those secrets (iotctl.endpoints.stack_secret).
+# The built-in stacks' names for those secrets (``Stack.secret_file``).
 _STACK_SECRET = {MQTT_ADMIN: "mqtt-admin", MQTT_OPERATOR: "operator", CONFIG_ADMIN: "admin-token", DB_PASSWORD: "db"}
 _SETTING_FOR_SECRET = {
     MQTT_OPERATOR: "mqtt_password_file",
@@ -126,6 +133,13 @@ class Environment:
         return f"environment `{self.name}`"
 
     @property
+    def registry_via_api(self) -> bool:
+        """Whether the device registry (``device provision|retire|fleet``) is written through the config server's
+        admin API (a VM or AKS deployment, whose database is private to it) rather than in the database directly
+        (the local stacks)."""
+        return self.kind in API_REGISTRY_KINDS
+
+    @property
     def devices_dir(self) -> Path:
         if self.builtin:
             from iotctl.stack.layout import StackLayout
@@ -160,9 +174,9 @@ class Environment:
             from iotctl.stack.layout import StackLayout
 
             return StackLayout(settings.state_dir).ca_file
-        from iotctl.endpoints import stack_secret
+        from iotctl.stack import local_stack
 
-        return stack_secret(settings, _STACK_SECRET[name], docker=self.kind == "docker")
+        return local_stack(settings, docker=self.kind == "docker").secret_file(_STACK_SECRET[name])
 
     def secret(self, name: str) -> str:
         """Secret ``name`` of this environment, read from its file or its Key Vault (never cached on disk)."""
@@ -214,7 +228,6 @@ class Environment:
         return self._mqtt(ADMIN_USERNAME, self.secret(MQTT_ADMIN))
 
     def _mqtt(self, username: str, password: str):
-        from iotctl.endpoints import MqttEndpoint
 
         b = self.broker
         return MqttEndpoint(
@@ -229,13 +242,12 @@ class Environment:
         )
 
     def db_endpoint(self):
-        from iotctl.endpoints import DbEndpoint
 
         if self.database.access == DB_JOB and not self.database.url:
             raise OperationFailed(
                 f"{self.label} reaches its database only from inside its cluster: `iotctl db migrate --env "
-                f"{self.name}` runs the migration Job there; the commands that need the database itself (device "
-                "provision/retire/fleet, db status) need a path to it: open one and pass it as --database-url to "
+                f"{self.name}` runs the migration Job there, and `device provision|retire|fleet` go through the config "
+                "server; `db status` needs a path to the database itself: open one and pass it as --database-url to "
                 f"`iotctl deploy aks --env {self.name}` (docs/deploy-aks.md, Operating an environment)."
             )
         if self.builtin:
@@ -296,6 +308,7 @@ class Environment:
             "broker_ca": str(self.ca_file) if self.ca_file else None,
             "config_url": self.config_url,
             "database": {"access": self.database.access, "url": self.database.url},
+            "device_registry": "config server API" if self.registry_via_api else "database",
             "credentials": self.credentials,
             "secrets": secrets,
             "devices_dir": str(self.devices_dir) if self.settings or not self.builtin else None,
@@ -311,6 +324,16 @@ class Environment:
 def environments_dir(settings_or_state_dir: Settings | Path) -> Path:
     state_dir = getattr(settings_or_state_dir, "state_dir", settings_or_state_dir)
     return Path(state_dir) / "environments"
+
+
+def mqtt_endpoint(settings: Settings) -> MqttEndpoint:
+    """The operator's login on the active environment's broker."""
+    return active(settings).operator_endpoint()
+
+
+def db_endpoint(settings: Settings) -> DbEndpoint:
+    """The active environment's database (URL without password, and the password)."""
+    return active(settings).db_endpoint()
 
 
 def active(settings: Settings) -> Environment:
@@ -441,7 +464,10 @@ def _check(env: Environment, fail) -> None:
 def list_environments(settings: Settings | Path, *, builtins: bool = True) -> list[Environment]:
     found = []
     if builtins and isinstance(settings, Settings):
-        found += [builtin(replace(settings, env="local"), "local"), builtin(replace(settings, env="docker"), "docker")]
+        found += [
+            builtin(settings.model_copy(update={"env": "local"}), "local"),
+            builtin(settings.model_copy(update={"env": "docker"}), "docker"),
+        ]
     base = environments_dir(settings)
     for file in sorted(base.glob("*.toml")) if base.is_dir() else []:
         if NAME_PATTERN.match(file.stem):

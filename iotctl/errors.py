@@ -1,7 +1,9 @@
-"""Typed errors raised by the library layer, and the one place they become exit codes.
+"""The typed errors iotctl's library layer raises, and the one place they become exit codes.
 
-Every message is one sentence that names the thing (in backticks) and says how to fix it.
-The CLI catches :class:`IotctlError` in one function (``iotctl.cli.main.run``) and exits with ``exit_code``.
+The classes are the platform's (``iots6_platform.core.errors``), so an error raised by the shared domain (a bad
+config key, an unknown token) and one raised by iotctl itself are handled alike. Every message is one sentence that
+names the thing (in backticks) and says how to fix it. The CLI catches :class:`IotctlError` in one function
+(``iotctl.cli.main.run``) and exits with :func:`exit_code_for`.
 
 Exit codes (documented in docs/cli.md):
 
@@ -19,51 +21,43 @@ Exit codes (documented in docs/cli.md):
 
 from __future__ import annotations
 
+from iots6_platform.core.errors import (
+    AuthRefused,
+    InvalidInput,
+    Iots6Error,
+    MissingDependency,
+    NotFound,
+    OperationFailed,
+    Unreachable,
+)
 
-class IotctlError(Exception):
-    """Base class: a one-sentence, user-facing message."""
+#: What the CLI catches: every error of the platform's domain and of iotctl's library layer.
+IotctlError = Iots6Error
 
-    exit_code = 1
+__all__ = [
+    "AuthRefused",
+    "InvalidInput",
+    "IotctlError",
+    "MissingDependency",
+    "NotFound",
+    "OperationFailed",
+    "Unreachable",
+    "exit_code_for",
+]
 
-
-class OperationFailed(IotctlError):
-    exit_code = 1
-
-
-class MissingDependency(IotctlError):
-    exit_code = 3
-
-
-class Unreachable(IotctlError):
-    exit_code = 4
-
-
-class AuthRefused(IotctlError):
-    exit_code = 5
-
-
-class InvalidInput(IotctlError):
-    exit_code = 6
-
-
-class NotFound(IotctlError):
-    exit_code = 7
-
-
-EXIT_CODES: dict[int, str] = {
-    0: "success",
-    1: "the operation failed",
-    2: "usage error",
-    3: "a required program or package is missing",
-    4: "a service could not be reached",
-    5: "credentials refused",
-    6: "invalid input",
-    7: "not found",
-}
+_EXIT_CODES: tuple[tuple[type[Iots6Error], int], ...] = (
+    (MissingDependency, 3),
+    (Unreachable, 4),
+    (AuthRefused, 5),
+    (InvalidInput, 6),
+    (NotFound, 7),
+    (OperationFailed, 1),
+)
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The single mapping from an exception to a process exit code."""
-    if isinstance(exc, IotctlError):
-        return exc.exit_code
+    """The single mapping from an exception to a process exit code (1 for anything unmapped)."""
+    for cls, code in _EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
     return 1

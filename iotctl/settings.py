@@ -13,12 +13,13 @@ environments only; a registered environment carries its own.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from iotctl.errors import InvalidInput
 
@@ -33,73 +34,67 @@ def _default_state_dir() -> Path:
 #: ``Settings.sources`` value of a key nobody set.
 DEFAULT = "default"
 
+#: A path as typed: ``~`` expanded.
+UserPath = Annotated[Path, AfterValidator(lambda p: Path(os.path.expanduser(str(p))))]
 
-@dataclass(frozen=True)
-class Settings:
-    """Every knob a script may set. Field docs are shown by ``iotctl settings``."""
 
-    env: str = field(
-        default="local",
-        metadata={"doc": "environment to talk to: local, docker, or one added with `iotctl env add`"},
+class Settings(BaseSettings):
+    """Every knob a script may set, typed; the descriptions are shown by ``iotctl settings`` and docs/cli.md.
+
+    Building one directly (``Settings(state_dir=...)``) reads nothing from the environment; :func:`load_settings`
+    resolves the layers."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid")
+
+    env: str = Field("local", description="environment to talk to: local, docker, or one added with `iotctl env add`")
+    state_dir: UserPath = Field(
+        default_factory=_default_state_dir,
+        description="native stack state and credentials, device files, environments",
+        json_schema_extra={"shown": "`$XDG_STATE_HOME/iotctl` or `~/.local/state/iotctl`"},
     )
-    state_dir: Path = field(default_factory=_default_state_dir, metadata={"doc": "native stack state and credentials"})
-    topic_base: str = field(default="iots6", metadata={"doc": "first level of every MQTT topic"})
-    mqtt_host: str = field(default="127.0.0.1", metadata={"doc": "broker host"})
-    mqtt_port: int = field(default=18830, metadata={"doc": "broker port (the native stack listens here)"})
-    mqtt_username: str | None = field(default=None, metadata={"doc": "operator account; default: the stack's"})
-    mqtt_password_file: Path | None = field(default=None, metadata={"doc": "file holding that account's password"})
-    pg_port: int = field(default=15432, metadata={"doc": "PostgreSQL port of the native stack"})
-    database_url: str | None = field(
-        default=None, metadata={"doc": "postgresql:// URL without password; default: the stack's database"}
+    topic_base: str = Field("iots6", description="first level of every MQTT topic")
+    mqtt_host: str = Field("127.0.0.1", description="broker host")
+    mqtt_port: int = Field(18830, description="broker port (the native stack listens here)")
+    mqtt_username: str | None = Field(None, description="operator account; default: the stack's")
+    mqtt_password_file: UserPath | None = Field(None, description="file holding that account's password")
+    pg_port: int = Field(15432, description="PostgreSQL port of the native stack")
+    database_url: str | None = Field(
+        None, description="postgresql:// URL without password; default: the stack's database"
     )
-    database_password_file: Path | None = field(default=None, metadata={"doc": "file holding the DB password"})
-    ingest_health_port: int = field(default=18081, metadata={"doc": "ingest health/metrics port in the stack"})
-    config_port: int = field(default=18080, metadata={"doc": "config server port in the stack"})
-    config_url: str | None = field(
-        default=None,
-        metadata={"doc": "config server base URL; default: the stack's http://127.0.0.1:<config_port>"},
+    database_password_file: UserPath | None = Field(None, description="file holding the DB password")
+    ingest_health_port: int = Field(18081, description="ingest health/metrics port in the stack")
+    config_port: int = Field(18080, description="config server port in the stack")
+    config_url: str | None = Field(
+        None, description="config server base URL; default: the stack's `http://127.0.0.1:<config_port>`"
     )
-    config_admin_token_file: Path | None = field(
-        default=None, metadata={"doc": "file holding the config server admin token; default: the stack's"}
+    config_admin_token_file: UserPath | None = Field(
+        None, description="file holding the config server admin token; default: the stack's"
     )
-    docker: bool = field(
-        default=False,
-        metadata={"doc": "use the Docker Compose stack in <state_dir>/docker (credentials, broker accounts)"},
+    docker: bool = Field(
+        False, description="use the Docker Compose stack in `<state_dir>/docker` (credentials, broker accounts)"
     )
-    engine: str = field(
-        default="auto",
-        metadata={"doc": "native stack engines: auto, system (mosquitto/postgres) or embedded"},
+    engine: Literal["auto", "system", "embedded"] = Field(
+        "auto", description="native stack engines: auto, system (mosquitto/postgres) or embedded"
     )
-    mqtt_tls_port: int = field(
-        default=0,
-        metadata={"doc": "native stack: also listen with TLS on this port (CA in <state_dir>/pki); 0: no TLS"},
+    mqtt_tls_port: int = Field(
+        0, description="native stack: also listen with TLS on this port (CA in `<state_dir>/pki`); 0: no TLS"
     )
+
     #: Where each value came from: ``default``, a TOML path, an env var name or a ``--flag`` (not a setting).
-    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False, metadata={"internal": True})
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_sources):
+        # Keyword arguments only: load_settings layers the file, the environment and the flags itself, so it can
+        # say where each value came from.
+        return (init_settings,)
+
+    @property
+    def sources(self) -> dict[str, str]:
+        return self._sources
 
     def env_name(self, key: str) -> str:
         return ENV_PREFIX + key.upper()
-
-
-def _coerce(name: str, type_: Any, raw: Any, source: str) -> Any:
-    if raw is None:
-        return None
-    text = str(type_)
-    if text == "bool":
-        value = str(raw).strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            return True
-        if value in ("0", "false", "no", "off", ""):
-            return False
-        raise InvalidInput(f"`{name}` from {source} must be true or false, got {raw!r}; fix the value there.")
-    try:
-        if "int" in text:
-            return int(raw)
-        if "Path" in text:
-            return Path(os.path.expanduser(str(raw)))
-        return str(raw)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"`{name}` from {source} must be {text}, got {raw!r}; fix the value there.") from None
 
 
 def _read_toml(path: Path, explicit: bool) -> dict[str, Any]:
@@ -108,11 +103,30 @@ def _read_toml(path: Path, explicit: bool) -> dict[str, Any]:
             raise InvalidInput(f"Config file `{path}` does not exist; create it or drop --config/IOTCTL_CONFIG.")
         return {}
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        return TomlConfigSettingsSource(Settings, toml_file=path).toml_data
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"Config file `{path}` is not valid TOML ({exc}); fix or remove it.") from None
-    return data
+
+
+def _environ_values(env: dict[str, str] | os._Environ) -> dict[str, Any]:
+    from iots6_platform.core.settings import EnvironSource
+
+    return EnvironSource(Settings, env)()
+
+
+def _invalid(errors: list[Any], values: dict[str, Any], sources: dict[str, str]) -> InvalidInput:
+    """pydantic's first error as one sentence naming the key, where its value came from and the fix."""
+    error = errors[0]
+    name = str(error["loc"][0]) if error["loc"] else ""
+    source, raw = sources.get(name, DEFAULT), values.get(name)
+    if error["type"] == "literal_error":
+        return InvalidInput(
+            f"`{name}` from {source} must be {error['ctx']['expected']}, got {raw!r}; fix the value there."
+        )
+    if error["type"].startswith("bool"):
+        return InvalidInput(f"`{name}` from {source} must be true or false, got {raw!r}; fix the value there.")
+    kind = {"int": "an integer", "path": "a path", "string": "text"}.get(error["type"].split("_")[0], "valid")
+    return InvalidInput(f"`{name}` from {source} must be {kind}, got {raw!r}; fix the value there.")
 
 
 def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
@@ -122,41 +136,44 @@ def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] |
     config_flag = flags.pop("config", None) or env.get(ENV_PREFIX + "CONFIG")
     toml_path = Path(config_flag) if config_flag else Path("iotctl.toml")
     file_values = _read_toml(toml_path, explicit=bool(config_flag))
-    known = {f.name: f for f in fields(Settings) if not f.metadata.get("internal")}
+    known = list(Settings.model_fields)
     unknown = sorted(set(file_values) - set(known))
     if unknown:
         raise InvalidInput(f"Unknown key `{unknown[0]}` in `{toml_path}`; known keys: {', '.join(sorted(known))}.")
+    layers = (
+        (file_values, lambda name: str(toml_path)),
+        (_environ_values(env), lambda name: ENV_PREFIX + name.upper()),
+        ({k: v for k, v in flags.items() if k in known}, lambda name: f"--{name.replace('_', '-')}"),
+    )
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name, f in known.items():
-        sources[name] = DEFAULT
-        if name in file_values:
-            values[name] = _coerce(name, f.type, file_values[name], str(toml_path))
-            sources[name] = str(toml_path)
-        env_name = ENV_PREFIX + name.upper()
-        if env.get(env_name):
-            values[name] = _coerce(name, f.type, env[env_name], env_name)
-            sources[name] = env_name
-        if name in flags:
-            flag = f"--{name.replace('_', '-')}"
-            values[name] = _coerce(name, f.type, flags[name], flag)
-            sources[name] = flag
-    settings = Settings(**values, sources=sources)
-    if settings.engine not in ("auto", "system", "embedded"):
-        raise InvalidInput(f"`engine` must be auto, system or embedded, got {settings.engine!r}.")
+    sources = dict.fromkeys(known, DEFAULT)
+    for layer, source in layers:
+        for name, value in layer.items():
+            values[name], sources[name] = value, source(name)
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise _invalid(exc.errors(), values, sources) from None
+    settings._sources.update(sources)
     return settings
+
+
+def markdown_table() -> str:
+    """docs/cli.md's settings table (``scripts/settings_docs.py`` writes it)."""
+    from iots6_platform.core.settings import markdown_table as table
+
+    return table(Settings, lambda name: ENV_PREFIX + name.upper(), keys=True)
 
 
 def describe(settings: Settings) -> list[dict[str, Any]]:
     """Rows for ``iotctl settings``: key, value, where it came from, env var, doc."""
     return [
         {
-            "key": f.name,
-            "value": None if getattr(settings, f.name) is None else str(getattr(settings, f.name)),
-            "source": settings.sources.get(f.name, DEFAULT),
-            "env": ENV_PREFIX + f.name.upper(),
-            "doc": f.metadata.get("doc", ""),
+            "key": name,
+            "value": None if getattr(settings, name) is None else str(getattr(settings, name)),
+            "source": settings.sources.get(name, DEFAULT),
+            "env": ENV_PREFIX + name.upper(),
+            "doc": field.description or "",
         }
-        for f in dataclasses.fields(settings)
-        if not f.metadata.get("internal")
+        for name, field in Settings.model_fields.items()
     ]

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from iotctl import contract
 from iotctl.endpoints import MqttEndpoint
 from iotctl.errors import AuthRefused, InvalidInput, OperationFailed
+from iots6_platform.core import contract
 
 #: Contract fields a reading carries, in the contract's order (``dropped`` is a device counter, not stored).
 JSON_FIELDS = tuple(name for name in contract.FIELDS if name != "dropped")

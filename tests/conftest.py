@@ -23,11 +23,11 @@ from iotctl import pki
 from iotctl.broker import dynsec
 from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, service_username
 from iotctl.broker.identities import DynsecIdentities
-from iotctl.db import migrate
 from iotctl.endpoints import MqttEndpoint
 from iotctl.stack.mosquitto import MosquittoServer, TlsListener, find_mosquitto
 from iotctl.stack.postgres import PostgresServer, find_pg_bindir
 from iotctl.stack.procs import free_port, wait_for_port
+from iots6_platform.core.db import migrate
 
 DB_OWNER = "iots6"
 _db_counter = itertools.count()

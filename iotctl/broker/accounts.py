@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iotctl import contract
-from iotctl.broker.pwhash import hash_password
+from iotctl.broker.pwhash import hash_password, verify_password
+from iotctl.device_id import validate_device_id
 from iotctl.errors import InvalidInput, NotFound, OperationFailed
 from iotctl.secretfiles import generate_password, write_secret
+from iots6_platform.core import contract
 
 ROLE_DEVICE = "device"
 ROLE_INGEST = "ingest"
@@ -87,10 +88,8 @@ class AccountStore:
 
     def add(self, username: str, role: str, *, rotate: bool = False, password: str | None = None) -> str:
         """Create (or with ``rotate`` replace) an account; returns the new plaintext password, once."""
-        if role == ROLE_DEVICE and not contract.valid_device_id(username):
-            raise InvalidInput(
-                f"Device id `{username}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`."
-            )
+        if role == ROLE_DEVICE:
+            validate_device_id(username)
         accounts = self.load()
         if username in accounts and not rotate:
             raise InvalidInput(f"Account `{username}` already exists; pass --rotate to issue a new password.")
@@ -102,6 +101,20 @@ class AccountStore:
         }
         self._save(accounts)
         return password
+
+    def ensure_services(self, passwords: dict[str, str]) -> bool:
+        """The service accounts (role -> password of its ``svc.<role>`` account) exist with these passwords;
+        True if one was added or changed (the embedded broker then needs a reload)."""
+        accounts = self.load()
+        changed = False
+        for role, password in sorted(passwords.items()):
+            username = service_username(role)
+            current = accounts.get(username)
+            if current and current["role"] == role and verify_password(password, current["hash"]):
+                continue
+            self.add(username, role, rotate=current is not None, password=password)
+            changed = True
+        return changed
 
     def remove(self, username: str) -> None:
         accounts = self.load()

@@ -39,9 +39,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from iotctl.broker.accounts import ROLE_DEVICE, SERVICE_ROLES, rules_for, service_username
+from iotctl.broker.accounts import ROLE_DEVICE, SERVICE_ROLES, AccountStore, rules_for, service_username
 from iotctl.broker.pwhash import PasswordHash
 from iotctl.errors import AuthRefused, InvalidInput, OperationFailed, Unreachable
+from iotctl.secretfiles import write_secret
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
@@ -251,6 +252,29 @@ def _client_entry(
     if clientid:
         entry["clientid"] = clientid
     return entry
+
+
+def write_initial_state(
+    state_file: Path, legacy: AccountStore, admin_password: str, topic_base: str, services: dict[str, str]
+) -> str | None:
+    """Write ``state_file`` when there is none (its broker must not be running): migrated from the password-file
+    era's registry ``legacy`` when there is one (devices keep their passwords; the old ``accounts.json``,
+    ``passwd`` and ``acl`` are renamed ``*.pre-dynsec``), else seeded.  Returns ``migrated``, ``seeded`` or None
+    (kept).  The native stack's Mosquitto and the Docker stack's both start from here."""
+    if state_file.exists():
+        return None
+    state_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    old = legacy.load()
+    if old:
+        state = state_from_registry(old, admin_password, topic_base, services)
+    else:
+        state = seed_state(admin_password, topic_base, services)
+    write_secret(state_file, json.dumps(state, indent=2) + "\n")
+    for name in (legacy.registry_path.name, "passwd", "acl"):
+        path = legacy.directory / name
+        if path.exists():
+            path.rename(path.with_name(name + ".pre-dynsec"))
+    return "migrated" if old else "seeded"
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -501,6 +525,14 @@ def ensure_platform(
             admin.set_password(username, password)
             changed.append(f"password of {username}")
     return changed
+
+
+def reconcile(endpoint, topic_base: str, services: dict[str, str], state_file: Path, where: str = "") -> list[str]:
+    """Log in as ``admin`` at ``endpoint`` and :func:`ensure_platform` against the broker's saved ``state_file``:
+    what each stack runs after its broker is up (a newer iotctl may have changed a role, a secret file may have
+    been rotated).  Returns what changed."""
+    with DynsecAdmin(endpoint, where=where) as admin:
+        return ensure_platform(admin, topic_base, services, load_state(state_file))
 
 
 def main() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 from rich.console import Console
 
-from iotctl.settings import Settings, load_settings
+if TYPE_CHECKING:  # iotctl.settings imports pydantic: loaded on first use, so `iotctl --help` stays fast
+    from iotctl.settings import Settings
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -19,6 +20,8 @@ def settings(ctx: typer.Context) -> Settings:
     if not isinstance(root.obj, dict):
         root.obj = {}
     if "settings" not in root.obj:
+        from iotctl.settings import load_settings
+
         root.obj["settings"] = load_settings(root.obj.get("flags", {}))
     return root.obj["settings"]
 

@@ -57,7 +57,7 @@ def get(
     from rich.table import Table
 
     from iotctl.devconfig.client import admin_client, stored_document
-    from iotctl.devconfig.schema import diff
+    from iots6_platform.core.devconfig.schema import diff
 
     target = _target(device_id, fleet)
     found = admin_client(settings(ctx)).get(target)
@@ -84,8 +84,8 @@ def set_(
 ) -> None:
     """Change some keys of a device's overrides (or of the fleet defaults) and push the change live."""
     from iotctl.devconfig.client import admin_client, stored_document
-    from iotctl.devconfig.schema import diff, merge, parse_assignment
     from iotctl.errors import InvalidInput
+    from iots6_platform.core.devconfig.schema import diff, merge, parse_assignment
 
     device_id = None if fleet else args[0]
     assignments = args if fleet else args[1:]
@@ -108,7 +108,7 @@ def set_(
 
 def _compare(ctx: typer.Context, file: Path, device: str | None, fleet: bool):
     from iotctl.devconfig.client import admin_client, load_document, stored_document
-    from iotctl.devconfig.schema import diff
+    from iots6_platform.core.devconfig.schema import diff
 
     target = _target(device, fleet)
     doc = load_document(file)

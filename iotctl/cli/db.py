@@ -26,10 +26,9 @@ def migrate(
 
     An AKS environment's database is reached from inside its cluster: there this runs the chart's migration Job.
     """
-    from iotctl.db import migrate as migrations
     from iotctl.db.connect import connect
-    from iotctl.endpoints import db_endpoint
-    from iotctl.environments import DB_JOB, active
+    from iotctl.environments import DB_JOB, active, db_endpoint
+    from iots6_platform.core.db import migrate as migrations
 
     cfg = settings(ctx)
     env = active(cfg)
@@ -58,9 +57,9 @@ def status(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION
     """Show applied and pending migrations and the edition found (TimescaleDB licensed/Apache, or PostgreSQL)."""
     from rich.table import Table
 
-    from iotctl.db import migrate as migrations
     from iotctl.db.connect import connect
-    from iotctl.endpoints import db_endpoint
+    from iotctl.environments import db_endpoint
+    from iots6_platform.core.db import migrate as migrations
 
     endpoint = db_endpoint(settings(ctx))
     with connect(endpoint) as conn:

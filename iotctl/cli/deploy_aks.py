@@ -103,7 +103,8 @@ def aks(
         "--database-url",
         envvar="IOTCTL_AKS_DATABASE_URL",
         help="postgresql://user@host:port/db (no password) where this machine reaches the environment's database, "
-        "e.g. through a port-forward; device provisioning needs it (remembered).",
+        "e.g. through a port-forward; only `db status` needs it (remembered): devices are registered through the "
+        "config server.",
         show_default=False,
     ),
     timeout: float = typer.Option(
@@ -337,6 +338,5 @@ def _show_deployed(result: dict) -> None:
     console.print(f"grafana: {ep['grafana']}")
     env = result["environment"]
     console.print(
-        f"next: iotctl device provision <id> --env {env} (needs --database-url, docs/deploy-aks.md); "
-        f"iotctl tail sensors --env {env}"
+        f"next: iotctl device provision <id> --env {env} (through the config server); iotctl tail sensors --env {env}"
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from iotctl.cli.common import ENV_OPTION, JSON_OPTION, emit_json, info, out, settings
+from iots6_platform.core import contract
 
 app = typer.Typer(
     help="Devices: identities (MQTT account, ACL, config token), a simulated fleet, flashing boards.",
@@ -18,15 +19,18 @@ app = typer.Typer(
 def provision(
     ctx: typer.Context,
     _env: str = ENV_OPTION,
-    device_ids: list[str] = typer.Argument(..., help="One or more device ids ([A-Za-z0-9_-]{1,64})."),
+    device_ids: list[str] = typer.Argument(..., help=f"One or more device ids ({contract.DEVICE_ID_PATTERN})."),
     rotate: bool = typer.Option(False, "--rotate", help="Issue new credentials for an existing device."),
     location: str = typer.Option(None, "--location", help="Label `location` (site) for dashboards."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Create each device's broker client (publish only under its own topics), registry row and config token.
 
-    In the active environment (--env). Credentials are written to the environment's devices/<id>.json (mode 0600;
-    <state-dir>/devices for `local`) and never printed.
+    In the active environment (--env). The broker client is made over MQTT by the broker's dynamic-security admin;
+    the registry row and token are written in the database on the local stacks, and through the config server's
+    admin API over HTTPS (its admin token and CA) on a vm or aks environment, so no database access is needed
+    there. Credentials are written to the environment's devices/<id>.json (mode 0600; <state-dir>/devices for
+    `local`) and never printed.
     """
     from iotctl.devices import provisioning, validate_device_id
 
@@ -49,7 +53,10 @@ def provision(
 @app.command("fleet")
 def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION) -> None:
     """List the registered fleet: last seen, status, firmware, RSSI, readings dropped on the device, location,
-    broker account."""
+    broker account.
+
+    From the database on the local stacks, from the config server's admin API on a vm or aks environment.
+    """
     from rich.table import Table
 
     from iotctl.devices import list_devices
@@ -80,7 +87,11 @@ def fleet(ctx: typer.Context, _env: str = ENV_OPTION, json_: bool = JSON_OPTION)
 def retire(
     ctx: typer.Context, _env: str = ENV_OPTION, device_id: str = typer.Argument(..., help="The device to retire.")
 ) -> None:
-    """Disable a device's broker client (disconnecting it at once) and revoke its config token; readings stay."""
+    """Disable a device's broker client (disconnecting it at once) and revoke its config token; readings stay.
+
+    The registry row is marked retired in the database on the local stacks, through the config server's admin API
+    on a vm or aks environment.
+    """
     from iotctl.devices import retire as do_retire
 
     do_retire(settings(ctx), device_id)

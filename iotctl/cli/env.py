@@ -45,12 +45,10 @@ def show(
     json_: bool = JSON_OPTION,
 ) -> None:
     """An environment's endpoints and where its credentials are, never their values."""
-    from dataclasses import replace
-
     from iotctl.environments import active
 
     cfg = settings(ctx)
-    data = active(replace(cfg, env=name) if name else cfg).public()
+    data = active(cfg.model_copy(update={"env": name}) if name else cfg).public()
     if json_:
         emit_json(data)
         return
@@ -58,6 +56,7 @@ def show(
     for key in ("name", "kind", "file", "broker", "broker_ca", "config_url", "credentials", "devices_dir"):
         console.print(f"{key}: {data[key] if data[key] is not None else '-'}", markup=False)
     console.print(f"database: {data['database']['url'] or '-'} ({data['database']['access']})", markup=False)
+    console.print(f"device_registry: {data['device_registry']}", markup=False)
     for secret, where in data["secrets"].items():
         state = "present" if where["present"] else ("in Key Vault" if where["file"] is None else "MISSING")
         console.print(f"secret {secret}: {where['file'] or data['credentials']} ({state})", markup=False)

@@ -1,4 +1,5 @@
-"""`iotctl stack`: the native local stack (Mosquitto, PostgreSQL, ingest, config server) without Docker."""
+"""`iotctl stack`: the local stack, native processes or Docker Compose (``iotctl.stack.local_stack``); one thin
+function per verb over the ``iotctl.stack.base.Stack`` interface."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def _progress():
         yield report
 
 
+def _stack(ctx: typer.Context, docker: bool, progress=None):
+    """The native or the Docker stack (``iotctl.stack.local_stack``), as --docker / IOTCTL_DOCKER say."""
+    from iotctl.stack import local_stack
+
+    return local_stack(settings(ctx), progress, docker=docker or None)
+
+
 def _render(report) -> None:
     from rich import box
     from rich.table import Table
@@ -48,14 +56,14 @@ def _render(report) -> None:
     table.add_column("state", no_wrap=True)
     table.add_column("pid", no_wrap=True)
     table.add_column("endpoint", no_wrap=True)
-    styles = {"running": "green", "stopped": "red", "absent": "dim"}
+    styles = {"running": "green", "stopped": "red", "absent": "dim", "done": "dim"}
     notes = []
     for c in report.components:
         table.add_row(c.name, Text(c.state, style=styles[c.state]), str(c.pid or "-"), c.endpoint or "-")
         if c.detail:
             notes.append(f"{c.name}: {c.detail}")
     console = out()
-    console.print(f"native stack in {report.state_dir} (engine: {report.engine or '-'})")
+    console.print(f"{report.kind} stack in {report.state_dir} (engine: {report.engine or '-'})")
     console.print(table)
     for note in notes:
         console.print(note)
@@ -80,15 +88,10 @@ def up(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Start whatever is down: broker, database (migrated), ingest, config server. Safe to re-run."""
-    from iotctl.stack.native import NativeStack
-
     if engine:  # before settings are first resolved (they are cached per invocation)
         ctx.find_root().obj.setdefault("flags", {})["engine"] = engine
-    if docker or settings(ctx).docker:
-        _docker_up(ctx, json_)
-        return
     with _progress() as progress:
-        report = NativeStack(settings(ctx), progress).up()
+        report = _stack(ctx, docker, progress).up()
     if json_:
         emit_json(report.to_dict())
         return
@@ -105,17 +108,11 @@ def down(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Stop config server, ingest (flushes on SIGTERM), PostgreSQL, broker; data is kept unless --reset."""
-    from iotctl.stack.native import NativeStack, confirm_needed
+    from iotctl.stack.base import confirm_needed
 
-    if docker or settings(ctx).docker:
-        if confirm_needed(reset, yes, sys.stdin.isatty() and sys.stderr.isatty()):
-            typer.confirm("Delete the Docker stack's database and Grafana volumes?", abort=True, err=True)
-        _docker_stack(ctx).down(volumes=reset)
-        err().print("docker stack stopped" + ("; volumes deleted" if reset else "; volumes kept"))
-        return
-    stack = NativeStack(settings(ctx))
+    stack = _stack(ctx, docker)
     if confirm_needed(reset, yes, sys.stdin.isatty() and sys.stderr.isatty()):
-        typer.confirm(f"Delete all stack data in {stack.layout.state_dir}?", abort=True, err=True)
+        typer.confirm(stack.reset_question, abort=True, err=True)
     with _progress() as progress:
         stack.progress = progress
         report = stack.down(reset=reset)
@@ -136,19 +133,7 @@ def status(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Show each component's state and pid, the endpoints and where the credentials are."""
-    from iotctl.stack.native import NativeStack
-
-    if docker or settings(ctx).docker:
-        rows = _docker_stack(ctx).ps()
-        if json_:
-            emit_json(rows)
-        else:
-            for row in rows:
-                out().print(
-                    f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip(),
-                )
-        return
-    stack = NativeStack(settings(ctx))
+    stack = _stack(ctx, docker)
     report = stack.status()
     if json_:
         emit_json(report.to_dict())
@@ -168,44 +153,4 @@ def logs(
     docker: bool = DOCKER_OPTION,
 ) -> None:
     """Print the end of a component's log (all components when none is named)."""
-    from iotctl.stack.native import NativeStack
-
-    if docker or settings(ctx).docker:
-        text = _docker_stack(ctx).logs(component, tail=lines)
-    else:
-        text = NativeStack(settings(ctx)).logs(component, lines)
-    sys.stdout.write(text)
-
-
-def _docker_stack(ctx: typer.Context):
-    from iotctl.stack.docker import DockerStack
-
-    return DockerStack(settings(ctx).state_dir / "docker")
-
-
-def _docker_up(ctx: typer.Context, json_: bool) -> None:
-    from iotctl.stack.docker import DockerOptions
-
-    cfg = settings(ctx)
-    stack = _docker_stack(ctx)
-    rendered = stack.render(
-        DockerOptions(
-            topic_base=cfg.topic_base,
-            mqtt_port=cfg.mqtt_port,
-            pg_port=cfg.pg_port,
-            config_port=cfg.config_port,
-            ingest_port=cfg.ingest_health_port,
-            mqtt_tls=bool(cfg.mqtt_tls_port),
-            mqtt_tls_port=cfg.mqtt_tls_port or 8883,
-        )
-    )
-    err().print(f"rendered {len(rendered)} files into {stack.directory}")
-    stack.up()
-    for change in stack.ensure_broker_identities(cfg.mqtt_port):
-        err().print(f"broker: updated {change}", markup=False)
-    rows = stack.ps()
-    if json_:
-        emit_json({"directory": str(stack.directory), "services": rows})
-    else:
-        for row in rows:
-            out().print(f"{row.get('Service')}: {row.get('State')} {row.get('Health') or ''}".rstrip())
+    sys.stdout.write(_stack(ctx, docker).logs(component, lines))

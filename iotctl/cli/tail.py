@@ -56,7 +56,7 @@ def sensors(
     json_: bool = typer.Option(False, "--json", help="One JSON line per reading (contract fields) on stdout."),
 ) -> None:
     """Show live readings, one row per device: last values, online/offline and the age of the last reading."""
-    from iotctl.endpoints import mqtt_endpoint
+    from iotctl.environments import mqtt_endpoint
     from iotctl.tail import ERROR, READING, TailModel, follow, plain_line, reading_json
 
     cfg = settings(ctx)

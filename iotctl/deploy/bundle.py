@@ -1,4 +1,5 @@
-"""The application bundle: iotctl's wheel plus every dependency's wheel for one host platform, in one tar.
+"""The application bundle: the platform's wheel (``iots6-platform``: the services and ``iots6-migrate``) plus every
+dependency's wheel for one host platform, in one tar. The host never gets the operator's CLI.
 
 The playbook (role ``iots6_app``) copies the bundle to the host and installs it offline into a virtualenv with
 ``pip install --no-index --require-hashes -r requirements.txt``. Why a bundle rather than ``pip install`` on the
@@ -28,14 +29,15 @@ from pathlib import Path
 
 from iotctl.errors import InvalidInput, MissingDependency, NotFound, OperationFailed
 
-PROJECT_NAME = "iotctl"
+PROJECT_NAME = "iots6-platform"
+_WHEEL_PREFIX = PROJECT_NAME.replace("-", "_")
 # Wheels built for glibc 2.28 or older run on every supported host (Debian 12: 2.36, Ubuntu 24.04: 2.39).
 GLIBC_FLOOR = (2, 28)
 MACHINES = ("x86_64", "aarch64")
 # Dependencies known to publish only a source distribution: built into a wheel before resolving, because with the
 # controller's pins as constraints pip reports them as a conflict (ResolutionImpossible), not as "No matching
 # distribution found", so _download's fallback cannot name them.
-SDIST_ONLY = ("python-terraform",)
+SDIST_ONLY: tuple[str, ...] = ()
 _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
 
@@ -74,12 +76,14 @@ class Platform:
 
 
 def project_dir() -> Path:
-    """The source tree iotctl runs from (the bundle's wheel is built from it)."""
-    root = Path(__file__).resolve().parents[2]
+    """The platform's source tree (``services/`` of a clone), which the bundle's wheel is built from."""
+    import iots6_platform
+
+    root = Path(iots6_platform.__file__).resolve().parents[1]
     if not (root / "pyproject.toml").is_file():
         raise NotFound(
-            f"iotctl's source tree was not found above `{Path(__file__).parent}`; run iotctl from a clone of the "
-            "repository (pip install -e .) to deploy."
+            f"The platform's source tree was not found above `{Path(iots6_platform.__file__).parent}`; run iotctl "
+            "from a clone of the repository (`make install`) to deploy."
         )
     return root
 
@@ -174,10 +178,12 @@ def build_bundle(
         build = ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheelhouse)]
         if importlib.util.find_spec("hatchling") is not None:  # skip making an isolated build environment
             build.append("--no-build-isolation")
-        _pip([*build, str(source)], "Building iotctl's wheel")
-        own = sorted(wheelhouse.glob(f"{PROJECT_NAME}-*.whl"))
+        _pip([*build, str(source)], "Building the platform's wheel")
+        own = sorted(wheelhouse.glob(f"{_WHEEL_PREFIX}-*.whl"))
         if len(own) != 1:
-            raise OperationFailed(f"Building iotctl's wheel left {len(own)} wheels in `{wheelhouse}`; expected one.")
+            raise OperationFailed(
+                f"Building the platform's wheel left {len(own)} wheels in `{wheelhouse}`; expected one."
+            )
         args = ["download", "--quiet", "--only-binary=:all:", "--dest", str(wheelhouse)]
         for tag in platform.pip_platforms():
             args += ["--platform", tag]

@@ -461,11 +461,11 @@ def check(
     """One reading, device → broker (TLS) → ingest → database, seen by the operator's subscription too."""
     import threading
 
-    from iotctl import contract
     from iotctl.broker.dynsec import DynsecAdmin
     from iotctl.broker.identities import DynsecIdentities
     from iotctl.mqtt import connect
     from iotctl.secretfiles import generate_password, read_secret
+    from iots6_platform.core import contract
 
     started = time.monotonic()
     p = ports(variables)
@@ -554,7 +554,8 @@ def register(deployment: Deployment, target: HostTarget, variables: Mapping[str,
     https = p["iots6_proxy_https_port"]
     config_url = f"https://{host}" + ("" if https == 443 else f":{https}")
     # PostgreSQL listens on the host's loopback only: from this machine it is reached through an SSH tunnel to
-    # the same port (docs/deploy-vm.md), or directly when the host is this machine.
+    # the same port (docs/deploy-vm.md), or directly when the host is this machine. Only `db status` uses it:
+    # devices are registered through the config server behind nginx (kind `vm`: iotctl.registry_api).
     database_url = f"postgresql://iots6@127.0.0.1:{p['iots6_postgresql_port']}/iots6"
     s = deployment.secrets_dir
     return envs.register_environment(

@@ -1,4 +1,5 @@
-"""Per-device configuration: key schema (validation, merge, diff), device tokens, admin HTTP client.
+"""The operator's side of per-device configuration: the admin HTTP client of the config server.
 
-The config server (``services/config_server``) serves what this package defines; ``iotctl config`` drives it.
+The key schema and device tokens are the platform's (``iots6_platform.core.devconfig``); the config server serves
+them and ``iotctl config`` drives it through :mod:`iotctl.devconfig.client`.
 """

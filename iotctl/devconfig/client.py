@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from iotctl import contract
-from iotctl.devconfig import schema
+from iotctl.device_id import validate_device_id
 from iotctl.errors import AuthRefused, InvalidInput, NotFound, OperationFailed, Unreachable
 from iotctl.settings import Settings
+from iots6_platform.core import contract
+from iots6_platform.core.devconfig import schema
 
 
 def _default_actor() -> str:
@@ -106,18 +107,63 @@ class AdminClient:
             return NotFound(f"Device `{device}` is not registered; provision it with `iotctl device provision`.")
         if exc.code == 412:
             return OperationFailed("The configuration changed while you edited it; run the command again.")
+        if exc.code == 409:
+            return InvalidInput(f"Config server `{self.base_url}` refused the request: {detail}.")
+        if exc.code in (502, 503, 504):
+            # 503 with a JSON detail is the config server's own (its database is down); without one, the proxy's.
+            why = detail.rstrip(".") if detail else "the proxy in front of it answered for it"
+            return Unreachable(
+                f"Config server {self.where} is unavailable (HTTP {exc.code}: {why}); check it and its database, "
+                "then run the command again."
+            )
         if exc.code == 400:
             return InvalidInput(f"Config server `{self.base_url}` refused the request: {detail}.")
         return OperationFailed(f"Config server `{self.base_url}` answered HTTP {exc.code}; see its log.")
 
     # -- resources
     @staticmethod
-    def _device_path(device_id: str, leaf: str) -> str:
-        if not contract.valid_device_id(device_id):
-            raise InvalidInput(
-                f"Device id `{device_id}` is invalid; use 1-64 characters from A-Z, a-z, 0-9, `_` and `-`."
-            )
-        return f"/v1/devices/{quote(device_id)}/{leaf}"
+    def _device_path(device_id: str, leaf: str = "") -> str:
+        return f"/v1/devices/{quote(validate_device_id(device_id))}" + (f"/{leaf}" if leaf else "")
+
+    # -- the device registry (iots6_platform.core.registry behind the config server)
+    def registry_entry(self, device_id: str) -> dict[str, Any] | None:
+        """The device's registry row (``GET /v1/devices/{id}``), or None when it was never registered."""
+        try:
+            return self.request("GET", self._device_path(device_id))
+        except NotFound:
+            return None
+
+    def register(self, device_id: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """Register the device or bring a retired one back (``PUT /v1/devices/{id}``, idempotent); the answer
+        carries ``config_token`` when the device had none, else null."""
+        body = {} if labels is None else {"labels": labels}
+        return self.request("PUT", self._device_path(device_id), body)
+
+    def new_token(self, device_id: str) -> str:
+        """A new config token for an active device (``POST /v1/devices/{id}/token``); the old one stops working."""
+        return self.request("POST", self._device_path(device_id, "token"))["config_token"]
+
+    def fleet(self) -> list[dict[str, Any]]:
+        """The registry's rows of every device (``GET /v1/devices``), shaped as
+        ``iots6_platform.core.registry.fleet`` returns them from the database (times as datetimes)."""
+        from datetime import datetime
+
+        from iots6_platform.core.registry import FLEET_KEYS, FLEET_TIMES
+
+        rows = []
+        for device in self.devices():
+            row = {key: device.get(key) for key in FLEET_KEYS}
+            for key in FLEET_TIMES:
+                row[key] = datetime.fromisoformat(row[key]) if row[key] else None
+            rows.append(row)
+        return rows
+
+    def retire(self, device_id: str) -> dict[str, Any] | None:
+        """Retire the device (``DELETE /v1/devices/{id}``: row kept, token deleted); None when never registered."""
+        try:
+            return self.request("DELETE", self._device_path(device_id))
+        except NotFound:
+            return None
 
     def devices(self) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/devices")["devices"]

@@ -1,8 +1,10 @@
 """One MicroPython board on a serial port, driven through mpremote's raw-REPL transport.
 
-Everything that reaches the board goes over the serial link (never a command line): file contents, including
-``/device.json`` with its secrets, are sent as Python literals inside raw-REPL code.  Each query that could be many
-round trips (hashing every file, reading ``/device.json``) is one REPL call that prints one Python literal.
+Everything that reaches the board goes over the serial link (never a command line).  Plain filesystem work uses
+mpremote's own calls (``fs_writefile``, ``fs_mkdir``, ``fs_rmfile``).  Code of our own runs on the board only where
+mpremote has no call or would need a round trip per file: the board's facts (implementation, version, free space)
+and the hash of every file are one REPL call each that prints one Python literal, and ``/device.json`` is read
+and written on the board itself, so its secrets (the Wi-Fi password, the tokens) never cross the link back.
 """
 
 from __future__ import annotations
@@ -286,17 +288,37 @@ class Board:
 
     # ---- changes ----
 
-    def makedirs(self, directories: list[str]) -> None:
-        if not directories:
-            return
-        self.run(
-            "import os\n"
-            f"for _d in {sorted(set(directories))!r}:\n"
-            "    try:\n"
-            "        os.mkdir(_d)\n"
-            "    except OSError:\n"
-            "        pass\n"
+    def _fs_error(self, path: str, exc: Exception):
+        from mpremote.transport import TransportExecError
+
+        from iotctl.errors import OperationFailed
+
+        if isinstance(exc, TransportExecError):  # a board-side exception mpremote could not map to an OSError
+            reason = (exc.error_output.strip().splitlines() or ["?"])[-1]
+        else:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__
+        return OperationFailed(
+            f"Changing `{path}` on the board on `{self.port}` failed ({reason}); check free space with "
+            "`iotctl device list` and retry."
         )
+
+    def _fs_change(self, change: Callable[[str], None], path: str, done: Callable[[str], bool]) -> None:
+        """``change(path)`` with mpremote; a board-side failure is fine when ``done(path)`` holds afterwards (the
+        directory exists, the file is gone): errno numbers differ between ports, what is there does not."""
+        from mpremote.transport import TransportError, TransportExecError
+
+        try:
+            change(path)
+        except (OSError, TransportExecError) as exc:
+            if not done(path):
+                raise self._fs_error(path, exc) from None
+        except TransportError as exc:  # the link itself
+            raise self._fs_error(path, exc) from None
+
+    def makedirs(self, directories: list[str]) -> None:
+        """Create each directory that is missing, parents first (mpremote's ``fs_mkdir``)."""
+        for directory in sorted(set(directories)):
+            self._fs_change(self.transport.fs_mkdir, directory, self.transport.fs_isdir)
 
     def write_file(self, path: str, data: bytes, progress: Callable[[int], None] | None = None) -> None:
         """Write ``data`` to ``path`` (through a temp name, renamed at the end so a cut link leaves no half file)."""
@@ -317,19 +339,12 @@ class Board:
                 f"Writing `{path}` to the board on `{self.port}` failed ({exc}); check free "
                 "space with `iotctl device list` and retry."
             ) from None
-        self.run(f"import os\nos.rename({tmp!r}, {path!r})")
+        self.run(f"import os\nos.rename({tmp!r}, {path!r})")  # mpremote's transport has no rename
 
     def remove(self, paths: list[str]) -> None:
-        if not paths:
-            return
-        self.run(
-            "import os\n"
-            f"for _p in {sorted(paths)!r}:\n"
-            "    try:\n"
-            "        os.remove(_p)\n"
-            "    except OSError:\n"
-            "        pass\n"
-        )
+        """Remove each file that is there (mpremote's ``fs_rmfile``); one already gone is fine."""
+        for path in sorted(set(paths)):
+            self._fs_change(self.transport.fs_rmfile, path, lambda p: not self.transport.fs_exists(p))
 
     def write_device_file(self, content: dict, *, keep_wifi: bool) -> None:
         """Write /device.json; with ``keep_wifi`` the board's current Wi-Fi keys are kept (they never leave it)."""

@@ -1,5 +1,8 @@
-"""The local side of a flash: which files go to the board (``firmware/main.py`` + ``firmware/lib/**``), their
-hashes, optional cross-compilation to ``.mpy`` with mpy-cross, and the micropython-lib packages to install."""
+"""The local side of a flash: which files go to the board (the firmware's ``main.py`` + ``lib/**``), their
+hashes, optional cross-compilation to ``.mpy`` with mpy-cross, and the micropython-lib packages to install.
+
+The firmware is the one iotctl ships (:func:`iotctl.packaged.firmware_dir`: inside the wheel, or the checkout's
+``firmware/`` in an editable install); a caller may pass another folder laid out the same way."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iotctl.errors import InvalidInput, MissingDependency, OperationFailed
+from iotctl.packaged import firmware_dir as shipped_firmware
 
-REPO_FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 #: The application package's folder on the board; files there that the firmware no longer has are removed.
 APP_ROOT = "/lib/iots6"
 
@@ -51,14 +54,16 @@ def _mpy_cross(source: Path, name: str) -> bytes:
         return out.read_bytes()
 
 
-def local_files(firmware_dir: Path = REPO_FIRMWARE, *, compile_: bool = False) -> list[LocalFile]:
-    """The files to put on the board. With ``compile_``, every ``lib/**.py`` becomes ``.mpy`` (main.py stays
-    source: MicroPython only runs ``main.py`` at boot)."""
+def local_files(firmware_dir: Path | None = None, *, compile_: bool = False) -> list[LocalFile]:
+    """The files to put on the board (default: the shipped firmware). With ``compile_``, every ``lib/**.py`` becomes
+    ``.mpy`` (main.py stays source: MicroPython only runs ``main.py`` at boot)."""
+    firmware_dir = firmware_dir or shipped_firmware()
     main = firmware_dir / "main.py"
     lib = firmware_dir / "lib"
     if not main.is_file() or not lib.is_dir():
         raise InvalidInput(
-            f"Firmware folder `{firmware_dir}` has no `main.py` and `lib/`; pass the repository's `firmware/` folder."
+            f"Firmware folder `{firmware_dir}` has no `main.py` and `lib/`; pass a folder laid out like the "
+            "repository's `firmware/`."
         )
     files = [LocalFile("/main.py", main.read_bytes())]
     for source in sorted(lib.rglob("*.py")):
@@ -72,9 +77,9 @@ def local_files(firmware_dir: Path = REPO_FIRMWARE, *, compile_: bool = False) -
     return files
 
 
-def declared_packages(firmware_dir: Path = REPO_FIRMWARE) -> list[str]:
-    """micropython-lib packages from ``manifest.json`` (``{"mip": [...]}``)."""
-    manifest = firmware_dir / "manifest.json"
+def declared_packages(firmware_dir: Path | None = None) -> list[str]:
+    """micropython-lib packages from ``manifest.json`` (``{"mip": [...]}``), of the shipped firmware by default."""
+    manifest = (firmware_dir or shipped_firmware()) / "manifest.json"
     try:
         data = json.loads(manifest.read_text())
     except FileNotFoundError:

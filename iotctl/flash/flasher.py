@@ -14,6 +14,7 @@ from iotctl.errors import InvalidInput, OperationFailed
 from iotctl.flash import firmware
 from iotctl.flash.board import Board
 from iotctl.flash.errors import NotOnline, OutOfFlash, WifiMissing
+from iotctl.packaged import firmware_dir as shipped_firmware
 
 #: What the firmware prints on its console once its MQTT session is up. The firmware must print a line containing
 #: it (see firmware/lib/iots6/app.py); `flash` waits for it unless --no-wait.
@@ -22,7 +23,8 @@ ONLINE_MARKER = "iots6: online"
 FLASH_MARGIN_BYTES = 16 * 1024
 DEVICE_FILE = "/device.json"
 #: The environment's CA on the board (firmware/lib/iots6/app.py reads it to verify the broker over TLS).
-CA_FILE = "/ca.json"
+CA_FILE = "/ca.crt"  # PEM; the firmware reads it first (iots6.net.load_ca)
+LEGACY_CA_FILE = "/ca.json"  # firmware 0.1's DER-as-hex form: removed when /ca.crt is written
 
 #: progress(step, done, total): step is a short label; done/total count bytes or items.
 Progress = Callable[[str, int, int], None]
@@ -40,7 +42,7 @@ class FlashRequest:
     mip_cache: Path | None = None
     wait_online: bool = True
     online_timeout: float = 60.0
-    firmware_dir: Path = field(default_factory=lambda: firmware.REPO_FIRMWARE)
+    firmware_dir: Path = field(default_factory=shipped_firmware)  # inside the wheel, or the checkout's firmware/
 
 
 def _wifi(request: FlashRequest) -> tuple[str, str] | None:
@@ -90,12 +92,18 @@ def device_file_content(creds, wifi: tuple[str, str] | None) -> dict:
 
 
 def ca_file_content(ca_path: str) -> bytes:
-    """``/ca.json`` for the board: ``{"cadata_hex": ...}``, the CA certificate in DER (what ``load_verify_locations``
-    takes as ``cadata`` on MicroPython)."""
+    """``/ca.crt`` for the board: the environment's CA certificate, PEM, normalised (one certificate, no key).
+
+    Refuses a file that is not a PEM certificate, so a key or a DER file never lands on the board."""
     import ssl
 
-    der = ssl.PEM_cert_to_DER_cert(Path(ca_path).read_text())
-    return (json.dumps({"cadata_hex": der.hex()}) + "\n").encode()
+    try:
+        der = ssl.PEM_cert_to_DER_cert(Path(ca_path).read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(
+            f"`{ca_path}` is not a PEM certificate; point the environment's CA at the PEM file of its CA."
+        ) from None
+    return ssl.DER_cert_to_PEM_cert(der).encode()
 
 
 def _plan_files(local: list[firmware.LocalFile], board_hashes: dict[str, str]) -> tuple[list, list]:
@@ -135,7 +143,7 @@ def flash(
                 f"The board on `{request.port}` has no Wi-Fi credentials to keep; pass --wifi-ssid "
                 "and --wifi-password-file instead of --keep-wifi."
             )
-        roots = ["/main.py", "/main.mpy", "/lib", DEVICE_FILE, CA_FILE]
+        roots = ["/main.py", "/main.mpy", "/lib", DEVICE_FILE, CA_FILE, LEGACY_CA_FILE]
         board_hashes = board.hashes(roots) if info.has_sha256 else {}
         copy, remove = _plan_files(local + cached, board_hashes)
         to_install = (
@@ -149,10 +157,12 @@ def flash(
             if not request.dry_run:
                 creds = ensure_provisioned(settings, request.device_id)
         if creds is not None and creds.mqtt_tls and creds.mqtt_ca_file:
-            # The environment's CA: the firmware verifies the broker's certificate by it (ca.json, DER as hex).
+            # The environment's CA: the firmware verifies the broker and the config server by it (/ca.crt, PEM).
             ca = firmware.LocalFile(CA_FILE, ca_file_content(creds.mqtt_ca_file))
             if board_hashes.get(CA_FILE) != ca.sha256:
                 copy.append(ca)
+            if LEGACY_CA_FILE in board_hashes:  # firmware 0.1's copy would shadow nothing, but may be stale
+                remove.append(LEGACY_CA_FILE)
         device_bytes = None
         device_changed = True
         if creds is not None and wifi is not None:

@@ -23,124 +23,38 @@ No password is ever passed on a command line; ``docker compose`` reads them from
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from iotctl import __version__, contract
 from iotctl.broker import dynsec
-from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, AccountStore, service_username
 from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unreachable
-from iotctl.render import render
-from iotctl.secretfiles import generate_password, read_secret, write_secret
-from iotctl.stack.layout import DB_NAME, DB_OWNER
-from iotctl.stack.mosquitto import AUTOSAVE_INTERVAL, AUTOSAVE_ON_CHANGES, MAX_PACKET_SIZE
+from iotctl.secretfiles import read_secret
+from iotctl.stack.docker_options import (
+    BUILT_IMAGES,
+    IMAGES,
+    SCRAPE_TARGETS,
+    SECRET_FILES,
+    SERVICE_SECRETS,
+    SERVICES,
+    DockerOptions,
+    service_environments,
+)
+from iots6_platform.core import contract
 
-#: Official images, pinned to exact tags (bump deliberately; docs/docker.md lists them).
-IMAGES = {
-    "mosquitto": "eclipse-mosquitto:2.0.20",
-    "timescaledb": "timescale/timescaledb:2.17.2-pg16",
-    "grafana": "grafana/grafana:11.4.0",
-    "prometheus": "prom/prometheus:v2.55.1",
-}
-SERVICES = ("mosquitto", "timescaledb", "migrate", "ingest", "config-server", "prometheus", "grafana")
-
-#: Prometheus scrape jobs: job name -> (compose service, container port serving /metrics).
-SCRAPE_TARGETS = {
-    "ingest": ("ingest", 8081),
-    "config-server": ("config-server", 8080),
-}
-
-#: secret name -> file under secrets/ (the Compose file names the same files).
-SECRET_FILES = {
-    "db": "db.password",
-    "mqtt-ingest": "mqtt-ingest.password",
-    "mqtt-config": "mqtt-config.password",
-    "mqtt-operator": "mqtt-operator.password",
-    "mqtt-admin": "mqtt-admin.password",
-    "mqtt-probe": "mqtt-probe.conf",
-    "config-admin-token": "config-admin-token",
-    "grafana-admin": "grafana-admin.password",
-}
-
-#: Broker service clients and the secret holding each one's password.
-_SERVICE_SECRETS = ((ROLE_INGEST, "mqtt-ingest"), (ROLE_CONFIG, "mqtt-config"), (ROLE_OPERATOR, "mqtt-operator"))
+__all__ = [
+    "IMAGES",
+    "SCRAPE_TARGETS",
+    "SECRET_FILES",
+    "SERVICES",
+    "DockerOptions",
+    "DockerStack",
+    "service_environments",
+]
 
 _NATIVE_HINT = "or run the native stack with `iotctl stack up`"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _is_ip(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _repo_file(*parts: str) -> Path:
-    return _REPO_ROOT.joinpath(*parts)
-
-
-@dataclass(frozen=True)
-class DockerOptions:
-    """What the rendered stack publishes on the host. Defaults match the native stack's ports, so the CLI's
-    default endpoints reach either stack."""
-
-    project: str = "iots6"
-    topic_base: str = contract.DEFAULT_TOPIC_BASE
-    mqtt_port: int = 18830
-    # The plaintext listener is published on the host's loopback only (DECISIONS §4); devices on the LAN use TLS.
-    mqtt_bind: str = "127.0.0.1"
-    mqtt_tls: bool = False  # TLS listener on 8883, published on 0.0.0.0 (certificate from the stack's CA)
-    mqtt_tls_port: int = 8883
-    mqtt_tls_bind: str = "0.0.0.0"
-    #: Names the broker's TLS certificate is issued for, besides localhost and 127.0.0.1 (the host's LAN name/IP).
-    mqtt_tls_hosts: tuple[str, ...] = ()
-    pg_port: int = 15432
-    pg_bind: str = "127.0.0.1"
-    config_port: int = 18080
-    config_bind: str = "0.0.0.0"  # devices fetch their config
-    ingest_port: int = 18081
-    ingest_bind: str = "127.0.0.1"
-    grafana_port: int = 3000
-    grafana_bind: str = "127.0.0.1"
-    prometheus_port: int = 9090
-    prometheus_bind: str = "127.0.0.1"
-    scrape_interval_s: int = 15
-    build_context: Path | None = field(
-        default_factory=lambda: (
-            _REPO_ROOT if _repo_file("pyproject.toml").exists() and _repo_file("services").is_dir() else None
-        )
-    )
-
-    def validate(self) -> None:
-        ports = (
-            "mqtt_port",
-            "mqtt_tls_port",
-            "pg_port",
-            "config_port",
-            "ingest_port",
-            "grafana_port",
-            "prometheus_port",
-        )
-        for name in ports:
-            value = getattr(self, name)
-            if not 1 <= value <= 65535:
-                raise InvalidInput(f"`{name}` must be a port from 1 to 65535, got {value}; pass a valid port.")
-        if not 1 <= self.scrape_interval_s <= 3600:
-            raise InvalidInput(
-                f"`scrape_interval_s` must be 1 to 3600 seconds, got {self.scrape_interval_s}; pass a valid interval."
-            )
-        if not self.project.replace("-", "").replace("_", "").isalnum() or not self.project.islower():
-            raise InvalidInput(
-                f"Compose project name `{self.project}` is invalid; use lowercase letters, digits, `-` and `_`."
-            )
 
 
 @dataclass
@@ -188,161 +102,26 @@ class DockerStack:
         return self.directory / "pki" / "ca.crt"
 
     def _topic_base(self) -> str:
-        meta = self.directory / "stack-docker.json"
+        meta = self.meta_file
         if meta.exists():
             return json.loads(meta.read_text()).get("topic_base", contract.DEFAULT_TOPIC_BASE)
         return contract.DEFAULT_TOPIC_BASE
 
+    @property
+    def prometheus_config(self) -> Path:
+        return self.directory / "prometheus" / "prometheus.yml"
+
+    @property
+    def meta_file(self) -> Path:
+        return self.directory / "stack-docker.json"
+
     # -- render
-    def _secret(self, name: str) -> str:
-        """The existing secret, or a newly generated one written 0600."""
-        path = self.secret_file(name)
-        if path.exists():
-            return read_secret(path, f"Docker stack secret `{name}`")
-        value = generate_password()
-        write_secret(path, value + "\n")
-        return value
-
     def render(self, options: DockerOptions | None = None) -> list[Path]:
-        """Write (or refresh) every file of the stack directory; returns the files written."""
-        options = options or DockerOptions()
-        options.validate()
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.secrets_dir.mkdir(exist_ok=True, mode=0o700)
-        os.chmod(self.secrets_dir, 0o700)
-        written: list[Path] = []
+        """Write (or refresh) every file of the stack directory (``iotctl.stack.docker_render``); returns the files
+        written."""
+        from iotctl.stack.docker_render import render_stack
 
-        passwords = {name: self._secret(name) for name in SECRET_FILES if name != "mqtt-probe"}
-        written += [self.secret_file(n) for n in passwords]
-
-        # The broker's accounts: seeded (or migrated from the password-file era) once, then the broker's own.
-        self.mosquitto_config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self._seed_broker_state(options, passwords):
-            written.append(self.broker_state_file)
-
-        # mosquitto_sub reads default options from $XDG_CONFIG_HOME/mosquitto_sub: the health probe's login.
-        probe = f"-u {service_username(ROLE_OPERATOR)}\n-P {passwords['mqtt-operator']}\n"
-        write_secret(self.secret_file("mqtt-probe"), probe)
-        written.append(self.secret_file("mqtt-probe"))
-
-        tls = None
-        if options.mqtt_tls:
-            written += self._ensure_certificates(options)
-            tls = {
-                "port": 8883,
-                "bind": "0.0.0.0",
-                "certfile": "/mosquitto/certs/server.crt",
-                "keyfile": "/mosquitto/certs/server.key",
-            }
-        conf = self.mosquitto_config_dir / "mosquitto.conf"
-        conf.write_text(
-            render(
-                "mosquitto/mosquitto.conf.j2",
-                run_as_user=None,  # the container already runs as the stack owner (compose `user:`)
-                dynsec_plugin=dynsec.IMAGE_PLUGIN_PATH,
-                dynsec_state=f"/mosquitto/data/{dynsec.STATE_FILE}",
-                port=1883,
-                bind="0.0.0.0",
-                tls=tls,
-                persistence_dir="/mosquitto/data",
-                autosave_interval=AUTOSAVE_INTERVAL,
-                autosave_on_changes=AUTOSAVE_ON_CHANGES,
-                max_queued_messages=1_000_000,
-                max_inflight_messages=0,
-                max_packet_size=MAX_PACKET_SIZE,
-                persistent_client_expiration="30d",
-                log_file=None,
-                pid_file=None,
-            )
-        )
-        written.append(conf)
-
-        written += self._copy_grafana()
-        written.append(self._render_prometheus(options))
-
-        context = {
-            "project": options.project,
-            "version": __version__,
-            "topic_base": options.topic_base,
-            "db_user": DB_OWNER,
-            "db_name": DB_NAME,
-            "images": IMAGES,
-            "tls": bool(tls),
-            "build_context": str(options.build_context) if options.build_context else None,
-        }
-        self.compose_file.write_text(render("docker/compose.yaml.j2", **context))
-        written.append(self.compose_file)
-        env = render(
-            "docker/env.j2",
-            project=options.project,
-            version=__version__,
-            uid=os.getuid(),
-            gid=os.getgid(),
-            ports={
-                "mqtt": options.mqtt_port,
-                "mqtt_bind": options.mqtt_bind,
-                "mqtt_tls": options.mqtt_tls_port,
-                "mqtt_tls_bind": options.mqtt_tls_bind,
-                "pg": options.pg_port,
-                "pg_bind": options.pg_bind,
-                "config": options.config_port,
-                "config_bind": options.config_bind,
-                "ingest": options.ingest_port,
-                "ingest_bind": options.ingest_bind,
-                "grafana": options.grafana_port,
-                "grafana_bind": options.grafana_bind,
-                "prometheus": options.prometheus_port,
-                "prometheus_bind": options.prometheus_bind,
-            },
-            db_password=passwords["db"],
-            grafana_admin_password=passwords["grafana-admin"],
-        )
-        write_secret(self.env_file, env)
-        written.append(self.env_file)
-        meta = self.directory / "stack-docker.json"
-        meta.write_text(
-            json.dumps(
-                {"project": options.project, "topic_base": options.topic_base, "version": __version__},
-                indent=2,
-            )
-            + "\n"
-        )
-        written.append(meta)
-        return written
-
-    def _seed_broker_state(self, options: DockerOptions, passwords: dict[str, str]) -> bool:
-        """Write ``dynamic-security.json`` when there is none; True if written.  A stack rendered before dynamic
-        security (``mosquitto/config/accounts.json``) is migrated: devices keep their passwords, the old files are
-        renamed ``*.pre-dynsec``."""
-        if self.broker_state_file.exists():
-            return False
-        self.mosquitto_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        services = {role: passwords[secret] for role, secret in _SERVICE_SECRETS}
-        old = AccountStore(self.mosquitto_config_dir, options.topic_base).load()
-        if old:
-            state = dynsec.state_from_registry(old, passwords["mqtt-admin"], options.topic_base, services)
-        else:
-            state = dynsec.seed_state(passwords["mqtt-admin"], options.topic_base, services)
-        write_secret(self.broker_state_file, json.dumps(state, indent=2) + "\n")
-        for name in ("accounts.json", "passwd", "acl"):
-            path = self.mosquitto_config_dir / name
-            if path.exists():
-                path.rename(path.with_name(name + ".pre-dynsec"))
-        return True
-
-    def _ensure_certificates(self, options: DockerOptions) -> list[Path]:
-        """The broker's TLS certificate in ``mosquitto/certs``, issued by the stack's CA (``pki/``), for
-        localhost, 127.0.0.1 and ``mqtt_tls_hosts``; reused while still good."""
-        from iotctl import pki
-
-        ca = pki.ensure_ca(self.directory / "pki", common_name=f"iots6 Docker stack CA ({options.project})")
-        names = ["localhost", *options.mqtt_tls_hosts]
-        dns = [n for n in names if not _is_ip(n)]
-        ips = ["127.0.0.1", *(n for n in names if _is_ip(n))]
-        certs = self.directory / "mosquitto" / "certs"
-        pair = pki.issue_server_cert(ca, certs, "server", dns_names=dns, ip_addresses=ips)
-        # Mosquitto runs as the stack owner in the container and reads them through a read-only bind mount.
-        return [ca.cert, pair.cert, pair.key]
+        return render_stack(self, options or DockerOptions())
 
     def admin_endpoint(self, port: int, host: str = "127.0.0.1"):
         """The dynamic-security admin's login on the published plaintext port (the host's loopback)."""
@@ -356,52 +135,9 @@ class DockerStack:
         control API; a newer iotctl may have changed a role). Returns what changed."""
         services = {
             role: read_secret(self.secret_file(secret), f"Docker stack secret `{secret}`")
-            for role, secret in _SERVICE_SECRETS
+            for role, secret in SERVICE_SECRETS.items()
         }
-        with dynsec.DynsecAdmin(self.admin_endpoint(port, host)) as admin:
-            return dynsec.ensure_platform(
-                admin, self._topic_base(), services, dynsec.load_state(self.broker_state_file)
-            )
-
-    @property
-    def prometheus_config(self) -> Path:
-        return self.directory / "prometheus" / "prometheus.yml"
-
-    def _render_prometheus(self, options: DockerOptions) -> Path:
-        """The scrape configuration, bind-mounted read-only into the `prometheus` service (no secret in it)."""
-        target = self.prometheus_config
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(
-            render(
-                "docker/prometheus.yml.j2",
-                project=options.project,
-                scrape_interval_s=options.scrape_interval_s,
-                targets=SCRAPE_TARGETS,
-            )
-        )
-        # Prometheus runs as its image's `nobody` user and reads this through a bind mount: world-readable.
-        os.chmod(target.parent, 0o755)
-        os.chmod(target, 0o644)
-        return target
-
-    def _copy_grafana(self) -> list[Path]:
-        source = _repo_file("infra", "grafana")
-        if not source.is_dir():
-            raise MissingDependency(
-                f"Grafana provisioning `{source}` is missing; run iotctl from a checkout of the repository."
-            )
-        written = []
-        for sub in ("provisioning", "dashboards"):
-            target = self.directory / "grafana" / sub
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(source / sub, target)
-            written += [p for p in target.rglob("*") if p.is_file()]
-        # Grafana (uid 472 in its image) reads these via a bind mount: world-readable, they hold no secret.
-        for path in (self.directory / "grafana").rglob("*"):
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
-        os.chmod(self.directory / "grafana", 0o755)
-        return written
+        return dynsec.reconcile(self.admin_endpoint(port, host), self._topic_base(), services, self.broker_state_file)
 
     # -- docker compose
     def compose_command(self) -> list[str]:
@@ -475,6 +211,20 @@ class DockerStack:
         if wait:
             args += ["--wait", "--wait-timeout", str(timeout)]
         self._compose(*args, timeout=timeout + 600 if build else timeout + 60)
+
+    def require_images(self, version: str) -> None:
+        """Without a build context the service images must exist already: MissingDependency naming the first that
+        does not (``docker image inspect``), with the command that builds it from a checkout."""
+        self.compose_command()  # Compose and the engine are there, or a clear error
+        docker = self.which("docker") or "docker"
+        for target, image in BUILT_IMAGES.items():
+            tag = f"{image}:{version}"
+            if not self._ok([docker, "image", "inspect", tag]):
+                raise MissingDependency(
+                    f"Image `{tag}` is not on this machine and this iotctl (installed from a wheel) has no sources "
+                    f"to build it; build it in a checkout (docker build --target {target} -t {tag} -f "
+                    f"services/Dockerfile .) {_NATIVE_HINT}."
+                )
 
     def down(self, volumes: bool = False) -> None:
         """Stop and remove the containers (and, with ``volumes``, the database and Grafana volumes)."""

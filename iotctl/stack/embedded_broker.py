@@ -28,6 +28,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from paho.mqtt.client import topic_matches_sub
+
 from iotctl.broker.accounts import AccountStore, Rule, rules_for
 from iotctl.broker.pwhash import verify_password
 from iotctl.errors import MissingDependency, OperationFailed
@@ -67,17 +69,8 @@ def require_amqtt() -> None:
 
 
 # ------------------------------------------------------------------------------------------ topic matching
-
-
-def topic_matches(topic: str, pattern: str) -> bool:
-    """Whether concrete ``topic`` matches filter ``pattern`` (``+`` one level, ``#`` the rest)."""
-    levels, wanted = topic.split("/"), pattern.split("/")
-    for i, part in enumerate(wanted):
-        if part == "#":
-            return True
-        if i >= len(levels) or (part != "+" and part != levels[i]):
-            return False
-    return len(levels) == len(wanted)
+#: A concrete topic against a filter is paho's ``topic_matches_sub``; only the filter-against-filter check of a
+#: SUBSCRIBE is ours.
 
 
 def filter_covered(subscription: str, pattern: str) -> bool:
@@ -156,10 +149,10 @@ class Registry:
         """``action``: publish (write a topic), subscribe (a filter) or receive (a delivered topic)."""
         rules = self.rules.get(username or "", [])
         if action == "publish":
-            return any(r.access in WRITE and topic_matches(topic, r.topic) for r in rules)
+            return any(r.access in WRITE and topic_matches_sub(r.topic, topic) for r in rules)
         if action == "subscribe":
             return any(r.access in READ and filter_covered(topic, r.topic) for r in rules)
-        return any(r.access in READ and topic_matches(topic, r.topic) for r in rules)
+        return any(r.access in READ and topic_matches_sub(r.topic, topic) for r in rules)
 
 
 _registries: dict[Path, Registry] = {}

@@ -8,7 +8,6 @@ password, the old files are renamed ``*.pre-dynsec``.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from iotctl.broker import dynsec
 from iotctl.broker.accounts import AccountStore
 from iotctl.errors import MissingDependency
 from iotctl.render import render
-from iotctl.secretfiles import write_secret
 from iotctl.stack import procs
 
 _SEARCH = ("/usr/sbin", "/usr/local/sbin", "/opt/homebrew/sbin")
@@ -66,6 +64,53 @@ class TlsListener:
     bind: str = "127.0.0.1"
 
 
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Everything ``templates/mosquitto/mosquitto.conf.j2`` takes: the one place a Mosquitto config is rendered
+    from (the native stack's broker and the Docker stack's container differ only in paths, addresses and user)."""
+
+    port: int
+    bind: str
+    dynsec_plugin: str
+    dynsec_state: str | Path
+    persistence_dir: str | Path
+    tls: TlsListener | None = None
+    run_as_user: str | None = None
+    max_queued_messages: int = 1_000_000
+    autosave_interval: int = AUTOSAVE_INTERVAL
+    autosave_on_changes: bool = AUTOSAVE_ON_CHANGES
+    max_packet_size: int = MAX_PACKET_SIZE
+    persistent_client_expiration: str = "30d"
+
+    def render(self) -> str:
+        tls = None
+        if self.tls:
+            tls = {
+                "port": self.tls.port,
+                "bind": self.tls.bind,
+                "certfile": self.tls.certfile,
+                "keyfile": self.tls.keyfile,
+            }
+        return render(
+            "mosquitto/mosquitto.conf.j2",
+            run_as_user=self.run_as_user,
+            dynsec_plugin=self.dynsec_plugin,
+            dynsec_state=self.dynsec_state,
+            port=self.port,
+            bind=self.bind,
+            tls=tls,
+            persistence_dir=self.persistence_dir,
+            autosave_interval=self.autosave_interval,
+            autosave_on_changes=self.autosave_on_changes,
+            max_queued_messages=self.max_queued_messages,
+            max_inflight_messages=0,
+            max_packet_size=self.max_packet_size,
+            persistent_client_expiration=self.persistent_client_expiration,
+            log_file=None,
+            pid_file=None,
+        )
+
+
 @dataclass
 class MosquittoServer(procs.PidFileDaemon):
     """A broker rooted at ``directory``: config, dynamic-security state, persistence, log and pid file all there."""
@@ -98,20 +143,9 @@ class MosquittoServer(procs.PidFileDaemon):
         return [self.directory / n for n in names if (self.directory / n).exists()]
 
     def prepare_state(self, admin_password: str, services: dict[str, str]) -> str | None:
-        """Write ``dynamic-security.json`` when there is none (the broker must not be running): migrated from the
-        old registry when there is one, else seeded.  Returns ``migrated``, ``seeded`` or None (kept)."""
-        if self.state_file.exists():
-            return None
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        old = self.legacy.load()
-        if old:
-            state = dynsec.state_from_registry(old, admin_password, self.topic_base, services)
-        else:
-            state = dynsec.seed_state(admin_password, self.topic_base, services)
-        write_secret(self.state_file, json.dumps(state, indent=2) + "\n")
-        for path in self.legacy_files():
-            path.rename(path.with_name(path.name + ".pre-dynsec"))
-        return "migrated" if old else "seeded"
+        """Write ``dynamic-security.json`` when there is none (the broker must not be running); see
+        :func:`iotctl.broker.dynsec.write_initial_state`.  Returns ``migrated``, ``seeded`` or None (kept)."""
+        return dynsec.write_initial_state(self.state_file, self.legacy, admin_password, self.topic_base, services)
 
     def admin_endpoint(self, password: str):
         from iotctl.endpoints import MqttEndpoint
@@ -138,34 +172,21 @@ class MosquittoServer(procs.PidFileDaemon):
         self.conf_file.write_text(self.render_config())
 
     def render_config(self) -> str:
-        tls = None
-        if self.tls:
-            tls = {
-                "port": self.tls.port,
-                "bind": self.tls.bind,
-                "certfile": self.tls.certfile,
-                "keyfile": self.tls.keyfile,
-            }
-        return render(
-            "mosquitto/mosquitto.conf.j2",
+        return BrokerConfig(
+            port=self.port,
+            bind=self.bind,
+            dynsec_plugin=dynsec.require_plugin(),
+            dynsec_state=self.state_file,
+            persistence_dir=self.data_dir,
+            tls=self.tls,
             # Mosquitto drops privileges to `mosquitto` when started as root unless told otherwise;
             # our files are private to the invoking user, so it stays who started it.
             run_as_user="root" if os.geteuid() == 0 else None,
-            dynsec_plugin=dynsec.require_plugin(),
-            dynsec_state=self.state_file,
-            port=self.port,
-            bind=self.bind,
-            tls=tls,
-            persistence_dir=self.data_dir,
+            max_queued_messages=self.max_queued_messages,
             autosave_interval=self.autosave_interval,
             autosave_on_changes=self.autosave_on_changes,
-            max_queued_messages=self.max_queued_messages,
-            max_inflight_messages=0,
             max_packet_size=self.max_packet_size,
-            persistent_client_expiration="30d",
-            log_file=None,
-            pid_file=None,
-        )
+        ).render()
 
     def pid(self) -> int | None:
         return procs.read_pid(self.pid_file)

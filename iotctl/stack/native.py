@@ -5,224 +5,92 @@ bound to 127.0.0.1, with generated credentials kept in 0600 files.  ``up`` is id
 what is down), ``down`` stops in reverse order and keeps the data unless asked to reset, ``status`` reports
 from the live processes (pid files), never from a cached file.
 
-Engines: ``system`` runs the Debian ``mosquitto`` and PostgreSQL binaries; ``embedded`` runs pip-installed
-ones (the ``embedded`` extra): the amqtt MQTT 3.1.1 broker (``iotctl.stack.embedded_broker``) and the
-PostgreSQL 16 binaries inside ``pgserver``, with the same accounts, ACL, private socket and SCRAM passwords.
-``auto`` picks ``system`` when both binaries are installed, else ``embedded`` when the extra is, else fails
-with one line naming both fixes.  The engine a stack was started with is recorded in ``stack.json``; ``auto``
-keeps it (a cluster made by one PostgreSQL major version cannot be opened by another), an explicit different
-engine is refused.
-
-The Python services are packages of this repository: ``services.ingest`` and ``services.config_server``.
-When a package is not installed its component is reported as ``absent`` (never as running) and not started.
+This module orchestrates; the parts are: ``engines`` (which broker and PostgreSQL, ``system`` or ``embedded``),
+``native_broker`` (the broker and its service accounts), ``services`` (the Python services and their env),
+``state`` (directories, secrets, ``stack.json``, the wipe).  It implements ``iotctl.stack.base.Stack``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
 import shutil
-import signal
-import stat
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from iotctl.broker.accounts import (
-    ROLE_CONFIG,
-    ROLE_INGEST,
-    ROLE_OPERATOR,
-    AccountStore,
-    service_username,
-)
-from iotctl.broker.pwhash import verify_password
-from iotctl.errors import InvalidInput, MissingDependency, OperationFailed, Unreachable
-from iotctl.secretfiles import generate_password, read_secret, write_secret
+from iotctl.broker.accounts import service_username
+from iotctl.errors import InvalidInput
 from iotctl.settings import Settings
-from iotctl.stack import procs
+from iotctl.stack import engines, state
+from iotctl.stack.base import (
+    ABSENT,
+    RUNNING,
+    STOPPED,
+    Component,
+    Progress,
+    StackReport,
+    check_report,
+    confirm_needed,
+    quiet,
+)
+from iotctl.stack.engines import BIND, EMBEDDED_DETAIL, ENGINES, MOSQUITTO, POSTGRES, embedded_missing
 from iotctl.stack.layout import DB_NAME, DB_OWNER, StackLayout
+from iotctl.stack.native_broker import ensure_broker, port_free
+from iotctl.stack.services import CONFIG_SERVER, INGEST, NativeServices, ServiceSpec, service_available
+from iotctl.stack.state import SECRET_NAMES, SERVICE_SECRETS
 
-BIND = "127.0.0.1"
-MOSQUITTO, POSTGRES, INGEST, CONFIG_SERVER = "mosquitto", "postgres", "ingest", "config-server"
-COMPONENTS = (MOSQUITTO, POSTGRES, INGEST, CONFIG_SERVER)
-RUNNING, STOPPED, ABSENT = "running", "stopped", "absent"
-ENGINES = ("system", "embedded")
-EMBEDDED_DETAIL = {
-    MOSQUITTO: "embedded amqtt broker (MQTT 3.1.1 only; sessions are lost when it restarts)",
-    POSTGRES: "embedded PostgreSQL 16 from pgserver",
-}
-
-#: Secret files generated once per state dir (``layout.secret(name)``); ``mqtt-admin`` is the broker's
-#: dynamic-security admin (provisioning), used by the system engine only.
-SECRET_NAMES = (ROLE_OPERATOR, ROLE_INGEST, ROLE_CONFIG, "mqtt-admin", "db", "admin-token")
-#: Broker service accounts: (role, secret file name).
-SERVICE_ACCOUNTS = ((ROLE_OPERATOR, ROLE_OPERATOR), (ROLE_INGEST, ROLE_INGEST), (ROLE_CONFIG, ROLE_CONFIG))
-INGEST_CLIENT_ID = "iots6-ingest-1"
-#: The ingest flushes its buffer to the database on SIGTERM; give it this long before SIGKILL.
-INGEST_STOP_TIMEOUT = 30.0
-HEALTH_TIMEOUT = 30.0
-_PORT_ENV = {"ingest": "IOTCTL_INGEST_HEALTH_PORT", "config-server": "IOTCTL_CONFIG_PORT"}
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_message: str) -> None:
-    pass
-
-
-# --------------------------------------------------------------------------------------------------- reports
-
-
-@dataclass
-class Component:
-    name: str
-    state: str  # RUNNING | STOPPED | ABSENT
-    pid: int | None = None
-    endpoint: str | None = None
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "pid": self.pid, "endpoint": self.endpoint, "detail": self.detail}
-
-
-@dataclass
-class StackReport:
-    """What the stack looks like now, plus what this call changed."""
-
-    state_dir: Path
-    engine: str | None
-    components: list[Component]
-    endpoints: dict[str, Any]
-    credentials: dict[str, Any]
-    started: list[str] = field(default_factory=list)
-    stopped: list[str] = field(default_factory=list)
-    wiped: list[str] = field(default_factory=list)
-
-    def component(self, name: str) -> Component:
-        return next(c for c in self.components if c.name == name)
-
-    @property
-    def down(self) -> list[str]:
-        """Components that should run but do not (absent optional services are not down)."""
-        return [c.name for c in self.components if c.state == STOPPED]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "state_dir": str(self.state_dir),
-            "engine": self.engine,
-            "components": {c.name: c.to_dict() for c in self.components},
-            "endpoints": self.endpoints,
-            "credentials": self.credentials,
-            "started": self.started,
-            "stopped": self.stopped,
-            "wiped": self.wiped,
-        }
-
-
-# --------------------------------------------------------------------------------------------------- services
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """A Python service of this repository run as ``python -m <module>`` with env-var configuration."""
-
-    name: str  # component name
-    module: str
-    port: int
-    env: dict[str, str]
-    stop_timeout: float = 10.0
-
-    @property
-    def health_url(self) -> str:
-        return f"http://{BIND}:{self.port}/healthz"
-
-    def argv(self) -> list[str]:
-        return [sys.executable, "-m", self.module]
-
-
-def service_available(module: str) -> bool:
-    """Whether ``python -m module`` can run: the package and its ``__main__`` are importable."""
-    try:
-        return importlib.util.find_spec(module + ".__main__") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _service_env(extra: dict[str, str]) -> dict[str, str]:
-    # Inherit PATH and friends, but never a stray INGEST_*/CONFIG_SERVER_* from the caller's shell.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "CONFIG_SERVER_"))}
-    env.update(extra)
-    return env
-
-
-# ----------------------------------------------------------------------------------------------- the stack
+__all__ = [
+    "ABSENT",
+    "CONFIG_SERVER",
+    "INGEST",
+    "MOSQUITTO",
+    "POSTGRES",
+    "RUNNING",
+    "SECRET_NAMES",
+    "STOPPED",
+    "NativeStack",
+    "ServiceSpec",
+    "confirm_needed",
+    "embedded_missing",
+    "service_available",
+]
 
 
 class NativeStack:
     """The stack of one state directory, configured by ``settings`` (ports, topic base, engine)."""
 
+    kind = "native"
+
     def __init__(self, settings: Settings, progress: Progress | None = None):
         self.settings = settings
         self.layout = StackLayout(Path(settings.state_dir))
-        self.progress = progress or _quiet
+        self.progress = progress or quiet
+        self.runner = NativeServices(settings, self.layout, self._engine)
 
     # -- names and places
+    @property
+    def location(self) -> Path:
+        return self.layout.state_dir
+
+    @property
+    def reset_question(self) -> str:
+        return f"Delete all stack data in {self.layout.state_dir}?"
+
     @property
     def db_url(self) -> str:
         return f"postgresql://{DB_OWNER}@{BIND}:{self.settings.pg_port}/{DB_NAME}"
 
-    def _pid_file(self, name: str) -> Path:
-        return self.layout.run_dir / f"{name}.pid"
-
-    def _log_file(self, name: str) -> Path:
-        return self.layout.logs_dir / f"{name}.log"
+    def secret_file(self, name: str) -> Path:
+        return self.layout.secret(name)
 
     def recorded(self) -> dict[str, Any]:
         """The last ``stack.json`` (empty when the stack never came up or the file is unreadable)."""
-        try:
-            return json.loads(self.layout.stack_file.read_text())
-        except (OSError, ValueError):
-            return {}
+        return state.recorded(self.layout)
 
     # -- engines
     def resolve_engine(self) -> str:
-        """The engine to start with (see the module docstring); raises before anything is created."""
-        wanted = self.settings.engine
+        """The engine to start with (``iotctl.stack.engines``); raises before anything is created."""
         recorded = self.recorded().get("engine")
-        if recorded in ENGINES and self._postgres(recorded).initialised:
-            if wanted in ("auto", recorded):
-                return recorded
-            raise InvalidInput(
-                f"The stack in `{self.layout.state_dir}` was created with the `{recorded}` engine; use "
-                f"--engine {recorded} (IOTCTL_ENGINE={recorded}) or delete it with "
-                "`iotctl stack down --reset`."
-            )
-        if wanted == "system":
-            return "system"
-        missing = embedded_missing()
-        if wanted == "embedded":
-            if missing:
-                raise MissingDependency(
-                    f"The `embedded` engine needs {' and '.join(f'`{m}`' for m in missing)}; install them "
-                    "(pip install 'iotctl[embedded]') or use IOTCTL_ENGINE=system with Mosquitto and "
-                    "PostgreSQL installed."
-                )
-            return "embedded"
-        if system_available():
-            return "system"
-        if not missing:
-            return "embedded"
-        raise MissingDependency(
-            "Neither `mosquitto` and PostgreSQL nor the embedded engines are installed; install them "
-            "(`make install-system`, as root) or install the embedded extra (pip install 'iotctl[embedded]')."
-        )
+        initialised = recorded in ENGINES and self._postgres(recorded).initialised
+        return engines.resolve_engine(self.settings.engine, recorded, initialised, self.layout.state_dir)
 
     def _engine(self) -> str:
         """The engine of the stack as recorded (``system`` when it never came up)."""
@@ -230,231 +98,27 @@ class NativeStack:
         return recorded if recorded in ENGINES else "system"
 
     def _broker(self, engine: str | None = None):
-        engine = engine or self._engine()
-        if engine == "embedded":
-            from iotctl.stack.embedded_broker import EmbeddedBroker as Broker
-        else:
-            from iotctl.stack.mosquitto import MosquittoServer as Broker
-
-        if engine == "embedded":
-            return Broker(self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base)
-        return Broker(
-            self.layout.mosquitto_dir, self.settings.mqtt_port, topic_base=self.settings.topic_base, tls=self._tls()
-        )
-
-    def _tls(self):
-        """The broker's TLS listener (``mqtt_tls_port``), its certificate issued by the stack's CA in ``pki/``."""
-        from iotctl.stack.mosquitto import TlsListener
-
-        if not self.settings.mqtt_tls_port:
-            return None
-        pki_dir = self.layout.pki_dir
-        return TlsListener(self.settings.mqtt_tls_port, pki_dir / "broker.crt", pki_dir / "broker.key", BIND)
-
-    def _ensure_certificates(self) -> None:
-        """The stack's CA and the broker's server certificate (for 127.0.0.1 and localhost), made or renewed."""
-        from iotctl import pki
-
-        ca = pki.ensure_ca(self.layout.pki_dir, common_name=f"iotctl local stack CA ({self.layout.state_dir.name})")
-        pki.issue_server_cert(ca, self.layout.pki_dir, "broker", dns_names=["localhost"], ip_addresses=[BIND])
+        return engines.broker(self.layout, self.settings, engine or self._engine())
 
     def _postgres(self, engine: str | None = None):
-        from iotctl.stack.postgres import PostgresServer
+        return engines.postgres(self.layout, self.settings, engine or self._engine())
 
-        return PostgresServer(
-            self.layout.postgres_dir, self.settings.pg_port, fsync=True, engine=engine or self._engine()
-        )
-
-    def _engine_pids(self, engine: str | None = None) -> dict[str, int | None]:
-        return {MOSQUITTO: self._broker(engine).pid(), POSTGRES: self._postgres(engine).pid()}
-
-    # -- services
     def services(self, engine: str | None = None) -> list[ServiceSpec]:
-        s, layout = self.settings, self.layout
-        ingest_env = {
-            "INGEST_MQTT_HOST": BIND,
-            "INGEST_MQTT_PORT": str(s.mqtt_port),
-            "INGEST_MQTT_USERNAME": service_username(ROLE_INGEST),
-            "INGEST_MQTT_PASSWORD_FILE": str(layout.secret(ROLE_INGEST)),
-            "INGEST_DATABASE_URL": self.db_url,
-            "INGEST_DATABASE_PASSWORD_FILE": str(layout.secret("db")),
-            "INGEST_TOPIC_BASE": s.topic_base,
-            "INGEST_HTTP_PORT": str(s.ingest_health_port),
-            "INGEST_CLIENT_ID": INGEST_CLIENT_ID,
-        }
-        embedded = (engine or self._engine()) == "embedded"
-        if embedded:
-            # amqtt speaks MQTT 3.1.1 only: a persistent session (clean_session=False), plain subscription.
-            ingest_env["INGEST_MQTT_PROTOCOL"] = "3.1.1"
-        config_env = {
-            "CONFIG_SERVER_BIND": BIND,
-            "CONFIG_SERVER_PORT": str(s.config_port),
-            "CONFIG_SERVER_DATABASE_URL": self.db_url,
-            "CONFIG_SERVER_DATABASE_PASSWORD_FILE": str(layout.secret("db")),
-            "CONFIG_SERVER_ADMIN_TOKEN_FILE": str(layout.secret("admin-token")),
-            "CONFIG_SERVER_MQTT_HOST": BIND,
-            "CONFIG_SERVER_MQTT_PORT": str(s.mqtt_port),
-            "CONFIG_SERVER_MQTT_USERNAME": service_username(ROLE_CONFIG),
-            "CONFIG_SERVER_MQTT_PASSWORD_FILE": str(layout.secret(ROLE_CONFIG)),
-            "CONFIG_SERVER_TOPIC_BASE": s.topic_base,
-            "CONFIG_SERVER_MQTT_PROTOCOL": "3.1.1" if embedded else "5",
-        }
-        # Temporary files (the config server's per-worker metrics) stay under the state dir too, one directory per
-        # service, emptied before it starts (a killed service leaves its files behind).
-        ingest_env["TMPDIR"] = str(self._tmp_dir(INGEST))
-        config_env["TMPDIR"] = str(self._tmp_dir(CONFIG_SERVER))
-        return [
-            ServiceSpec(INGEST, "services.ingest", s.ingest_health_port, ingest_env, INGEST_STOP_TIMEOUT),
-            ServiceSpec(CONFIG_SERVER, "services.config_server", s.config_port, config_env),
-        ]
-
-    def _tmp_dir(self, name: str) -> Path:
-        return self.layout.run_dir / "tmp" / name
-
-    def _service_pid(self, spec: ServiceSpec) -> int | None:
-        """The live pid of ``spec``; a pid file naming some other process (pid reuse) counts as stopped."""
-        return procs.read_pid_of(self._pid_file(spec.name), spec.module)
-
-    def _start_service(self, spec: ServiceSpec) -> int:
-        log = self._log_file(spec.name)
-        if procs.port_open(BIND, spec.port):
-            raise OperationFailed(
-                f"Port {spec.port} for `{spec.name}` is already in use by another program; stop it or choose "
-                f"another port ({_PORT_ENV[spec.name]})."
-            )
-        tmp = self._tmp_dir(spec.name)
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True, mode=0o700)
-        proc = procs.spawn(
-            spec.argv(),
-            log=log,
-            pid_file=self._pid_file(spec.name),
-            env=_service_env(spec.env),
-            cwd=self.layout.state_dir,
-        )
-        try:
-            wait_healthy(spec.health_url, HEALTH_TIMEOUT, spec.name, log, proc.pid)
-        except OperationFailed:
-            procs.stop_pid(proc.pid, timeout=5)
-            self._pid_file(spec.name).unlink(missing_ok=True)
-            raise
-        return proc.pid
-
-    def _stop_service(self, spec: ServiceSpec) -> bool:
-        pid = self._service_pid(spec)
-        self_pid_file = self._pid_file(spec.name)
-        if pid is None:
-            self_pid_file.unlink(missing_ok=True)
-            return False
-        procs.stop_pid(pid, timeout=spec.stop_timeout, sig=signal.SIGTERM)
-        if procs.pid_alive(pid):
-            raise OperationFailed(f"`{spec.name}` (pid {pid}) did not stop; kill it by hand.")
-        self_pid_file.unlink(missing_ok=True)
-        return True
-
-    # -- setup steps
-    def _make_dirs(self) -> None:
-        layout = self.layout
-        layout.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if os.geteuid() == 0 and layout.postgres_dir.parent == layout.state_dir:
-            # As root PostgreSQL runs as `postgres`, who must traverse (not list) the state dir to reach its
-            # cluster: 0700 becomes 0711. Every directory below that holds anything private stays 0700.
-            mode = stat.S_IMODE(layout.state_dir.stat().st_mode)
-            os.chmod(layout.state_dir, mode | 0o011)
-        for directory in (layout.secrets_dir, layout.devices_dir, layout.logs_dir, layout.run_dir):
-            directory.mkdir(exist_ok=True, mode=0o700)
-            os.chmod(directory, 0o700)
-
-    def _ensure_secrets(self) -> dict[str, str]:
-        values = {}
-        for name in SECRET_NAMES:
-            path = self.layout.secret(name)
-            if not path.exists():
-                write_secret(path, generate_password() + "\n")
-                self.progress(f"generated credentials `{path}`")
-            values[name] = read_secret(path, f"`{name}` secret")
-        return values
-
-    def _service_passwords(self, secrets: dict[str, str]) -> dict[str, str]:
-        return {role: secrets[name] for role, name in SERVICE_ACCOUNTS}
+        return self.runner.services(engine)
 
     def ensure_broker(self, engine: str | None = None, secrets: dict[str, str] | None = None) -> list[str]:
         """The broker alone, as `up` brings it: running, with the service accounts of the secret files (and, for
         Mosquitto, migrated into dynamic security).  Returns ``["mosquitto"]`` if it was started."""
         engine = engine or self.resolve_engine()
         if secrets is None:
-            self._make_dirs()
-            secrets = self._ensure_secrets()
-        broker = self._broker(engine)
-        started: list[str] = []
-        if engine != "embedded":
-            self._start_mosquitto(broker, secrets, started)
-            return started
-        accounts_changed = self._ensure_accounts(broker, secrets)
-        if broker.pid():
-            if accounts_changed:
-                broker.reload()
-        else:
-            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
-            self.progress(f"starting {MOSQUITTO} ({engine}) on {BIND}:{self.settings.mqtt_port}")
-            broker.start()
-            started.append(MOSQUITTO)
-        return started
-
-    def _start_mosquitto(self, broker, secrets: dict[str, str], started: list[str]) -> None:
-        """Mosquitto with dynamic security: seeded (or migrated from the old password file) before its first
-        start, then its roles and service clients brought up to date over the control API."""
-        from iotctl.broker import dynsec
-
-        if broker.tls:
-            self._ensure_certificates()
-        if broker.pid() and (not broker.state_file.exists() or broker.config_changed()):
-            # Started by an iotctl from before dynamic security, or with another listener set: a clean restart
-            # keeps persistent sessions and queued messages (Mosquitto saves them on SIGTERM).
-            why = (
-                "to move its accounts into dynamic security"
-                if not broker.state_file.exists()
-                else "to apply its new configuration"
-            )
-            self.progress(f"restarting {MOSQUITTO} {why}")
-            broker.stop()
-        if not broker.pid():
-            done = broker.prepare_state(secrets["mqtt-admin"], self._service_passwords(secrets))
-            if done == "migrated":
-                self.progress(f"migrated the broker accounts into dynamic security (`{broker.state_file}`)")
-            _port_free(self.settings.mqtt_port, MOSQUITTO, "IOTCTL_MQTT_PORT")
-            if broker.tls:
-                _port_free(broker.tls.port, f"{MOSQUITTO} (TLS)", "IOTCTL_MQTT_TLS_PORT")
-            self.progress(
-                f"starting {MOSQUITTO} (system) on {BIND}:{self.settings.mqtt_port}"
-                + (f", TLS on {BIND}:{broker.tls.port}" if broker.tls else "")
-            )
-            broker.start()
-            started.append(MOSQUITTO)
-        with dynsec.DynsecAdmin(broker.admin_endpoint(secrets["mqtt-admin"])) as admin:
-            for change in dynsec.ensure_platform(
-                admin, self.settings.topic_base, self._service_passwords(secrets), dynsec.load_state(broker.state_file)
-            ):
-                self.progress(f"broker: updated {change}")
-
-    def _ensure_accounts(self, broker, secrets: dict[str, str]) -> bool:
-        """Embedded broker: service accounts exist with the passwords of the secret files; True if changed."""
-        store: AccountStore = broker.accounts
-        accounts = store.load()
-        changed = False
-        for role, secret_name in SERVICE_ACCOUNTS:
-            username = service_username(role)
-            current = accounts.get(username)
-            if current and current["role"] == role and verify_password(secrets[secret_name], current["hash"]):
-                continue
-            store.add(username, role, rotate=current is not None, password=secrets[secret_name])
-            changed = True
-        return changed
+            state.make_dirs(self.layout)
+            secrets = state.ensure_secrets(self.layout, self.progress)
+        return ensure_broker(self.layout, self.settings, engine, secrets, self.progress)
 
     def _migrate(self, db_password: str) -> list[str]:
-        from iotctl.db import migrate
         from iotctl.db.connect import connect
         from iotctl.endpoints import DbEndpoint
+        from iots6_platform.core.db import migrate
 
         with connect(DbEndpoint(self.db_url, db_password)) as conn:
             _, applied = migrate.migrate(conn)
@@ -464,14 +128,14 @@ class NativeStack:
     def up(self) -> StackReport:
         engine = self.resolve_engine()
         started: list[str] = []
-        self._make_dirs()
-        secrets = self._ensure_secrets()
+        state.make_dirs(self.layout)
+        secrets = state.ensure_secrets(self.layout, self.progress)
 
         started += self.ensure_broker(engine, secrets)
 
         pg = self._postgres(engine)
         if not pg.pid():
-            _port_free(self.settings.pg_port, POSTGRES, "IOTCTL_PG_PORT")
+            port_free(self.settings.pg_port, POSTGRES, "IOTCTL_PG_PORT")
             self.progress(f"starting {POSTGRES} ({engine}) on {BIND}:{self.settings.pg_port}")
             pg.start()
             started.append(POSTGRES)
@@ -485,10 +149,10 @@ class NativeStack:
             if not service_available(spec.module):
                 self.progress(f"skipping {spec.name}: package `{spec.module}` is not installed")
                 continue
-            if self._service_pid(spec):
+            if self.runner.pid(spec):
                 continue
             self.progress(f"starting {spec.name} on {BIND}:{spec.port}")
-            self._start_service(spec)
+            self.runner.start(spec)
             started.append(spec.name)
 
         report = self.status(engine)
@@ -500,9 +164,9 @@ class NativeStack:
         engine = self._engine()
         stopped: list[str] = []
         for spec in reversed(self.services(engine)):
-            if self._service_pid(spec):
+            if self.runner.pid(spec):
                 self.progress(f"stopping {spec.name}")
-            if self._stop_service(spec):
+            if self.runner.stop(spec):
                 stopped.append(spec.name)
         pg = self._postgres(engine)
         if pg.pid():
@@ -514,7 +178,7 @@ class NativeStack:
             self.progress(f"stopping {MOSQUITTO}")
             broker.stop()
             stopped.append(MOSQUITTO)
-        wiped = self._wipe() if reset else []
+        wiped = state.wipe(self.layout, self.progress) if reset else []
         report = self.status(engine)
         report.stopped = stopped
         report.wiped = wiped
@@ -525,33 +189,32 @@ class NativeStack:
     def status(self, engine: str | None = None) -> StackReport:
         """Live state; ``engine`` (default: the recorded one) says which broker and PostgreSQL to look for."""
         engine = engine or self.recorded().get("engine")
-        components = []
-        pids = self._engine_pids(engine)
-        components.append(
+        embedded = engine == "embedded"
+        broker_pid, pg_pid = self._broker(engine).pid(), self._postgres(engine).pid()
+        components = [
             Component(
                 MOSQUITTO,
-                RUNNING if pids[MOSQUITTO] else STOPPED,
-                pids[MOSQUITTO],
+                RUNNING if broker_pid else STOPPED,
+                broker_pid,
                 f"mqtt://{BIND}:{self.settings.mqtt_port}",
-                EMBEDDED_DETAIL[MOSQUITTO] if engine == "embedded" else "",
-            )
-        )
-        components.append(
+                EMBEDDED_DETAIL[MOSQUITTO] if embedded else "",
+            ),
             Component(
                 POSTGRES,
-                RUNNING if pids[POSTGRES] else STOPPED,
-                pids[POSTGRES],
+                RUNNING if pg_pid else STOPPED,
+                pg_pid,
                 self.db_url,
-                EMBEDDED_DETAIL[POSTGRES] if engine == "embedded" else "",
-            )
-        )
+                EMBEDDED_DETAIL[POSTGRES] if embedded else "",
+            ),
+        ]
         for spec in self.services():
-            pid = self._service_pid(spec)
+            pid = self.runner.pid(spec)
             endpoint = f"http://{BIND}:{spec.port}"
             if pid:
                 components.append(Component(spec.name, RUNNING, pid, endpoint))
             elif service_available(spec.module):
-                components.append(Component(spec.name, STOPPED, None, endpoint, f"log: {self._log_file(spec.name)}"))
+                log = self.runner.log_file(spec.name)
+                components.append(Component(spec.name, STOPPED, None, endpoint, f"log: {log}"))
             else:
                 components.append(Component(spec.name, ABSENT, None, None, f"package `{spec.module}` is not installed"))
         return StackReport(self.layout.state_dir, engine, components, self.endpoints(), self.credentials())
@@ -559,10 +222,10 @@ class NativeStack:
     def log_files(self) -> dict[str, Path]:
         """Where each component logs (the embedded broker logs under the `mosquitto` name too)."""
         return {
-            "mosquitto": self._broker().log_file,
-            "postgres": self._postgres().log_file,
-            "ingest": self._log_file("ingest"),
-            "config-server": self._log_file("config-server"),
+            MOSQUITTO: self._broker().log_file,
+            POSTGRES: self._postgres().log_file,
+            INGEST: self.runner.log_file(INGEST),
+            CONFIG_SERVER: self.runner.log_file(CONFIG_SERVER),
         }
 
     def logs(self, component: str | None = None, lines: int = 200) -> str:
@@ -581,13 +244,7 @@ class NativeStack:
 
     def check(self, report: StackReport | None = None) -> StackReport:
         """``status`` that raises Unreachable when a component that should run is stopped."""
-        report = report or self.status()
-        if report.down:
-            raise Unreachable(
-                f"Stack component(s) `{'`, `'.join(report.down)}` not running in `{self.layout.state_dir}`; "
-                "start them with `iotctl stack up`."
-            )
-        return report
+        return check_report(report or self.status())
 
     # -- descriptions
     def endpoints(self) -> dict[str, Any]:
@@ -611,126 +268,27 @@ class NativeStack:
         return {
             "dir": str(self.layout.secrets_dir),
             "files": {name: str(self.layout.secret(name)) for name in SECRET_NAMES},
-            "mqtt_usernames": {role: service_username(role) for role, _ in SERVICE_ACCOUNTS},
+            "mqtt_usernames": {role: service_username(role) for role in SERVICE_SECRETS},
             "db_user": DB_OWNER,
         }
 
     def _write_stack_file(self, engine: str, report: StackReport | None = None) -> None:
-        report = report or self.status(engine)
-        data = report.to_dict()
-        data["engine"] = engine
-        for key in ("started", "stopped", "wiped"):
-            data.pop(key)
-        data["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
-        write_secret(self.layout.stack_file, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-    # -- reset
-    def _wipe(self) -> list[str]:
-        """Remove what the stack created (not the state dir's unrelated files); the cluster too if outside."""
-        layout = self.layout
-        wiped = []
-        postgres_dir = layout.postgres_dir
-        outside = postgres_dir.parent != layout.state_dir
-        if outside and postgres_dir.exists():
-            # /var/lib/iotctl/<hash>/postgres: the <hash> directory is ours alone.
-            target = postgres_dir.parent if postgres_dir.parent.parent == Path("/var/lib/iotctl") else postgres_dir
-            shutil.rmtree(target)
-            wiped.append(str(target))
-        for path in (
-            layout.stack_file,
-            layout.secrets_dir,
-            layout.devices_dir,
-            layout.mosquitto_dir,
-            layout.state_dir / "postgres",
-            layout.logs_dir,
-            layout.run_dir,
-        ):
-            if path.is_dir():
-                shutil.rmtree(path)
-                wiped.append(str(path))
-            elif path.exists():
-                path.unlink()
-                wiped.append(str(path))
-        try:
-            layout.state_dir.rmdir()  # only when empty: a state dir that also holds other files keeps them
-            wiped.append(str(layout.state_dir))
-        except OSError:
-            pass
-        for path in wiped:
-            self.progress(f"removed `{path}`")
-        return wiped
-
-
-# --------------------------------------------------------------------------------------------------- helpers
-
-
-def system_available() -> bool:
-    """Whether the ``system`` engine's binaries (mosquitto and a PostgreSQL server) are installed."""
-    from iotctl.stack.mosquitto import find_mosquitto
-    from iotctl.stack.postgres import find_pg_bindir
-
-    return find_mosquitto() is not None and find_pg_bindir() is not None
-
-
-def embedded_missing() -> list[str]:
-    """The packages of the ``embedded`` extra that are not installed (empty when the engine can run)."""
-    from iotctl.stack.embedded_broker import amqtt_available
-    from iotctl.stack.postgres import pgserver_bindir
-
-    return [name for name, ok in (("amqtt", amqtt_available()), ("pgserver", pgserver_bindir())) if not ok]
-
-
-def _port_free(port: int, what: str, env_name: str) -> None:
-    if procs.port_open(BIND, port):
-        raise OperationFailed(
-            f"Port {port} for `{what}` is already in use by another program; stop it or set {env_name}."
-        )
-
-
-def wait_healthy(url: str, timeout: float, what: str, log: Path, pid: int) -> None:
-    """Poll ``url`` until it answers 200; fail early if the process exits, naming its log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
-        if not procs.pid_alive(pid):
-            raise OperationFailed(f"`{what}` exited while starting{_last_line(log)}; see `{log}`.")
-        time.sleep(0.1)
-    raise OperationFailed(f"`{what}` did not answer 200 on {url} within {timeout:g} s; see `{log}`.")
-
-
-def _last_line(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return f" ({lines[-1][:160]})" if lines else ""
+        state.write_stack_file(self.layout, engine, (report or self.status(engine)).to_dict())
 
 
 def grafana_hint() -> dict[str, str | None]:
     """The native stack does not run Grafana: say where its provisioning and dashboards are, and how to get one."""
+    from iotctl.packaged import grafana_dir
+
     binary = shutil.which("grafana-server") or shutil.which("grafana")
-    repo = Path(__file__).resolve().parents[2]
+    grafana = grafana_dir()
     return {
         "binary": binary,
-        "provisioning": str(repo / "infra" / "grafana" / "provisioning"),
-        "dashboards": str(repo / "infra" / "grafana" / "dashboards"),
+        "provisioning": str(grafana / "provisioning"),
+        "dashboards": str(grafana / "dashboards"),
         "note": (
             "not started by the native stack; point its provisioning at the directory above"
             if binary
             else "not installed; `iotctl stack up --docker` runs Grafana with these dashboards provisioned"
         ),
     }
-
-
-def confirm_needed(reset: bool, yes: bool, interactive: bool) -> bool:
-    """Whether ``down --reset`` must ask first. Non-interactive callers must pass --yes."""
-    if not reset or yes:
-        return False
-    if not interactive:
-        raise InvalidInput("`stack down --reset` deletes all stack data; pass --yes to confirm when not on a TTY.")
-    return True

@@ -1,7 +1,11 @@
-"""Start and stop daemon processes by pid file; wait for TCP ports."""
+"""Start and stop daemon processes by pid file; wait for TCP ports.
+
+Process state (alive, zombie, command line, working directory) comes from psutil, not from reading /proc by hand.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +13,8 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import psutil
 
 from iotctl.errors import OperationFailed
 
@@ -57,40 +63,35 @@ def wait_for_port(host: str, port: int, timeout: float, what: str, log: Path | N
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not; a zombie child of ours is reaped)."""
     for proc in _children:
         if proc.pid == pid:
             return proc.poll() is None  # our own child: Popen reaps it and records the exit
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        status = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    # A zombie child of ours is not alive: reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
+    if status != psutil.STATUS_ZOMBIE:
         return True
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is ours
+    return False
 
 
 def process_cwd(pid: int) -> Path | None:
-    """The working directory of process ``pid`` (Linux /proc), or None when it cannot be read (gone, another
-    user's process without privileges, no /proc)."""
+    """The working directory of process ``pid``, or None when it cannot be read (gone, another user's process
+    without privileges)."""
     try:
-        return Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
+        return Path(psutil.Process(pid).cwd())
+    except (psutil.Error, OSError):
         return None
 
 
 def shm_attached(shmid: int) -> int:
     """How many processes are attached to System V shared memory segment ``shmid`` (0 when it is gone, or when
-    /proc/sysvipc/shm cannot be read)."""
+    /proc/sysvipc/shm cannot be read).  psutil does not cover System V IPC, hence the one /proc read left here."""
     try:
         header, *rows = Path("/proc/sysvipc/shm").read_text().splitlines()
     except (OSError, ValueError):
@@ -122,10 +123,12 @@ def read_pid_of(pid_file: Path, marker: str) -> int | None:
     if pid is None:
         return None
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return pid  # no /proc (macOS): trust the pid file
-    return pid if marker.encode() in cmdline else None
+        cmdline = psutil.Process(pid).cmdline()
+    except psutil.NoSuchProcess:
+        return None
+    except (psutil.Error, OSError):
+        return pid  # not readable (another user's process): trust the pid file
+    return pid if marker in cmdline else None
 
 
 def spawn(

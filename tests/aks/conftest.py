@@ -299,15 +299,15 @@ class Harness:
 
 @pytest.fixture
 def harness(cloud, chart_repo, tmp_path, monkeypatch) -> Harness:
-    from iotctl.deploy import aks as aks_module
+    from iotctl.deploy.aks import flow as aks_flow
     from tests.aks.fake_kubernetes import FakeKubernetes, for_env, load
     from tests.aks.fake_terraform import write_fake_terraform
 
     monkeypatch.chdir(tmp_path)  # no stray ./iotctl.toml; the infra/ of the package's checkout is used
     terraform = write_fake_terraform(tmp_path / "fake-terraform", terraform_config(cloud))
     cluster = FakeKubernetes(controllers=True)
-    monkeypatch.setattr(aks_module, "connect_cluster", lambda _kubeconfig: cluster)
-    monkeypatch.setattr(aks_module.AksDeployment, "__init__", _fast_polls(aks_module.AksDeployment.__init__))
+    monkeypatch.setattr(aks_flow, "connect_cluster", lambda _kubeconfig: cluster)  # where the flow looks it up
+    monkeypatch.setattr(aks_flow.AksDeployment, "__init__", _fast_polls(aks_flow.AksDeployment.__init__))
     cluster.script = [for_env(load("syncing"), "dev"), [], for_env(load("healthy"), "dev") + lb_status("dev")]
     cloud.arm.clusters[CLUSTER_ID] = {
         "server": "https://aks-iots6-platform-weu-1a2b3c.hcp.westeurope.azmk8s.io:443",

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from iotctl.devconfig.tokens import issue_device_token
-from services.config_server import close_app, create_app
+from iots6_platform.config_server import close_app, create_app
+from iots6_platform.core import registry
 
 ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 
@@ -25,11 +25,10 @@ class Device:
 
 
 def register(database, device_id: str | None = None) -> Device:
-    """Insert a device row (as provisioning does) and issue its config token."""
+    """Register a device and issue its config token, as provisioning does (iots6_platform.core.registry)."""
     device_id = device_id or "dev-" + uuid.uuid4().hex[:12]
     with database.connect(autocommit=True) as conn:
-        conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device_id,))
-        return Device(device_id, issue_device_token(conn, device_id))
+        return Device(device_id, registry.register(conn, device_id, new_token_always=True).token)
 
 
 @pytest.fixture

@@ -21,12 +21,12 @@ import pytest
 from typer.testing import CliRunner
 from werkzeug.serving import make_server
 
-from iotctl import contract
 from iotctl.cli.main import app as cli
 from iotctl.endpoints import MqttEndpoint
 from iotctl.mqtt import connect
 from iotctl.stack.procs import free_port
-from services.config_server import close_app, create_app
+from iots6_platform.config_server import close_app, create_app
+from iots6_platform.core import contract
 
 from .conftest import ADMIN_TOKEN, register
 
@@ -243,7 +243,7 @@ def test_cli_errors_are_one_line_with_exit_codes(live, database, secret_file):
 
 
 def test_entry_point_serves_under_gunicorn_and_stops_on_sigterm(database, tmp_path, secret_file):
-    """`python -m services.config_server` as the native stack starts it: env vars, secrets in 0600 files."""
+    """`python -m iots6_platform.config_server` as the native stack starts it: env vars, secrets in 0600 files."""
     import signal
 
     port = free_port()
@@ -260,7 +260,7 @@ def test_entry_point_serves_under_gunicorn_and_stops_on_sigterm(database, tmp_pa
     }
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.config_server"], env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "iots6_platform.config_server"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
         deadline, status = time.monotonic() + 30, None

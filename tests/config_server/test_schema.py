@@ -5,8 +5,8 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from iotctl.devconfig import schema
 from iotctl.errors import InvalidInput
+from iots6_platform.core.devconfig import schema
 
 
 def test_defaults_are_a_complete_valid_configuration():
@@ -82,8 +82,8 @@ DEEP = "[" * 1900 + "]" * 1900
     ],
 )
 def test_config_files_nested_too_deep_are_refused_in_one_sentence(tmp_path, name, text):
-    from iotctl.contract import MAX_JSON_DEPTH
     from iotctl.devconfig.client import load_document
+    from iots6_platform.core.contract import MAX_JSON_DEPTH
 
     path = tmp_path / name
     path.write_text(text)

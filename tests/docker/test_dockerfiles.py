@@ -19,9 +19,9 @@ DOCKERFILE = ROOT / "services" / "Dockerfile"
 SHARED_STAGES = ("builder", "runtime")
 # Per final target: what it runs, which port it exposes (and probes on /healthz), or None for the one-shot job.
 TARGETS = {
-    "ingest": {"entrypoint": ["python", "-m", "services.ingest"], "cmd": None, "port": "8081"},
-    "config-server": {"entrypoint": ["python", "-m", "services.config_server"], "cmd": None, "port": "8080"},
-    "migrate": {"entrypoint": ["iotctl"], "cmd": ["db", "migrate"], "port": None},
+    "ingest": {"entrypoint": ["python", "-m", "iots6_platform.ingest"], "cmd": None, "port": "8081"},
+    "config-server": {"entrypoint": ["python", "-m", "iots6_platform.config_server"], "cmd": None, "port": "8080"},
+    "migrate": {"entrypoint": ["iots6-migrate"], "cmd": None, "port": None},
 }
 PINNED_BASE = r"python:3\.11\.\d+-slim-bookworm"
 
@@ -156,18 +156,19 @@ def test_target_house_rules(target: str):
 
 
 def test_build_context_holds_what_the_wheel_needs():
-    """COPY lines and .dockerignore agree, and cover the wheel's packages and pyproject's readme."""
+    """COPY lines and .dockerignore agree, and cover the platform wheel's packages and its pyproject's readme (the
+    image never gets the CLI: its distribution is services/pyproject.toml)."""
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     allowed = [line[1:].rstrip("/") for line in lines if line.startswith("!")]
     assert lines[1] == "*", "the context is an allowlist"
     assert not any(re.search(r"services/\w+/Dockerfile|services/\*\*/Dockerfile", line) for line in lines), (
         ".dockerignore still names the per-service Dockerfiles"
     )
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((ROOT / "services" / "pyproject.toml").read_text())
     needed = {
-        "pyproject.toml",
-        pyproject["project"]["readme"],
-        *pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"],
+        "services/pyproject.toml",
+        "services/" + pyproject["project"]["readme"],
+        *("services/" + p for p in pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]),
     }
     assert needed <= set(allowed), needed - set(allowed)
     stages = _stages()
@@ -179,5 +180,5 @@ def test_build_context_holds_what_the_wheel_needs():
                 copied.update(p.rstrip("/") for p in rest.split()[:-1])
     assert copied == needed, copied ^ needed
     assert all((ROOT / p).exists() for p in copied)
-    for module in ("services/ingest/__main__.py", "services/config_server/__main__.py"):
+    for module in ("services/iots6_platform/ingest/__main__.py", "services/iots6_platform/config_server/__main__.py"):
         assert (ROOT / module).is_file(), f"{module}: the image's entry point"

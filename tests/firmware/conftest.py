@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.missing import missing
+
 MPY = Path(__file__).resolve().parent / "mpy"
 
 # These are MicroPython scripts and fakes, run inside the MicroPython interpreter by test_micropython.py and
@@ -23,9 +25,7 @@ def node():
     exe = shutil.which("node")
     if exe is None:
         message = "`node` not found on PATH; install Node.js 20 (apt-get install nodejs npm) to run firmware tests"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(message)
     if not (MPY / "node_modules" / "@micropython" / "micropython-webassembly-pyscript").is_dir():
         npm = shutil.which("npm")
         assert npm, "`npm` not found on PATH; install it (apt-get install npm) to fetch the MicroPython interpreter"

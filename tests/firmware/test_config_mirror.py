@@ -1,6 +1,6 @@
 """The configuration the config server can send and the configuration the firmware accepts are the same thing.
 
-``iotctl/devconfig/schema.py`` (``KEYS``) is the source of truth; the firmware mirrors it in
+``services/iots6_platform/core/devconfig/schema.py`` (``KEYS``) is the source of truth; the firmware mirrors it in
 ``firmware/lib/iots6/configkeys.py``.  Here: the two tables agree key by key (type, range, choices, lengths,
 defaults), and a few hundred values - every boundary, type confusion and malformed string the server's
 validator distinguishes - get the same verdict from the server's validator (CPython) and from the firmware's
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from iotctl.devconfig import schema
+from iots6_platform.core.devconfig import schema
 
 from .conftest import run_micropython
 

@@ -1,5 +1,5 @@
-"""The firmware's contract mirror (firmware/lib/iots6/contract.py) agrees with iotctl.contract, and a payload
-built by the firmware validates with iotctl.contract.parse_v1."""
+"""The firmware's contract mirror (firmware/lib/iots6/contract.py) agrees with iots6_platform.core.contract, and a payload
+built by the firmware validates with iots6_platform.core.contract.parse_v1."""
 
 import importlib.util
 import time
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from iotctl import contract
+from iots6_platform.core import contract
 
 MIRROR_PATH = Path(__file__).resolve().parents[2] / "firmware" / "lib" / "iots6" / "contract.py"
 

@@ -2,9 +2,10 @@
 accounts and ACLs.
 
 The MicroPython tests run it against a fake broker written for them; this proves the wire format against the real
-one. It runs under CPython (the client is plain Python over a socket-like object): ``CPythonSockets`` gives CPython
-sockets the three stream calls MicroPython's sockets have (``read``/``readline``/``write``), nothing else is
-adapted - the client, the bounded ``Link`` and ``Net`` are the firmware's code, unchanged.
+one. It runs under CPython (the client is plain Python over a socket-like object) through the simulator's shims
+(iotctl/simulate/sockets.py: CPython sockets with the stream calls MicroPython's sockets have); nothing else is
+adapted - the client, the bounded ``Link`` and ``Net`` are the firmware's code, unchanged.  The simulator runs the
+same client over the same shims, over TLS too (tests/integration/test_simulate.py).
 """
 
 from __future__ import annotations
@@ -16,70 +17,7 @@ import time
 import pytest
 
 from iotctl.simulate import firmware_path
-
-
-class _Sock:
-    """A CPython socket with MicroPython's stream calls."""
-
-    def __init__(self, family: int, kind: int) -> None:
-        self.s = socket.socket(family, kind)
-
-    def settimeout(self, t):
-        self.s.settimeout(t)
-
-    def setblocking(self, flag):
-        self.s.setblocking(flag)
-
-    def connect(self, addr):
-        self.s.connect(addr)
-
-    def write(self, data):
-        self.s.sendall(data)
-        return len(data)
-
-    def read(self, n):
-        out = b""
-        while len(out) < n:
-            try:
-                chunk = self.s.recv(n - len(out))
-            except BlockingIOError:
-                return out or None  # MicroPython: None from a non-blocking read with nothing waiting
-            if not chunk:
-                break
-            out += chunk
-        return out
-
-    def readline(self, limit=-1):
-        out = b""
-        while not out.endswith(b"\n") and (limit < 0 or len(out) < limit):
-            chunk = self.read(1)
-            if not chunk:
-                break
-            out += chunk
-        return out
-
-    def sendto(self, data, addr):
-        return self.s.sendto(data, addr)
-
-    def recv(self, n):
-        return self.s.recv(n)
-
-    def close(self):
-        self.s.close()
-
-
-class CPythonSockets:
-    AF_INET = socket.AF_INET
-    SOCK_STREAM = socket.SOCK_STREAM
-    SOCK_DGRAM = socket.SOCK_DGRAM
-
-    @staticmethod
-    def getaddrinfo(host, port, *args):
-        return socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
-
-    @staticmethod
-    def socket(af=socket.AF_INET, kind=socket.SOCK_STREAM, proto=0):
-        return _Sock(af, kind)
+from iotctl.simulate.sockets import SOCKET
 
 
 @pytest.fixture
@@ -87,8 +25,7 @@ def firmware():
     firmware_path()
     from iots6 import compat, dns, mqttclient, net
 
-    sockets = CPythonSockets()
-    link = net.Net(sockets, dns.Resolver(sockets, compat.Clock(), lambda: []))
+    link = net.Net(SOCKET, dns.Resolver(SOCKET, compat.Clock(), lambda: []))  # the firmware's resolver: IP literals
 
     def client(client_id, user, password, keepalive=10):
         return mqttclient.MQTTClient(

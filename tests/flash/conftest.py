@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.missing import missing
+
 HERE = Path(__file__).resolve().parent
 MPY = HERE.parent / "firmware" / "mpy"
 
@@ -26,7 +28,7 @@ MPY = HERE.parent / "firmware" / "mpy"
 def node() -> str:
     exe = shutil.which("node")
     if exe is None:
-        pytest.skip("`node` not found on PATH; install Node.js 20 (apt-get install nodejs npm) to run flash tests")
+        missing("`node` not found on PATH; install Node.js 20 (apt-get install nodejs npm) to run flash tests")
     if not (MPY / "node_modules" / "@micropython" / "micropython-webassembly-pyscript").is_dir():
         npm = shutil.which("npm")
         assert npm, "`npm` not found on PATH; install it (apt-get install npm) to fetch the MicroPython interpreter"

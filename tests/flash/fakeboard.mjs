@@ -90,8 +90,26 @@ function snapshot(fsys, dir, out) {
   return out;
 }
 
+// The WebAssembly port's filesystem is Emscripten's, whose OSError numbers are WASI's (ENOENT 44, EEXIST 20, EACCES
+// 2); a Pico W's are MicroPython's (ENOENT 2, EEXIST 17, EACCES 13), and mpremote reads them as such (a missing file
+// must be ENOENT to `fs_exists`). The prelude re-raises the os module's errors with the board's numbers.
+const WASI_TO_MICROPYTHON_ERRNO = { 63: 1, 44: 2, 8: 9, 2: 13, 20: 17, 54: 20, 31: 21, 28: 22, 51: 28, 55: 39 };
+const FS_FUNCTIONS = ["chdir", "ilistdir", "listdir", "mkdir", "remove", "rename", "rmdir", "stat"];
+
 function prelude() {
   const lines = ["import os, sys"];
+  const map = Object.entries(WASI_TO_MICROPYTHON_ERRNO).map(([k, v]) => `${k}: ${v}`).join(", ");
+  lines.push(
+    "def _board_errno(f, table={" + map + "}):",
+    "    def call(*args):",
+    "        try:",
+    "            return f(*args)",
+    "        except OSError as e:",
+    "            raise OSError(table.get(e.errno, e.errno))",
+    "    return call",
+    ...FS_FUNCTIONS.map((name) => `os.${name} = _board_errno(os.${name})`),
+    "del _board_errno",
+  );
   if (opts.freeKib !== null) {
     const blocks = Math.floor((opts.freeKib * 1024) / 4096);
     lines.push(`os.statvfs = lambda p: (4096, 4096, 212, ${blocks}, ${blocks}, 0, 0, 0, 0, 255)`);

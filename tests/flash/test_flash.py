@@ -209,3 +209,29 @@ def test_local_hashes_match_the_boards(fakeboard, site):
         hashes = b.hashes(["/main.py", "/lib", "/device.json"])
     files = board_files(board.port)
     assert hashes == {p: hashlib.sha256(data).hexdigest() for p, data in files.items()}
+
+
+def test_filesystem_changes_are_idempotent_and_refused_clearly(fakeboard):
+    """makedirs/remove (mpremote's fs_mkdir/fs_rmfile) accept what is already done; a directory where a file is,
+    or a file that stays, is an OperationFailed naming the path."""
+    import pytest
+
+    from iotctl.errors import OperationFailed
+    from iotctl.flash.board import Board
+
+    board = fakeboard()
+    with Board.connect(board.port) as b:
+        b.makedirs(["/lib/a", "/lib", "/lib/a"])
+        b.makedirs(["/lib", "/lib/a"])  # already there
+        b.write_file("/lib/a/x.py", b"x = 1\n")
+        b.write_file("/lib/f", b"")
+        assert b.hashes(["/lib"]) == {
+            "/lib/a/x.py": hashlib.sha256(b"x = 1\n").hexdigest(),
+            "/lib/f": hashlib.sha256(b"").hexdigest(),
+        }
+        with pytest.raises(OperationFailed, match=r"Changing `/lib/f` on the board"):
+            b.makedirs(["/lib/f"])
+        b.remove(["/lib/a/x.py", "/lib/gone.py"])  # one there, one already gone
+        with pytest.raises(OperationFailed, match=r"Changing `/lib/a` on the board"):
+            b.remove(["/lib/a"])  # a directory: fs_rmfile refuses, and it stays
+        assert b.hashes(["/lib"]) == {"/lib/f": hashlib.sha256(b"").hexdigest()}

@@ -1,5 +1,5 @@
 """`iotctl device flash --env prod`: a device provisioned in a TLS environment gets `broker_tls` and the
-environment's CA on the board (/ca.json, read by firmware/lib/iots6/app.py), against the FakeBoard's real
+environment's CA on the board (/ca.crt, PEM, read by firmware/lib/iots6/net.py), against the FakeBoard's real
 MicroPython."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from iotctl import pki
 from iotctl.environments import register_environment
 from iotctl.secretfiles import write_secret
 
-from .test_flash import board_files, run
+from .test_flash import board_files, raw, run
 
 
 def test_flash_in_a_tls_environment_puts_its_ca_on_the_board(fakeboard, site):
@@ -36,6 +36,8 @@ def test_flash_in_a_tls_environment_puts_its_ca_on_the_board(fakeboard, site):
     )
     write_secret(env.devices_dir / "bench-1.json", json.dumps(asdict(creds)))
     board = fakeboard()
+    with raw(board.port) as t:  # a board flashed by iotctl 0.1 holds the CA in its old form
+        t.fs_writefile("/ca.json", b'{"cadata_hex": "00"}\n')
 
     result = run(
         site["env"],
@@ -52,14 +54,15 @@ def test_flash_in_a_tls_environment_puts_its_ca_on_the_board(fakeboard, site):
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert "/ca.json" in summary["copy"]
+    assert "/ca.crt" in summary["copy"] and "/ca.json" in summary["remove"]
     files = board_files(board.port)
     device = json.loads(files["/device.json"])
     assert device["broker_tls"] is True and device["broker_host"] == "broker.prod.example"
     assert device["broker_port"] == 8883
-    on_board = json.loads(files["/ca.json"])
-    assert bytes.fromhex(on_board["cadata_hex"]) == ssl.PEM_cert_to_DER_cert(ca.cert.read_text())
-    assert "BEGIN PRIVATE KEY" not in files["/ca.json"].decode()
+    on_board = files["/ca.crt"].decode()
+    assert ssl.PEM_cert_to_DER_cert(on_board) == ssl.PEM_cert_to_DER_cert(ca.cert.read_text())
+    assert "PRIVATE KEY" not in on_board
+    assert "/ca.json" not in files, "the old form of the CA is removed"
 
     again = run(
         site["env"],

@@ -56,6 +56,8 @@ from typing import Any
 
 import pytest
 
+from tests.missing import missing
+
 SUITE = "bookworm"
 VARIANT = "minbase"
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3")
@@ -67,17 +69,12 @@ ADMIN = "iots6admin"
 
 
 def require_tools(*extra: str) -> None:
-    """Skip (locally) or fail (CI=true) when this machine cannot boot a container."""
-    missing = [tool for tool in ("debootstrap", "systemd-nspawn", "nsenter", *extra) if not shutil.which(tool)]
-    problem = None
+    """Skip (locally) or fail (CI) when this machine cannot boot a container (tests/missing.py)."""
+    absent = [tool for tool in ("debootstrap", "systemd-nspawn", "nsenter", *extra) if not shutil.which(tool)]
     if os.geteuid() != 0:
-        problem = "booting a Debian container needs root (debootstrap, systemd-nspawn)"
-    elif missing:
-        problem = f"{', '.join(missing)} missing; run scripts/install-system.sh (as root)"
-    if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        missing("booting a Debian container needs root (debootstrap, systemd-nspawn)")
+    if absent:
+        missing(f"{', '.join(absent)} missing; run scripts/install-system.sh (as root)")
 
 
 def cache_dir() -> Path:

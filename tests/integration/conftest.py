@@ -62,7 +62,7 @@ class IngestProcess:
     def start(self, wait: bool = True) -> IngestProcess:
         out = open(self.log, "ab")  # noqa: SIM115 (closed when the process is reaped)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.ingest"],
+            [sys.executable, "-m", "iots6_platform.ingest"],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -16,7 +16,6 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from iotctl import contract
 from iotctl.broker import dynsec
 from iotctl.broker.pwhash import hash_password
 from iotctl.cli.main import app
@@ -27,6 +26,7 @@ from iotctl.stack.layout import StackLayout
 from iotctl.stack.mosquitto import require_mosquitto
 from iotctl.stack.native import NativeStack
 from iotctl.stack.procs import free_port
+from iots6_platform.core import contract
 
 from .test_provision import Wire
 

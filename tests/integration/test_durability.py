@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from iotctl import contract
 from iotctl.broker import dynsec
 from iotctl.broker.accounts import ROLE_CONFIG, ROLE_INGEST, ROLE_OPERATOR, service_username
-from iotctl.contract import Reading
 from iotctl.stack import procs
 from iotctl.stack.mosquitto import AUTOSAVE_INTERVAL, AUTOSAVE_ON_CHANGES, MosquittoServer, require_mosquitto
+from iots6_platform.core import contract
+from iots6_platform.core.contract import Reading
 
 from .conftest import wait_until
 

@@ -24,12 +24,13 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from iotctl import contract, pki
+from iotctl import pki
 from iotctl.cli.main import app
 from iotctl.environments import register_environment
 from iotctl.settings import Settings
 from iotctl.stack import procs
 from iotctl.stack.native import NativeStack
+from iots6_platform.core import contract
 
 from .conftest import wait_until
 

@@ -3,7 +3,7 @@
 There is no Prometheus or Grafana binary here, so the check is made where a wrong name would bite: every metric
 name in every PromQL expression of infra/grafana/dashboards/ingest.json (found by :func:`metric_names`, a small
 documented extractor below) must be a sample name in the ``/metrics`` exposition of the real ingest service
-(``python -m services.ingest`` from the ``ingest_factory`` fixture, on the real Mosquitto and PostgreSQL of the
+(``python -m iots6_platform.ingest`` from the ``ingest_factory`` fixture, on the real Mosquitto and PostgreSQL of the
 ``broker``/``database`` fixtures), scraped after a reading has been stored and a message dead-lettered (a labelled
 counter such as ``iots6_ingest_dead_letters_total{reason}`` has no series until its first label value is used).
 Histogram quantiles must read ``_bucket`` series that exist with ``le`` labels and keep ``le`` when aggregating;
@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from iotctl import contract
-from iotctl.contract import Reading
+from iots6_platform.core import contract
+from iots6_platform.core.contract import Reading
 
 from .conftest import wait_until
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from iotctl import contract
-from iotctl.contract import Reading
+from iots6_platform.core import contract
+from iots6_platform.core.contract import Reading
 
 from .conftest import count_rows, wait_until
 from .outside import mosquitto_pub, psql, registered_device
@@ -234,6 +234,18 @@ def test_status_updates_the_registry(ingest, provision, database, device_id):
         10,
         what="status online",
     )
+    mid = device.publish(contract.topic(BASE, device_id, contract.STATUS), "no_clock", retain=True)
+    device.wait_acked([mid])
+    wait_until(
+        lambda: (
+            count_rows(
+                database, "SELECT count(*) FROM devices WHERE device_id = %s AND status = 'no_clock'", (device_id,)
+            )
+            == 1
+        ),
+        10,
+        what="status no_clock (firmware 0.2: connected, clock not set)",
+    )
     device.publish(contract.topic(BASE, device_id, contract.STATUS), b"", retain=True)  # clear the retained msg
 
 
@@ -305,7 +317,7 @@ def test_bad_configuration_is_one_line_and_exit_2(tmp_path):
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "services.ingest"],
+        [sys.executable, "-m", "iots6_platform.ingest"],
         env={"PATH": "/usr/bin"},
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from iotctl import contract
 from iotctl.stack.mosquitto import MAX_PACKET_SIZE
+from iots6_platform.core import contract
 
 from .conftest import count_rows, wait_until
 from .outside import mosquitto_pub, registered_device

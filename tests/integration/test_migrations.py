@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from iotctl.db import migrate
 from iotctl.errors import OperationFailed
+from iots6_platform.core.db import migrate
 
 
 def test_template_is_fully_migrated(database):

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from iotctl import contract
-from iotctl.contract import Reading
+from iots6_platform.core import contract
+from iots6_platform.core.contract import Reading
 
 from .conftest import wait_until
 

@@ -19,10 +19,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from iotctl import contract
 from iotctl.broker import dynsec
 from iotctl.cli.main import app
-from iotctl.devconfig.tokens import VALID, verify_device_token
 from iotctl.devices import provision
 from iotctl.endpoints import MqttEndpoint
 from iotctl.errors import AuthRefused
@@ -31,6 +29,8 @@ from iotctl.secretfiles import write_secret
 from iotctl.settings import load_settings
 from iotctl.stack.layout import StackLayout
 from iotctl.stack.procs import free_port
+from iots6_platform.core import contract
+from iots6_platform.core.devconfig.tokens import VALID, verify_device_token
 
 from .conftest import start_stack_broker
 

@@ -5,17 +5,22 @@ Wi-Fi radio) is simulated, by the simulator itself."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from iotctl import pki
 from iotctl.broker.accounts import ROLE_INGEST, service_username
 from iotctl.cli.main import app
+from iotctl.devices import DeviceCredentials
 from iotctl.secretfiles import write_secret
-from iotctl.settings import load_settings
-from iotctl.simulate import Fleet, firmware_path
+from iotctl.settings import Settings, load_settings
+from iotctl.simulate import Fleet, Node, firmware_path
 from iotctl.stack.procs import free_port
 
 from .conftest import start_stack_broker, wait_until
@@ -197,3 +202,47 @@ def test_cli_simulate_rejects_bad_rate_in_one_line(site):
     result = CliRunner().invoke(app, ["device", "simulate", "--count", "2", "--rate", "0"], env=env)
     assert result.exit_code == 6
     assert "--rate" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def _tls_node(settings, tls_broker, device_id: str, password: str, ca_file: Path, seed: int) -> Node:
+    creds = DeviceCredentials(
+        device_id=device_id,
+        mqtt_host="localhost",  # a name: resolved by the host, checked against the certificate by the firmware
+        mqtt_port=tls_broker.tls_port,
+        mqtt_username=device_id,
+        mqtt_password=password,
+        topic_base="iots6",
+        config_url=f"http://127.0.0.1:{free_port()}",
+        config_token="not-used",
+        provisioned_at="2026-11-28T00:00:00Z",
+        mqtt_tls=True,
+        mqtt_ca_file=str(ca_file),
+    )
+    return Node(settings, creds, period_s=0.25, seed=seed)
+
+
+def test_nodes_verify_the_broker_by_the_flashed_ca_over_tls(tls_broker, tmp_path):
+    """The firmware's own MQTT client over TLS (the firmware's make_tls_context, the CA on the node's flash as
+    ca.crt): a node with the broker's CA publishes and gets its PUBACKs; a node flashed with another CA never
+    connects, says why, and keeps its readings on flash."""
+    settings = Settings(state_dir=tmp_path / "state")
+    good_id, bad_id = (f"tls-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    other_ca = pki.ensure_ca(tmp_path / "other-ca", common_name="not the broker's CA")
+    good = _tls_node(settings, tls_broker, good_id, tls_broker.add_device(good_id), tls_broker.ca.cert, 1)
+    bad = _tls_node(settings, tls_broker, bad_id, tls_broker.add_device(bad_id), other_ca.cert, 2)
+    assert (good.root / "ca.crt").read_bytes() == tls_broker.ca.cert.read_bytes()
+    stop = threading.Event()
+    try:
+        good.start(stop)
+        bad.start(stop)
+        wait_until(lambda: good.report().published >= 3, 20, 0.1, "3 readings acknowledged over TLS")
+        wait_until(lambda: bad.app.mqtt.last_error, 10, 0.1, "the refused TLS connection")
+    finally:
+        stop.set()
+        for node in (good, bad):
+            node.thread.join(15)
+    reported = good.report()
+    assert reported.crashes == 0 and reported.seqs[:3] == [0, 1, 2], reported
+    refused = bad.report()
+    assert "certificate verify failed" in bad.app.mqtt.last_error, bad.app.mqtt.last_error
+    assert refused.published == 0 and not refused.online and refused.buffered >= 1, refused

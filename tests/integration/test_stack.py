@@ -24,7 +24,6 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from iotctl import contract
 from iotctl.broker import dynsec
 from iotctl.cli.main import app
 from iotctl.endpoints import MqttEndpoint
@@ -32,6 +31,7 @@ from iotctl.settings import load_settings
 from iotctl.stack import procs
 from iotctl.stack.layout import StackLayout
 from iotctl.stack.native import CONFIG_SERVER, INGEST, NativeStack, service_available
+from iots6_platform.core import contract
 
 
 @dataclass
@@ -100,7 +100,7 @@ def stack_env(tmp_path):
 def _expected_services() -> dict[str, str]:
     return {
         name: ("running" if service_available(module) else "absent")
-        for name, module in ((INGEST, "services.ingest"), (CONFIG_SERVER, "services.config_server"))
+        for name, module in ((INGEST, "iots6_platform.ingest"), (CONFIG_SERVER, "iots6_platform.config_server"))
     }
 
 

@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from iotctl import contract
 from iotctl.cli.main import app
 from iotctl.endpoints import MqttEndpoint
 from iotctl.mqtt import connect
 from iotctl.stack.procs import free_port
 from iotctl.tail import ERROR, READING, TailModel, follow
+from iots6_platform.core import contract
 
 BASE = "iots6"
 

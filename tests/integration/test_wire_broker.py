@@ -22,10 +22,11 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from iotctl import contract, pki
-from iotctl.contract import Reading
+from iotctl import pki
 from iotctl.secretfiles import write_secret
-from services.ingest import wire
+from iots6_platform.core import contract
+from iots6_platform.core.contract import Reading
+from iots6_platform.ingest import wire
 
 from .conftest import count_rows, wait_until
 

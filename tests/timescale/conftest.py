@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from iotctl.stack.procs import free_port, port_open
+from tests.missing import missing
 
 HERE = Path(__file__).resolve().parent
 SERVER_SCRIPT = HERE / "server.mjs"
@@ -50,7 +51,7 @@ def ensure_node_modules() -> str:
     """Path of `node`, after installing the locked packages with `npm ci` if they are missing or stale."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip(
+        missing(
             "`node`/`npm` not found; install Node.js 18+ (scripts/install-system.sh does) to run the "
             "TimescaleDB migration checks."
         )

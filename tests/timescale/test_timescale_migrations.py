@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from iotctl.db import migrate
 from iotctl.errors import OperationFailed
+from iots6_platform.core.db import migrate
 
 pytestmark = pytest.mark.slow  # two WebAssembly servers to start: ~15-30 s on the shared 2-core machine
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from iotctl import contract
-from iotctl.contract import ContractError, Reading
+from iots6_platform.core import contract
+from iots6_platform.core.contract import ContractError, Reading
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -157,7 +157,7 @@ def test_generated_schema_accepts_payloads_and_matches_the_docs():
     validator.validate(json.loads(contract.make_payload(reading(kind="motion", temperature=None))))
     assert not validator.is_valid({**json.loads(contract.make_payload(reading())), "humidity": 101})
     committed = json.loads((DOCS / "contract.schema.json").read_text())
-    assert committed == schema, "regenerate: python -m iotctl.contract > docs/contract.schema.json"
+    assert committed == schema, "regenerate: python -m iots6_platform.core.contract > docs/contract.schema.json"
 
 
 # ------------------------------------------------------------------ nesting, field-level rejections, dropped

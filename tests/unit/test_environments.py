@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,7 +147,7 @@ def test_builtin_local_is_todays_behaviour(state):
     docker = environments.active(load_settings({"state_dir": state}, environ={"IOTCTL_DOCKER": "1"}))
     assert docker.kind == "docker"
     assert docker.secret_file(environments.MQTT_ADMIN) == state / "docker" / "secrets" / "mqtt-admin.password"
-    assert environments.active(replace(settings, env="docker")).kind == "docker"
+    assert environments.active(settings.model_copy(update={"env": "docker"})).kind == "docker"
 
 
 def test_settings_record_where_each_value_came_from(state, tmp_path):
@@ -204,6 +203,7 @@ def test_env_cli_add_show_list_remove(state, creds, tmp_path):
     assert json.loads(added.stdout)["broker"] == "mqtts://broker.example:8883"
     shown = run(app, ["env", "show", "prod"], env=env, catch_exceptions=False)
     assert "secret mqtt-admin-password:" in shown.output and "(present)" in shown.output
+    assert "device_registry: config server API" in shown.output
     listed = run(app, ["env", "list"], env=env, catch_exceptions=False)
     assert "prod" in listed.output and "local" in listed.output
     everything = added.output + shown.output + listed.output
@@ -238,3 +238,16 @@ def test_password_hashes_are_mosquittos(tmp_path):
     assert {"acltype": "publishClientSend", "topic": "iots6/d1/telemetry", "allow": True} in roles["device.d1"]
     assert {"acltype": "subscribePattern", "topic": "$share/+/iots6/#", "allow": True} in roles["svc.ingest"]
     assert not any(a["acltype"] == "publishClientSend" for a in roles["svc.operator"])
+
+
+def test_the_registry_path_follows_the_kind(state, creds):
+    """vm and aks register devices through the config server; the local kinds (built in or a registered stack)
+    in the database."""
+    vm = register(state, creds)
+    assert vm.registry_via_api and vm.public()["device_registry"] == "config server API"
+    local = environments.register_environment(
+        state, "bench", "local", broker_host="127.0.0.1", broker_port=1883, config_url="http://127.0.0.1:8080"
+    )
+    assert not local.registry_via_api and local.public()["device_registry"] == "database"
+    builtin = environments.active(load_settings(environ={"IOTCTL_STATE_DIR": str(state)}))
+    assert builtin.name == "local" and not builtin.registry_via_api

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from iotctl import pki
 from iotctl.secretfiles import write_secret
-from services.ingest.config import ConfigError, IngestConfig
+from iots6_platform.ingest.config import ConfigError, IngestConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,7 @@ def test_the_service_exits_2_with_that_sentence(tmp_path):
     env = _env(tmp_path, ca=tmp_path / "nowhere.pem")
     env["PATH"] = "/usr/bin"
     proc = subprocess.run(
-        [sys.executable, "-m", "services.ingest"], env=env, cwd=REPO, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "iots6_platform.ingest"], env=env, cwd=REPO, capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "INGEST_MQTT_TLS_CA_FILE=" in proc.stderr

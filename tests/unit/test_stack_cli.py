@@ -42,8 +42,9 @@ def test_docker_stack_without_docker_points_at_the_native_stack(tmp_path):
 
 
 def test_docker_setting_points_the_cli_at_the_docker_stacks_credentials(tmp_path):
-    from iotctl.endpoints import db_endpoint, mqtt_endpoint, stack_secret
+    from iotctl.environments import db_endpoint, mqtt_endpoint
     from iotctl.settings import load_settings
+    from iotctl.stack import local_stack
     from iotctl.stack.docker import DockerOptions, DockerStack
 
     state = tmp_path / "state"
@@ -54,6 +55,26 @@ def test_docker_setting_points_the_cli_at_the_docker_stacks_credentials(tmp_path
     assert settings.docker
     assert mqtt_endpoint(settings).password == stack.secret_file("mqtt-operator").read_text().strip()
     assert db_endpoint(settings).password == stack.secret_file("db").read_text().strip()
-    assert stack_secret(settings, "admin-token") == stack.secret_file("config-admin-token")
+    assert local_stack(settings).secret_file("admin-token") == stack.secret_file("config-admin-token")
     native = load_settings({"state_dir": state, "config": str(tmp_path / "x.toml")}, environ={})
-    assert stack_secret(native, "db") == state / "secrets" / "db.password"
+    assert local_stack(native).secret_file("db") == state / "secrets" / "db.password"
+
+
+def test_both_stacks_offer_every_member_of_the_stack_interface(tmp_path):
+    """`iotctl stack` only sees `iotctl.stack.base.Stack`: `local_stack` picks the implementation from the settings
+    (or --docker), and each implementation has every member the interface names."""
+    from iotctl.settings import load_settings
+    from iotctl.stack import base, local_stack
+    from iotctl.stack.compose import ComposeStack
+    from iotctl.stack.native import NativeStack
+
+    settings = load_settings({"state_dir": tmp_path / "state"}, environ={"IOTCTL_CONFIG": ""})
+    native, docker = local_stack(settings), local_stack(settings, docker=True)
+    assert type(native) is NativeStack and type(docker) is ComposeStack
+    members = {name for name in vars(base.Stack) if not name.startswith("_")} | set(base.Stack.__annotations__)
+    assert {"up", "down", "status", "check", "logs", "secret_file", "location", "kind", "progress"} <= members
+    for stack in (native, docker):
+        missing = [name for name in members if not hasattr(stack, name)]
+        assert not missing, f"{type(stack).__name__} lacks {missing}"
+    assert native.location == tmp_path / "state" and docker.location == tmp_path / "state" / "docker"
+    assert native.kind == "native" and docker.kind == "docker"

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from iotctl import contract
 from iotctl.errors import InvalidInput
 from iotctl.tail import ERROR, IGNORED, READING, STATUS, TailModel, format_age, reading_json
+from iots6_platform.core import contract
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from services.ingest import wire
+from iots6_platform.ingest import wire
 
 CONNACK_V5 = bytes.fromhex("20 03 00 00 00")  # session not present, success, no properties
 CONNACK_V3 = bytes.fromhex("20 02 00 00")

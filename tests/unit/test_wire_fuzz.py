@@ -1,4 +1,4 @@
-"""Property-based tests of the ingest's MQTT decoder (``services.ingest.wire.Decoder``), with hypothesis.
+"""Property-based tests of the ingest's MQTT decoder (``iots6_platform.ingest.wire.Decoder``), with hypothesis.
 
 Inputs come from an encoder written here from the specification (not the module's), as streams of valid packets,
 those streams mutated (bytes flipped, cut, inserted, dropped), and plain random bytes; each fed in random chunks.
@@ -16,7 +16,7 @@ import struct
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from services.ingest import wire
+from iots6_platform.ingest import wire
 
 MAX_PACKET = 4096  # small, so oversize announcements are common in random input
 

@@ -53,7 +53,7 @@ class Hardware:
 
     The network is ``net`` (an :class:`iots6.net.Net`: bounded DNS, TCP, TLS, UDP); the MQTT client, the HTTP
     connection and the NTP query are built over it unless ``mqtt_factory``, ``connect`` or ``settime`` are given
-    (the simulator gives its own, over CPython sockets).
+    (the simulator gives a ``Net`` over CPython sockets, this ``MQTTClient`` counting its PUBACKs, and no NTP).
     """
 
     def __init__(self, clock=None, **parts):
@@ -131,7 +131,7 @@ class App:
         self.mqtt = None
         if hw.mqtt_factory is not None or self.net is not None:
             self.mqtt = Mqtt(self._new_client, self.device_id, self.base, clock, cfg["mqtt_keepalive_s"],
-                             on_config=self._on_config_notice, feed=self.feed)
+                             on_config=self._on_config_notice, feed=self.feed, status=self._status)
         self.config_client = None
         if hw.connect is not None or self.net is not None:
             self.config_client = ConfigClient(cfg, self.device_id, self._http_connect, clock, self.feed)
@@ -294,6 +294,10 @@ class App:
 
     # ------------------------------------------------------------------ time
 
+    def _status(self):
+        """The retained status while connected: ``no_clock`` until the clock is set (readings wait to be dated)."""
+        return contract.STATUS_ONLINE if self.clock_valid() else contract.STATUS_NO_CLOCK
+
     def clock_valid(self):
         return self.ntp.clock_valid()
 
@@ -444,6 +448,7 @@ class App:
             self.feed()
         if self.mqtt.connected:
             self.mqtt.poll()
+            self.mqtt.announce()  # publishes only when the status changed (the clock got set)
             if self.connected_since is None:
                 self.connected_since = self.uptime_ms
             elif self.uptime_ms - self.connected_since >= STABLE_MS:

@@ -5,8 +5,8 @@ applied and cached on flash, a 304 keeps what is there, anything else is recorde
 here raises: a failed fetch never stops telemetry.
 
 ``connect(host, port, tls)`` returns a connected stream (``write``, ``readline``, ``read``, ``close``): on the
-device an :class:`iots6.net.Link` (bounded connect, TLS verified against the flashed CA, every read bounded), in
-the simulator a CPython socket.  The whole exchange also has a deadline (``DEADLINE_MS``) checked between reads,
+device and in the simulator an :class:`iots6.net.Link` (bounded connect, TLS verified against the flashed CA,
+every read bounded).  The whole exchange also has a deadline (``DEADLINE_MS``) checked between reads,
 with the watchdog fed between them, so a server that drips one byte per second cannot hold the loop.
 
 The answer's ``Date`` header is kept (``server_time_ms``): when NTP cannot be reached (UDP 123 blocked, the

@@ -1,6 +1,6 @@
 """The configuration keys the config server may send, with their types, ranges and defaults.
 
-A mirror of ``iotctl/devconfig/schema.py`` (``KEYS``), which is the source of truth: the server validates what an
+A mirror of ``services/iots6_platform/core/devconfig/schema.py`` (``KEYS``), which is the source of truth: the server validates what an
 operator writes with it, and the device checks what the server sends with this table.  Kept as plain tuples (no
 dataclasses, no regex: MicroPython's ``re`` has no counted repetition) so it runs on the Pico;
 ``tests/firmware/test_config_mirror.py`` fails when the two tables differ, and runs the same values through both

@@ -1,4 +1,4 @@
-"""Mirror of ``iotctl/contract.py`` for the device: topics, payload v1 field names, ranges, version.
+"""Mirror of ``services/iots6_platform/core/contract.py`` for the device: topics, payload v1 field names, ranges, version.
 
 Kept as plain tuples and dicts (no typing, no dataclasses) so MicroPython runs it; tests/firmware/
 test_contract_mirror.py imports both modules and fails if they disagree.
@@ -24,9 +24,10 @@ KIND_SWITCH = "switch"
 EVENT_KINDS = (KIND_MOTION, KIND_SWITCH)
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
-STATUS_VALUES = (STATUS_ONLINE, STATUS_OFFLINE)
+STATUS_NO_CLOCK = "no_clock"  # connected, but the clock is not set: readings wait in the buffer to be dated
+STATUS_VALUES = (STATUS_ONLINE, STATUS_OFFLINE, STATUS_NO_CLOCK)
 
-#: name -> (json type, unit, minimum, maximum, required), as in iotctl.contract.FIELDS (less the description).
+#: name -> (json type, unit, minimum, maximum, required), as in iots6_platform.core.contract.FIELDS (less the description).
 FIELDS = {
     "v": ("integer", None, 1, 1, False),
     "device_id": ("string", None, None, None, True),

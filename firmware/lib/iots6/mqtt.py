@@ -1,14 +1,15 @@
 """The device's MQTT session: connect with a last will, announce online, subscribe to config notices, publish
 QoS 1, keep the connection alive and notice when it is dead.
 
-On every connect: last will = retained ``offline`` on the status topic, then a retained ``online``, then a
+On every connect: last will = retained ``offline`` on the status topic, then a retained ``online`` (``no_clock``
+while the device has no clock: ``status()`` says which, and ``announce()`` republishes when it changes), then a
 subscription to the device's own config topic (clean session, so it is renewed each time; the notice is retained,
 so a reconnect also triggers a config check).  ``publish`` returns True only after the broker's PUBACK, so the
 caller removes a reading from the flash buffer only then.
 
 Any failure marks the link lost and schedules a reconnect with backoff; nothing here raises.  The client comes
-from ``client_factory()`` (the firmware's own :class:`iots6.mqttclient.MQTTClient` on the board, the simulator's
-socket client under CPython); whatever it raises (OSError, MQTTException, a stray AssertionError from another
+from ``client_factory()`` (the firmware's own :class:`iots6.mqttclient.MQTTClient`, on the board and in the
+simulator; tests pass fakes); whatever it raises (OSError, MQTTException, a stray AssertionError from another
 client) is a lost link.  A half-open link (the broker vanished without closing the TCP connection) is noticed
 by a PUBACK that does not come (the client's timeout) or a PINGREQ without PINGRESP within ``PING_TIMEOUT_MS``.
 """
@@ -31,8 +32,11 @@ def _why(exc):
 
 class Mqtt:
     def __init__(self, client_factory, device_id, base, clock, keepalive_s=60, on_config=None, backoff=None,
-                 feed=None):
-        """``client_factory()`` returns a new client with umqtt.simple's calls, configured for the broker."""
+                 feed=None, status=None):
+        """``client_factory()`` returns a new client with umqtt.simple's calls, configured for the broker;
+        ``status()`` the retained status to announce while connected (default ``online``)."""
+        self.status = status or (lambda: contract.STATUS_ONLINE)
+        self.announced = None
         self.client_factory = client_factory
         self.device_id = device_id
         self.clock = clock
@@ -77,7 +81,9 @@ class Mqtt:
             self.client = client
             client.connect()
             self._feed()
-            client.publish(self.status_topic, contract.STATUS_ONLINE.encode(), retain=True, qos=1)
+            announced = self.status()
+            client.publish(self.status_topic, announced.encode(), retain=True, qos=1)
+            self.announced = announced
             self._feed()
             client.subscribe(self.config_topic, qos=1)
             self._feed()
@@ -106,6 +112,22 @@ class Mqtt:
                 pass
         self.client = None
         self.connected = False
+
+    def announce(self):
+        """Republish the retained status when it changed since the last announcement (e.g. the clock got set)."""
+        if not self.connected:
+            return False
+        current = self.status()
+        if current == self.announced:
+            return True
+        try:
+            self.client.publish(self.status_topic, current.encode(), retain=True, qos=1)
+        except Exception as exc:  # noqa: BLE001
+            self._lost(exc)
+            return False
+        self.announced = current
+        self.last_send = self.clock.ticks_ms()
+        return True
 
     def publish(self, channel, text):
         """QoS 1 publish on the device's ``channel`` topic; True after the PUBACK, False when the link broke."""

@@ -2,51 +2,27 @@
 its calibration and ADC registers, an SHT31 answering its measure command, and an SSD1306 that keeps the
 frame it is sent.  They implement the chips' register/command maps, not our drivers' logic."""
 
-import struct
+from bme280chip import DIG_H, DIG_P, DIG_T, BME280Registers
 
 
-class FakeBME280Chip:
-    """BME280 register map: chip id 0xD0, calibration 0x88.. / 0xA1 / 0xE1.., data 0xF7..0xFE."""
+class FakeBME280Chip(BME280Registers):
+    """A BME280 whose ADC registers hold fixed raw values (by default the datasheet's example, 25.08 degC); it
+    records the first 64 register writes and counts conversions.  The register map itself is the simulator's
+    (iotctl/simulate/bme280chip.py, copied into /fakes by run.mjs): one copy of the calibration packing."""
 
-    def __init__(
-        self,
-        t=(27504, 26435, -1000),
-        p=(36477, -10685, 3024, 2855, 140, -7, 15500, -14600, 6000),
-        h=(75, 362, 0, 324, 50, 30),
-        adc_t=519888,
-        adc_p=415148,
-        adc_h=30000,
-        chip_id=0x60,
-    ):
-        self.regs = bytearray(256)
-        self.regs[0xD0] = chip_id
-        self.regs[0x88:0xA0] = struct.pack("<HhhHhhhhhhhh", *(tuple(t) + tuple(p)))
-        h1, h2, h3, h4, h5, h6 = h
-        self.regs[0xA1] = h1
-        self.regs[0xE1:0xE4] = struct.pack("<hB", h2, h3)
-        self.regs[0xE4] = (h4 >> 4) & 0xFF
-        self.regs[0xE5] = (h4 & 0x0F) | ((h5 & 0x0F) << 4)
-        self.regs[0xE6] = (h5 >> 4) & 0xFF
-        self.regs[0xE7] = h6 & 0xFF
+    def __init__(self, t=DIG_T, p=DIG_P, h=DIG_H, adc_t=519888, adc_p=415148, adc_h=30000, chip_id=0x60):
+        super().__init__(t, p, h, chip_id)
         self.set_adc(adc_t, adc_p, adc_h)
         self.writes = []  # the first 64 register writes
         self.measurements = 0
 
-    def set_adc(self, adc_t, adc_p, adc_h):
-        r = self.regs
-        r[0xF7], r[0xF8], r[0xF9] = (adc_p >> 12) & 0xFF, (adc_p >> 4) & 0xFF, (adc_p & 0x0F) << 4
-        r[0xFA], r[0xFB], r[0xFC] = (adc_t >> 12) & 0xFF, (adc_t >> 4) & 0xFF, (adc_t & 0x0F) << 4
-        r[0xFD], r[0xFE] = (adc_h >> 8) & 0xFF, adc_h & 0xFF
-
-    def read_mem(self, reg, n):
-        return self.regs[reg : reg + n]
-
     def write_mem(self, reg, data):
-        if reg == 0xF4 and data[0] & 0x03 == 0x01:
-            self.measurements += 1  # CTRL_MEAS, forced mode: one conversion = one reading taken
         if len(self.writes) < 64:
             self.writes.append((reg, data))
-        self.regs[reg] = data[0]
+        super().write_mem(reg, data)
+
+    def convert(self):
+        self.measurements += 1  # CTRL_MEAS, forced mode: one conversion = one reading taken
 
 
 def _crc8(data):

@@ -4,7 +4,7 @@
 //   node run.mjs <script.py> [--artifacts <host dir>] [--data <host file>] [--loop <name>]
 //
 // Layout inside the interpreter:  /lib (firmware/lib, on sys.path as on the Pico), /main.py, /fakes (fakes of
-// the hardware, first on sys.path so `import machine` finds them), /tests (the test scripts and their helper),
+// the hardware, first on sys.path so `import machine` finds them, and iotctl/simulate/bme280chip.py), /tests (the test scripts and their helper),
 // /flash (an empty scratch root for the device's files), /artifacts (copied back to the host dir afterwards),
 // /data/<name> (a copy of the --data file: test input prepared on the host).
 // --loop NAME: after the script, call NAME() again and again, each call a separate runPython, until it returns
@@ -77,6 +77,8 @@ const mp = await loadMicroPython({
 copyTree(mp, path.join(repo, "firmware", "lib"), "/lib");
 mp.FS.writeFile("/main.py", fs.readFileSync(path.join(repo, "firmware", "main.py")));
 copyTree(mp, path.join(repo, "tests", "firmware", "fakes"), "/fakes");
+// The BME280's register map is the simulator's (one copy of the calibration packing); fakechips.py extends it.
+mp.FS.writeFile("/fakes/bme280chip.py", fs.readFileSync(path.join(repo, "iotctl", "simulate", "bme280chip.py")));
 copyTree(mp, path.join(repo, "tests", "firmware", "mpy_tests"), "/tests");
 mp.FS.mkdirTree("/flash");
 mp.FS.mkdirTree("/artifacts");

@@ -21,13 +21,14 @@ def test_offline_buffer_reconnect_replay():
     w.run_for(5 * S)
     b = w.broker
     assert app.state["wifi"] and app.state["mqtt"]
-    assert b.retained["iots6/pico-app/status"] == b"online"
+    assert b.retained["iots6/pico-app/status"] == b"no_clock"  # connected, but no clock yet
     assert "iots6/pico-app/config" in b.live()[0].subscriptions
     assert w.telemetry() == [] and len(app.buffer) == 1  # taken before the clock: kept, not published
     w.ntp.mode = "up"
     w.run_for(10 * S)  # NTP's retry after 2 s (+- jitter) sets the clock
     live = w.telemetry()
     assert len(live) == 2, live
+    assert b.retained["iots6/pico-app/status"] == b"online"  # announced once the clock is set
     assert live[0]["seq"] == 0 and abs(offset_s(live[0]["ts"])) < 1, live  # dated after the fact, to the second
     assert live[0]["temperature"] == 25.08 and live[0]["pressure"] == 1006.53 and live[1]["rssi"] == -61
 

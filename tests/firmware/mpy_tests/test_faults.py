@@ -276,8 +276,13 @@ def test_f5_no_clock_is_shown_and_readings_are_dated_later():
     assert app.led.name == "no_clock", app.led.name
     assert app.screen.last[2] == "MQTT ok no clock", app.screen.last
     assert w.telemetry() == [] and len(app.buffer) >= 175
+    status = "iots6/pico-app/status"
+    assert w.broker.retained[status] == b"no_clock", "the fleet sees the device is up but has no clock"
     w.ntp.mode = "up"
     w.run_for(6 * MIN, step_ms=FAST)
+    assert w.broker.retained[status] == b"online"
+    announced = [m for (t, m, r, q) in w.broker.messages if t == status]
+    assert announced[-2:] == [b"no_clock", b"online"], announced
     published = w.telemetry()
     assert len(published) == w.chip.measurements and app.buffer.dropped == 0
     assert not any("dropped" in p for p in published)

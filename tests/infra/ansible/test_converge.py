@@ -31,9 +31,10 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 
-from iotctl import contract, environments
+from iotctl import environments
 from iotctl.deploy.secrets import PASSWORDS
 from iotctl.environments import register_environment
+from iots6_platform.core import contract
 from tests.infra.vmhost import ConvergedHost, changed_tasks
 
 # The first test also pays for the session's converged host (boot, two converges: minutes, not seconds).
@@ -123,7 +124,8 @@ def _close(client: mqtt.Client) -> None:
 
 
 def _register_environment(c: Converged, state_dir: Path) -> str:
-    """The test VM as an iotctl environment of kind `vm` (what `iotctl deploy vm` registers)."""
+    """The test VM as an iotctl environment of kind `vm` (what `iotctl deploy vm` registers), without its database:
+    provisioning must need nothing but the broker's TLS port and the config server behind nginx."""
     name = "test-vm"
     register_environment(
         state_dir,
@@ -133,13 +135,10 @@ def _register_environment(c: Converged, state_dir: Path) -> str:
         broker_port=c.ports["tls"],
         broker_tls=True,
         config_url=f"https://localhost:{c.ports['https']}",
-        database_url=f"postgresql://iots6@127.0.0.1:{c.ports['pg']}/iots6",
         secrets={
             environments.MQTT_ADMIN: c.secrets / "mqtt-admin-password",
             environments.MQTT_OPERATOR: c.secrets / "mqtt-operator-password",
             environments.CONFIG_ADMIN: c.secrets / "config-admin-token",
-            # The environment's database secret is the password of database.url's user: here the app owner.
-            environments.DB_PASSWORD: c.secrets / "postgres-app-password",
             environments.CA_CERT: c.secrets / "tls-ca-crt",
         },
     )
@@ -148,7 +147,8 @@ def _register_environment(c: Converged, state_dir: Path) -> str:
 
 def _provision(c: Converged, state_dir: Path, env_name: str, device_id: str) -> tuple[str, str]:
     """`iotctl device provision ID --env <the test VM>`: broker client and role over TLS through dynamic
-    security, registry row and config token in the VM's database; returns (MQTT password, config token)."""
+    security, registry row and config token through the VM's config server (nginx, HTTPS); returns (MQTT
+    password, config token)."""
     from typer.testing import CliRunner
 
     from iotctl.cli.main import app

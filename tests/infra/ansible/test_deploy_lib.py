@@ -18,7 +18,7 @@ from iotctl import pki
 from iotctl.deploy import ansible as deploy_ansible
 from iotctl.deploy.bundle import Platform, _deterministic_tar
 from iotctl.deploy.secrets import PASSWORDS, ensure_secrets
-from iotctl.errors import InvalidInput, MissingDependency, NotFound
+from iotctl.errors import InvalidInput, MissingDependency, NotFound, exit_code_for
 from iotctl.stack.procs import free_port
 
 LOCAL = {"iots6": {"hosts": {"box": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}
@@ -77,7 +77,7 @@ def test_a_failed_task_raises_with_the_host_the_task_and_the_message(tmp_path):
         deploy_ansible.run_playbook(LOCAL, project=project)
     assert "`box`" in str(caught.value) and "`Refuse to go on`" in str(caught.value)
     assert "the disk is full" in str(caught.value)
-    assert caught.value.exit_code == 1
+    assert exit_code_for(caught.value) == 1
     assert caught.value.result.hosts["box"].failed == 1
 
 
@@ -104,7 +104,7 @@ def test_an_unreachable_host_raises_host_unreachable(tmp_path):
     }
     with pytest.raises(deploy_ansible.HostUnreachable, match="`gone` is unreachable") as caught:
         deploy_ansible.run_playbook(inventory, project=project)
-    assert caught.value.exit_code == 4
+    assert exit_code_for(caught.value) == 4
 
 
 def test_missing_inventory_file_and_playbook_are_clear_errors(tmp_path):

@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from iotctl import contract
 from iotctl.cli.main import app
+from iots6_platform.core import contract
 from tests.infra.vmhost import ENV
 
 # The first test may pay for the session's converged host (boot, two converges: minutes, not seconds).

@@ -159,6 +159,13 @@ def test_every_consumed_secret_comes_from_key_vault(rendered, env):
                     consumed.add(var["valueFrom"]["secretKeyRef"]["name"])
     for ingress in _by(docs, "Ingress").values():
         consumed |= {t["secretName"] for t in ingress["spec"].get("tls", [])}
+    published = {
+        (p["path"], p["pathType"])
+        for rule in _by(docs, "Ingress")["iots6-config-server"]["spec"]["rules"]
+        for p in rule["http"]["paths"]
+    }
+    # what the VM's nginx publishes too: never /metrics, never a catch-all
+    assert published == {("/v1/", "Prefix"), ("/openapi.json", "Exact"), ("/healthz", "Exact")}, published
     externals = _by(docs, "ExternalSecret")
     assert consumed == {e["spec"]["target"]["name"] for e in externals.values()}
     remote = {item["remoteRef"]["key"] for e in externals.values() for item in e["spec"]["data"]}
@@ -250,7 +257,9 @@ def test_migrations_run_before_the_services_roll(rendered, env):
     (job,) = _by(docs, "Job").values()
     notes = job["metadata"]["annotations"]
     assert notes["argocd.argoproj.io/hook"] == "Sync" and notes["helm.sh/hook"] == "post-install,pre-upgrade"
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "migrate"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert "args" not in container and "command" not in container, "the image's entry point is iots6-migrate"
+    assert {e["name"] for e in container["env"]} == {"MIGRATE_DATABASE_URL", "MIGRATE_DATABASE_PASSWORD_FILE"}
 
     def wave(d):
         return int(d["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))

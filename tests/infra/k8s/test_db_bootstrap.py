@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from iotctl.db import migrate
+from iots6_platform.core.db import migrate
 
 from .conftest import render_env
 

@@ -2,8 +2,9 @@
 
 modules/prometheus_alerts is evaluated by real Terraform (as the platform root calls it: thresholds from
 modules/environment_sizing for dev, staging and prod), and every metric name in every rule expression must be a
-sample name of the ingest's own registry (services/ingest/metrics.py) or the config server's
-(services/config_server/metrics.py). The sample names are derived from the registries' metric families the way
+sample name of the ingest's own registry (services/iots6_platform/ingest/metrics.py) or the config server's
+(services/iots6_platform/config_server/metrics.py). The sample names are derived from the registries' metric
+families the way
 prometheus_client exposes them: a counter ``x`` as ``x_total`` (and ``x_created``), a histogram ``h`` as
 ``h_bucket``/``h_count``/``h_sum``, a gauge as its name. Grouping labels other than ``namespace`` (added by the
 scrape) and ``le`` must be labels of the metric they aggregate.
@@ -99,7 +100,7 @@ def ingest_series() -> dict[str, set[str]]:
     """Sample name -> label names, from the ingest's registry."""
     from prometheus_client.metrics import MetricWrapperBase
 
-    from services.ingest import metrics
+    from iots6_platform.ingest import metrics
 
     return _series([c for c in vars(metrics).values() if isinstance(c, MetricWrapperBase)], metrics.REGISTRY)
 
@@ -108,16 +109,16 @@ def config_server_series() -> dict[str, set[str]]:
     """Sample name -> label names, from the config server's registry (one per app)."""
     from prometheus_client.metrics import MetricWrapperBase
 
-    from services.config_server.metrics import Metrics
+    from iots6_platform.config_server.metrics import Metrics
 
     metrics = Metrics()
     return _series([c for c in vars(metrics).values() if isinstance(c, MetricWrapperBase)], metrics.registry)
 
 
 # What a fresh config server worker exposes on /metrics under gunicorn (PROMETHEUS_MULTIPROC_DIR set before
-# prometheus_client loads, as services/config_server/__main__.py does), before any request.
+# prometheus_client loads, as services/iots6_platform/config_server/__main__.py does), before any request.
 _FRESH_CONFIG_SERVER = """
-from services.config_server.metrics import Metrics
+from iots6_platform.config_server.metrics import Metrics
 body, _ = Metrics().exposition()
 print(body.decode())
 """
@@ -183,7 +184,7 @@ def test_every_metric_exists_in_the_ingest_or_the_config_server(rule_groups):
 def test_absent_rules_watch_series_a_fresh_process_already_exposes(rule_groups, tmp_path):
     from prometheus_client import generate_latest
 
-    from services.ingest import metrics
+    from iots6_platform.ingest import metrics
 
     ingest = fresh_samples(generate_latest(metrics.REGISTRY).decode())
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))

@@ -125,8 +125,9 @@ seccompProfile:
 {{- end }}
 
 {{/*
-The ONE place each service's environment variables are spelled (DECISIONS.md §2): services/ingest/config.py,
-services/config_server/config.py and iotctl's IOTCTL_DATABASE_*. Secrets are files under /run/secrets/iots6.
+The ONE place each service's environment variables are spelled (DECISIONS.md §2), as defined in
+iots6_platform.core.settings (docs/settings.md; tests/unit/test_settings_agree.py checks these helpers against it).
+Secrets are files under /run/secrets/iots6.
 */}}
 {{- define "iots6.ingest.env" -}}
 - name: INGEST_MQTT_HOST
@@ -193,8 +194,8 @@ services/config_server/config.py and iotctl's IOTCTL_DATABASE_*. Secrets are fil
 {{- end }}
 
 {{- define "iots6.migrate.env" -}}
-- name: IOTCTL_DATABASE_URL
+- name: MIGRATE_DATABASE_URL
   value: {{ include "iots6.databaseUrl" . | quote }}
-- name: IOTCTL_DATABASE_PASSWORD_FILE
+- name: MIGRATE_DATABASE_PASSWORD_FILE
   value: /run/secrets/iots6/db-app-password
 {{- end }}

@@ -1,5 +1,5 @@
 locals {
-  # Metric names are the ones services/ingest/metrics.py and services/config_server/metrics.py export
+  # Metric names are the ones services/iots6_platform/ingest/metrics.py and services/iots6_platform/config_server/metrics.py export
   # (prometheus_client appends `_total` to counters and `_bucket` to histogram buckets);
   # tests/infra/terraform/test_alert_rules.py checks every name used here against the services' real registries.
   # The `namespace` label comes from the scrape (the chart's PodMonitors label every series with its pod's

@@ -25,7 +25,7 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'db_name', :'app_user')
 \connect :"db_name"
 -- TimescaleDB where the server offers it (Flexible Server: allow-listed in azure.extensions and preloaded; the
 -- in-cluster image: always). Only an administrator may create it there; the migrations then find it installed
--- and pick their edition (iotctl/db/migrate.py).
+-- and pick their edition (services/iots6_platform/core/db/migrate.py).
 SELECT 'CREATE EXTENSION IF NOT EXISTS timescaledb'
  WHERE EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
    AND current_setting('shared_preload_libraries') LIKE '%timescaledb%' \gexec
