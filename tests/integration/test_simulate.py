@@ -124,19 +124,21 @@ def test_fleet_of_50_every_published_reading_stored_once(site, database):
 def test_broker_outage_readings_buffered_then_delivered_in_order_once(site, database):
     broker, env, ingest = site
     settings = load_settings(environ=env)
-    fleet = Fleet(settings, 10, rate=1.0, prefix="outage", seed=11).start()
+    # 4 readings a second and an 8 s outage: each node buffers ~32 readings, and the firmware's MQTT backoff
+    # (2, 4, 8 s ±25 %: the third try comes 10.5-17.5 s after the drop) reconnects within ~10 s of the return.
+    fleet = Fleet(settings, 10, rate=4.0, prefix="outage", seed=11).start()
     try:
         wait_until(lambda: fleet.totals()["online"] == 10, 15, 0.2, "10 nodes online")
-        time.sleep(4)
+        time.sleep(2)
         broker.stop()
         down_at = datetime.now().astimezone()
         wait_until(lambda: fleet.totals()["buffered"] >= 10, 10, 0.2, "readings buffered on flash")
-        time.sleep(30)
+        time.sleep(8)
         buffered = {r.device_id: r.buffered for r in (n.report() for n in fleet.nodes)}
-        assert all(b >= 25 for b in buffered.values()), buffered
+        assert all(b >= 20 for b in buffered.values()), buffered
         up_at = datetime.now().astimezone()  # from here on the broker is coming back
         broker.start()
-        # The firmware reconnects after its own backoff (up to ~40 s after a 30 s outage), then replays.
+        # The firmware reconnects after its own backoff, then replays.
         wait_until(
             lambda: (t := fleet.totals())["online"] == 10 and t["buffered"] == 0,
             90,
@@ -163,7 +165,7 @@ def test_broker_outage_readings_buffered_then_delivered_in_order_once(site, data
         per_device.setdefault(device_id, []).append((seq, ts, received))
     assert set(per_device) == set(expected)
     for device_id, window in per_device.items():
-        assert len(window) >= 25, (device_id, len(window))  # ~1 reading per second of the outage
+        assert len(window) >= 20, (device_id, len(window))  # ~4 readings per second of the outage
         assert all(received > up_at for _, _, received in window), device_id  # stored after the return
         times = [ts for _, ts, _ in window]
         assert times == sorted(times), device_id  # original timestamps, in seq order

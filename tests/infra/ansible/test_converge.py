@@ -1,16 +1,18 @@
 """The playbook converges a booted Debian 12 for real, and the platform it leaves behind works end to end.
 
-One container per module (conftest.py): ``iotctl.deploy.ansible.converge`` probes it, builds the application
-bundle for its platform, runs site.yml; a second run must change nothing. Then, from this machine (the
+The host is the session's ``converged_host`` (tests/infra/vmhost.py), shared with test_vm_host.py: a booted
+Debian with an Azure-like admin login over SSH (sudo), converged by ``iotctl.deploy.ansible.converge`` (probe,
+bundle, site.yml) and then by ``iotctl deploy vm --host``, which must change nothing. Then, from this machine (the
 container shares its network): the VM is registered as an iotctl environment, `iotctl device provision --env`
 makes devices through the broker's dynamic security over TLS, a device publishes over TLS and its reading lands
 in the container's database; anonymous and cross-device publishes land nothing; the config
 server answers over HTTPS on the proxy with the device's token; services are active, hardened and own-user;
 secrets are 0600 root files and appear nowhere else; a backup runs and restores; the firewall ruleset loads and
 filters in a network namespace of its own (the container's would be this machine's: the role is told not to load
-it there). Grafana and TimescaleDB are off: their apt repositories cannot be reached from here.
+it there); rotated secrets are applied by a re-run. Grafana and TimescaleDB are off: their apt repositories cannot
+be reached from here.
 
-Timings (rootfs, boot, bundle, first and second run) go to test-artifacts/ansible-converge.json.
+Timings (rootfs, boot, SSH, both converges) go to test-artifacts/vm-host.json.
 """
 
 from __future__ import annotations
@@ -30,18 +32,14 @@ import psycopg
 import pytest
 
 from iotctl import environments
-from iotctl.deploy import ansible as deploy_ansible
-from iotctl.deploy.bundle import build_bundle
-from iotctl.deploy.secrets import PASSWORDS, ensure_secrets
+from iotctl.deploy.secrets import PASSWORDS
 from iotctl.environments import register_environment
-from iotctl.stack.procs import free_ports
 from iots6_platform.core import contract
+from tests.infra.vmhost import ConvergedHost, changed_tasks
 
-# The first test also pays for the module's fixture (boot, two converge runs: minutes, not seconds).
+# The first test also pays for the session's converged host (boot, two converges: minutes, not seconds).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parents[3]
-ARTIFACTS = REPO / "test-artifacts"
 BASE = "iots6"
 SERVICES = [
     "mosquitto.service",
@@ -55,24 +53,22 @@ SERVICES = [
 
 
 class Converged:
-    def __init__(self, vm, secrets: Path, ports: dict[str, int], first, second, second_changed, timings, artifacts):
-        self.inventory: dict = {}
-        self.extravars: dict = {}
-        self.vm = vm
-        self.secrets = secrets
-        self.ports = ports
-        self.first = first
-        self.second = second
-        self.second_changed = second_changed
-        self.timings = timings
-        self.artifacts = artifacts
+    """The session's host, seen from this module: psycopg to its database as the application's owner."""
+
+    def __init__(self, host: ConvergedHost):
+        self.host = host
+        self.vm = host.vm
+        self.secrets = host.secrets
+        self.ports = host.ports
+        self.inventory = host.inventory
+        self.extravars = host.extravars
 
     def secret(self, name: str) -> str:
-        return (self.secrets / name).read_text().strip()
+        return self.host.secret(name)
 
     @property
     def ca(self) -> str:
-        return str(self.secrets / "tls-ca-crt")
+        return self.host.ca
 
     def db(self) -> psycopg.Connection:
         return psycopg.connect(
@@ -86,83 +82,12 @@ class Converged:
 
     def psql(self, sql: str, database: str = "iots6") -> str:
         """A query run inside the container as the postgres superuser (peer authentication on the socket)."""
-        argv = ["runuser", "-u", "postgres", "--", "psql", "-p", str(self.ports["pg"]), "-d", database]
-        return self.vm.run([*argv, "-Atc", sql]).stdout.strip()
+        return self.host.psql(sql, database)
 
 
 @pytest.fixture(scope="module")
-def converged(debian_vm, tmp_path_factory) -> Converged:
-    work = tmp_path_factory.mktemp("converge")
-    timings: dict[str, float] = {}
-    started = time.monotonic()
-    secrets = work / "secrets"
-    ensure_secrets(secrets, dns_names=["localhost"], ip_addresses=["127.0.0.1"])
-    ports = dict(zip(["tls", "local", "pg", "config", "ingest", "https"], free_ports(6), strict=True))
-    inventory = {
-        "iots6": {
-            "hosts": {
-                "vm": {
-                    "ansible_connection": "community.docker.nsenter",
-                    "ansible_nsenter_pid": debian_vm.pid,
-                    # nsenter is root already; `su` (root to root, no password) still runs the become path.
-                    "ansible_become_method": "su",
-                    "ansible_python_interpreter": "/usr/bin/python3",
-                }
-            }
-        }
-    }
-    extravars = {
-        "iots6_server_name": "localhost",
-        # The container shares this machine's network namespace: never load its firewall here.
-        "iots6_firewall_active": False,
-        "iots6_operator_sources": ["127.0.0.1/32"],
-        # Their apt repositories are unreachable from here.
-        "iots6_grafana_enabled": False,
-        "iots6_postgresql_timescaledb_enabled": False,
-        # Free ports, so the services clash neither with this machine's nor with parallel tests'.
-        "iots6_mosquitto_tls_port": ports["tls"],
-        "iots6_mosquitto_local_port": ports["local"],
-        "iots6_postgresql_port": ports["pg"],
-        "iots6_config_server_port": ports["config"],
-        "iots6_ingest_http_port": ports["ingest"],
-        "iots6_proxy_https_port": ports["https"],
-    }
-    artifacts = work / "artifacts"
-
-    t = time.monotonic()
-    platforms = deploy_ansible.probe_platforms(inventory)
-    bundles = {p.key: str(build_bundle(p, work / "bundles")) for p in set(platforms.values())}
-    timings["probe_and_bundle_s"] = time.monotonic() - t
-    extravars |= {"iots6_secrets_dir": str(secrets), "iots6_app_bundles": bundles}
-
-    t = time.monotonic()
-    first = deploy_ansible.run_playbook(inventory, extravars=extravars, artifact_dir=artifacts / "first")
-    timings["first_run_s"] = time.monotonic() - t
-
-    changed: list[str] = []
-
-    def note(event: deploy_ansible.TaskEvent) -> None:
-        if event.status == "changed":
-            changed.append(event.task)
-
-    t = time.monotonic()
-    second = deploy_ansible.run_playbook(
-        inventory, extravars=extravars, artifact_dir=artifacts / "second", on_event=note
-    )
-    timings["second_run_s"] = time.monotonic() - t
-    timings["fixture_total_s"] = time.monotonic() - started
-    record = {
-        "first_run": {"seconds": round(timings["first_run_s"], 1), **first.as_dict()["hosts"]["vm"]},
-        "second_run": {"seconds": round(timings["second_run_s"], 1), **second.as_dict()["hosts"]["vm"]},
-        "probe_and_bundle_s": round(timings["probe_and_bundle_s"], 1),
-        "platforms": sorted(bundles),
-    }
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "ansible-converge.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nansible converge timings: {json.dumps(record)}")
-    converged = Converged(debian_vm, secrets, ports, first, second, changed, timings, artifacts)
-    converged.inventory, converged.extravars = inventory, extravars
-    return converged
+def converged(converged_host) -> Converged:
+    return Converged(converged_host)
 
 
 # -- MQTT helpers (paho 2, TLS verified against the environment's CA) ---------------------------------------------
@@ -278,15 +203,18 @@ def devices(converged, tmp_path_factory) -> dict[str, tuple[str, str]]:
 
 
 def test_first_run_converges_and_second_run_changes_nothing(converged):
-    assert converged.first.succeeded and converged.first.changed > 0, converged.first.as_dict()
-    assert converged.second.succeeded, converged.second.as_dict()
-    assert converged.second.changed == 0, f"tasks that changed on the second run: {converged.second_changed}"
-    assert converged.second.hosts["vm"].failed == 0
+    first, deploy = converged.host.first, converged.host.deploy
+    assert first.succeeded and first.changed > 0, first.as_dict()
+    # The second run is `iotctl deploy vm --host` on the converged host.
+    assert deploy["playbook"]["status"] == "successful", deploy["playbook"]
+    changed = converged.host.deploy_changed_tasks
+    assert deploy["playbook"]["changed"] == 0, f"tasks that changed on the second run: {changed}"
+    assert deploy["playbook"]["hosts"]["vm"]["failed"] == 0
 
 
 def test_runs_print_no_warning_or_deprecation(converged):
-    output = "".join(p.read_text() for p in converged.artifacts.rglob("stdout"))
-    assert "PLAY RECAP" in output
+    output = converged.host.ansible_output()
+    assert output.count("PLAY RECAP") >= 2, "Ansible's output of both converges was not captured"
     warnings = sorted({line for line in output.splitlines() if "WARNING" in line})
     assert not warnings, warnings
 
@@ -347,8 +275,8 @@ def test_secrets_are_root_only_files_and_appear_nowhere_else(converged):
         ],
         check=False,
     ).stdout
-    logged = "".join(p.read_text(errors="replace") for p in converged.artifacts.rglob("*") if p.is_file())
-    assert logged, "no Ansible artifacts were written"
+    logged = "".join(p.read_text(errors="replace") for p in converged.host.artifacts.rglob("*") if p.is_file())
+    assert "PLAY RECAP" in logged, "no Ansible artifacts were written"
     for name, value in values.items():
         assert value not in places, f"{name} leaked into a file, a command line or an environment"
         assert value not in logged, f"{name} leaked into Ansible's output"
@@ -495,15 +423,13 @@ def test_rotated_secrets_are_applied_by_a_rerun(converged, devices):
     for name in ("mqtt-ingest-password", "postgres-app-password"):
         path = converged.secrets / name
         path.write_text(uuid.uuid4().hex + "\n")
-    changed: list[str] = []
+    # The documented rotation (docs/deploy-vm.md): the same `iotctl deploy vm`, which also re-registers the
+    # environment with the new credentials (test_vm_host.py goes on using it).
     t = time.monotonic()
-    result = deploy_ansible.run_playbook(
-        converged.inventory,
-        extravars=converged.extravars,
-        on_event=lambda e: changed.append(e.task) if e.status == "changed" else None,
-    )
+    result = converged.host.redeploy("rotation", "--skip-check", "--json")
+    changed = changed_tasks(result.output)
     print(f"\nrotation run: {time.monotonic() - t:.1f} s, changed: {changed}")
-    assert result.succeeded
+    assert json.loads(result.stdout)["playbook"]["status"] == "successful"
     assert "Create the service clients with their passwords and roles" in changed
     assert "Create the application's owner role" in changed
     assert {"Restart the ingest", "Restart the config server"} <= set(changed)
